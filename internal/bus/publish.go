@@ -1,0 +1,107 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evidencepipeline/evidence/internal/ce"
+)
+
+// Published is the outcome of publishing one event.
+type Published struct {
+	// Seq is the event's stream sequence (for a duplicate: the sequence of
+	// the copy stored first).
+	Seq uint64
+	// Duplicate is set when the stream already held this event.
+	Duplicate bool
+	// Err is set when JetStream did not acknowledge the event.
+	Err error
+}
+
+// Publisher publishes events to the event stream and waits for
+// JetStream's acknowledgements.
+type Publisher struct {
+	js jetstream.JetStream
+}
+
+// NewPublisher returns a publisher on js.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+
+// Message is the NATS message that carries an event: its canonical JSON,
+// with the de-duplication id derived from source and id.
+func Message(e *ce.Event) *nats.Msg {
+	m := nats.NewMsg(Subject(e.Type))
+	m.Data = e.MarshalCanonical()
+	m.Header.Set(HeaderContentType, "application/cloudevents+json")
+	m.Header.Set(jetstream.MsgIDHeader, e.MsgID())
+	return m
+}
+
+// Publish publishes the events concurrently and returns one result per
+// event, in order, once every acknowledgement (or error) is in. It returns
+// an error only when ctx ends first; per-event failures are in the results.
+func (p *Publisher) Publish(ctx context.Context, events []*ce.Event) ([]Published, error) {
+	out := make([]Published, len(events))
+	futures := make([]jetstream.PubAckFuture, len(events))
+	for i, e := range events {
+		f, err := p.js.PublishMsgAsync(Message(e))
+		if err != nil {
+			out[i].Err = fmt.Errorf("publish: %w", err)
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			out[i] = Published{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		case err := <-f.Err():
+			out[i].Err = fmt.Errorf("not acknowledged by JetStream: %w", err)
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// DeadLetter stores a message that a stage could not process in the
+// dead-letter stream, with the reason, and waits for the acknowledgement.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, stage string, orig jetstream.Msg, reason string) error {
+	m := nats.NewMsg("evidence.dlq." + stage)
+	m.Data = orig.Data()
+	for k, v := range orig.Headers() {
+		m.Header[k] = v
+	}
+	m.Header.Del(jetstream.MsgIDHeader)
+	m.Header.Set(HeaderDLQStage, stage)
+	m.Header.Set(HeaderDLQReason, reason)
+	m.Header.Set(HeaderDLQOriginalSub, orig.Subject())
+	if md, err := orig.Metadata(); err == nil {
+		m.Header.Set(HeaderDLQOriginalSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+		m.Header.Set(HeaderDLQTime, md.Timestamp.UTC().Format("2006-01-02T15:04:05.000000000Z07:00"))
+	}
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("dead-letter to %s: %w", m.Subject, err)
+	}
+	return nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < -1 || p > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", port)
+	}
+	return host, p, nil
+}
