@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 )
@@ -175,6 +176,13 @@ func collect(e *jsonschema.ValidationError, into *[]Problem) {
 		p := "data"
 		if len(e.InstanceLocation) > 0 {
 			p += "/" + strings.Join(e.InstanceLocation, "/")
+		}
+		// A missing property is named by its own path, one problem each.
+		if req, ok := e.ErrorKind.(*kind.Required); ok {
+			for _, name := range req.Missing {
+				*into = append(*into, Problem{Path: p + "/" + name, Message: "required property is missing"})
+			}
+			return
 		}
 		*into = append(*into, Problem{Path: p, Message: e.ErrorKind.LocalizedString(printer)})
 		return
