@@ -1,0 +1,162 @@
+// Package api is evidenced's HTTP API: the CloudEvents receiver
+// (POST /v1/events), the webhook endpoints, health (/healthz, /readyz) and
+// Prometheus metrics (/metrics), behind bearer-token access control with
+// roles.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/evidencepipeline/evidence/internal/auth"
+	"github.com/evidencepipeline/evidence/internal/metrics"
+	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/schemas"
+)
+
+// Check is one readiness check: nil when the dependency is usable.
+type Check func(ctx context.Context) error
+
+// Config is what the server is built from.
+type Config struct {
+	// Publisher stores accepted events (bus.Publisher).
+	Publisher webhook.Publisher
+	// Catalog validates the data of catalog event types.
+	Catalog *schemas.Catalog
+	// Tokens is the access control; nil means open access (evidenced then
+	// listens on loopback only).
+	Tokens *auth.Tokens
+	// MaxBodyBytes limits request bodies (default 10 MiB).
+	MaxBodyBytes int64
+	// Required checks make /readyz fail; Informative ones are reported in
+	// its body only (ClickHouse: ingestion works without it).
+	Required    map[string]Check
+	Informative map[string]Check
+	// Gatherer serves /metrics (default: prometheus.DefaultGatherer).
+	Gatherer prometheus.Gatherer
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	log     *slog.Logger
+	receive *metrics.Stage
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 10 << 20
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.DefaultGatherer
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Log, receive: cfg.Metrics.Stage("receiver")}
+	s.Handle("POST /v1/events", auth.Producer, http.HandlerFunc(s.postEvents))
+	s.Handle("GET /healthz", auth.None, http.HandlerFunc(s.healthz))
+	s.Handle("GET /readyz", auth.None, http.HandlerFunc(s.readyz))
+	s.Handle("GET /metrics", auth.None, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	return s
+}
+
+// Handle adds a route that requires role (auth.None: open).
+func (s *Server) Handle(pattern string, role auth.Role, h http.Handler) {
+	s.mux.Handle(pattern, s.authorize(role, h))
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type identityKey struct{}
+
+// IdentityOf is the authenticated caller of a request (zero when access is
+// open or the route is open).
+func IdentityOf(ctx context.Context) auth.Identity {
+	id, _ := ctx.Value(identityKey{}).(auth.Identity)
+	return id
+}
+
+func (s *Server) authorize(role auth.Role, h http.Handler) http.Handler {
+	if role == auth.None {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Tokens == nil {
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, auth.Identity{Name: "local", Role: auth.Admin})))
+			return
+		}
+		id, err := s.cfg.Tokens.Authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="evidence"`)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		if !id.Allows(role) {
+			writeError(w, http.StatusForbidden, "token "+id.Name+" has role "+string(id.Role)+"; this endpoint needs role "+string(role))
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	out := map[string]string{}
+	ready := true
+	run := func(checks map[string]Check, required bool) {
+		for name, c := range checks {
+			if err := c(ctx); err != nil {
+				out[name] = "unavailable: " + err.Error()
+				if required {
+					ready = false
+				}
+				continue
+			}
+			out[name] = "ok"
+		}
+	}
+	run(s.cfg.Required, true)
+	run(s.cfg.Informative, false)
+	code := http.StatusOK
+	out["status"] = "ready"
+	if !ready {
+		code, out["status"] = http.StatusServiceUnavailable, "not ready"
+	}
+	writeJSON(w, code, out)
+}
+
+// ErrorBody is the JSON body of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, ErrorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
+		return
+	}
+}

@@ -1,0 +1,289 @@
+// Package config is evidenced's configuration: a plain struct with
+// documented fields, filled from flags, each flag with an environment
+// variable (the flag wins), then defaults, then Validate with messages that
+// name the bad flag and its variable.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evidencepipeline/evidence/internal/store"
+)
+
+// Config is evidenced's configuration.
+type Config struct {
+	// HTTPAddr is where the HTTP API listens.
+	HTTPAddr string
+	// DataDir holds the embedded NATS store (and other local state).
+	DataDir string
+	// NATSURL is an external NATS server; empty runs an embedded one.
+	NATSURL string
+	// NATSListen, with the embedded server, is where it accepts NATS
+	// clients (for producers that publish directly); empty: in-process
+	// only.
+	NATSListen string
+	// ClickHouseURL is clickhouse://[user[:password]@]host[:port]/database.
+	ClickHouseURL string
+	// TokensFile is the bearer-token file; without it the API is open and
+	// must listen on loopback.
+	TokensFile string
+	// MaxBodyBytes limits request bodies.
+	MaxBodyBytes int64
+	// StreamMaxAge bounds how long events stay in JetStream.
+	StreamMaxAge time.Duration
+	// DedupeWindow is JetStream's duplicate window for retried posts.
+	DedupeWindow time.Duration
+	// Archive runs the archive stage in this process.
+	Archive bool
+	// ArchiveBatchSize and ArchiveFlushInterval tune the archive.
+	ArchiveBatchSize     int
+	ArchiveFlushInterval time.Duration
+	// ShutdownTimeout bounds the drain at SIGTERM.
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error; LogFormat text or json.
+	LogLevel  string
+	LogFormat string
+	// Webhook secrets; an empty one refuses that webhook's deliveries.
+	GitHubSecret     string
+	GitLabToken      string
+	JiraSecret       string
+	ServiceNowSecret string
+}
+
+// Flag describes one setting: its flag, environment variable and default.
+type Flag struct {
+	Name, Env, Default, Usage string
+	// Secret values are not shown in usage or logs.
+	Secret bool
+	set    func(string) error
+}
+
+func (c *Config) flags() []Flag {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration (like 30s, 10m, 720h): %q", v)
+			}
+			*p = d
+			return nil
+		}
+	}
+	num := func(p *int64) func(string) error {
+		return func(v string) error {
+			n, err := parseSize(v)
+			*p = n
+			return err
+		}
+	}
+	inum := func(p *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not an integer: %q", v)
+			}
+			*p = n
+			return nil
+		}
+	}
+	boolean := func(p *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not a boolean (true or false): %q", v)
+			}
+			*p = b
+			return nil
+		}
+	}
+	return []Flag{
+		{Name: "http-addr", Env: "EVIDENCE_HTTP_ADDR", Default: "127.0.0.1:8080", Usage: "address of the HTTP API", set: str(&c.HTTPAddr)},
+		{Name: "data-dir", Env: "EVIDENCE_DATA_DIR", Default: "./data", Usage: "directory of local state (the embedded NATS store)", set: str(&c.DataDir)},
+		{Name: "nats-url", Env: "EVIDENCE_NATS_URL", Default: "", Usage: "external NATS server URL; empty runs an embedded NATS with JetStream", set: str(&c.NATSURL)},
+		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on; empty: in-process only", set: str(&c.NATSListen)},
+		{Name: "clickhouse-url", Env: "EVIDENCE_CLICKHOUSE_URL", Default: "clickhouse://127.0.0.1:9000/evidence", Usage: "ClickHouse, native protocol: clickhouse://[user[:password]@]host[:port]/database", Secret: true, set: str(&c.ClickHouseURL)},
+		{Name: "tokens-file", Env: "EVIDENCE_TOKENS_FILE", Default: "", Usage: "bearer tokens (ROLE SHA256 NAME per line); without it the API is open and listens on loopback only", set: str(&c.TokensFile)},
+		{Name: "max-body-bytes", Env: "EVIDENCE_MAX_BODY_BYTES", Default: "10MiB", Usage: "largest request body (bytes, or with KiB/MiB)", set: num(&c.MaxBodyBytes)},
+		{Name: "stream-max-age", Env: "EVIDENCE_STREAM_MAX_AGE", Default: "720h", Usage: "how long events stay in JetStream (0: forever); the archive must catch up within it", set: dur(&c.StreamMaxAge)},
+		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
+		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
+		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
+		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
+		{Name: "shutdown-timeout", Env: "EVIDENCE_SHUTDOWN_TIMEOUT", Default: "30s", Usage: "how long SIGTERM waits for in-flight work", set: dur(&c.ShutdownTimeout)},
+		{Name: "log-level", Env: "EVIDENCE_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error", set: str(&c.LogLevel)},
+		{Name: "log-format", Env: "EVIDENCE_LOG_FORMAT", Default: "text", Usage: "text or json", set: str(&c.LogFormat)},
+		{Name: "github-secret", Env: "EVIDENCE_GITHUB_SECRET", Usage: "GitHub webhook secret", Secret: true, set: str(&c.GitHubSecret)},
+		{Name: "gitlab-token", Env: "EVIDENCE_GITLAB_TOKEN", Usage: "GitLab webhook secret token", Secret: true, set: str(&c.GitLabToken)},
+		{Name: "jira-secret", Env: "EVIDENCE_JIRA_SECRET", Usage: "Jira webhook secret", Secret: true, set: str(&c.JiraSecret)},
+		{Name: "servicenow-secret", Env: "EVIDENCE_SERVICENOW_SECRET", Usage: "ServiceNow webhook secret", Secret: true, set: str(&c.ServiceNowSecret)},
+	}
+}
+
+// FieldError is a bad setting, named by flag and environment variable.
+type FieldError struct {
+	Flag, Env string
+	Err       error
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("--%s (%s): %v", e.Flag, e.Env, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Parse fills a Config from args and the environment (getenv), flag over
+// variable over default.
+func Parse(name string, args []string, getenv func(string) string) (*Config, *flag.FlagSet, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	flags := c.flags()
+	byName := map[string]*Flag{}
+	for i := range flags {
+		f := &flags[i]
+		byName[f.Name] = f
+		def := f.Default
+		if f.Secret {
+			def = ""
+		}
+		usage := f.Usage + " (env " + f.Env + ")"
+		fs.Func(f.Name, usage, func(v string) error { return f.set(v) })
+		if def != "" {
+			// Show the default in -help the flag package's way.
+			fs.Lookup(f.Name).DefValue = def
+		}
+	}
+	// Defaults, then the environment, then the flags.
+	for _, f := range flags {
+		if err := f.set(f.Default); err != nil && f.Default != "" {
+			panic(fmt.Sprintf("default of --%s: %v", f.Name, err))
+		}
+	}
+	for _, f := range flags {
+		if v := getenv(f.Env); v != "" {
+			if err := f.set(v); err != nil {
+				return nil, fs, &FieldError{Flag: f.Name, Env: f.Env, Err: err}
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		// The flag package names the flag; add the variable.
+		for n, f := range byName {
+			if strings.Contains(err.Error(), "-"+n+":") || strings.Contains(err.Error(), "-"+n+" ") {
+				return nil, fs, &FieldError{Flag: n, Env: f.Env, Err: err}
+			}
+		}
+		return nil, fs, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, fs, c.Validate()
+}
+
+// Validate checks every field and returns the first problem, naming the
+// flag and its variable.
+func (c *Config) Validate() error {
+	bad := func(flag, env, format string, a ...any) error {
+		return &FieldError{Flag: flag, Env: env, Err: fmt.Errorf(format, a...)}
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return bad("http-addr", "EVIDENCE_HTTP_ADDR", "want host:port, got %q", c.HTTPAddr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return bad("http-addr", "EVIDENCE_HTTP_ADDR", "bad port %q", port)
+	}
+	if c.TokensFile == "" && !IsLoopback(host) {
+		return bad("http-addr", "EVIDENCE_HTTP_ADDR",
+			"%q is not a loopback address: without --tokens-file the API is open, so it listens on loopback only (127.0.0.1, ::1, localhost); give a tokens file to listen on %s", c.HTTPAddr, host)
+	}
+	if c.TokensFile != "" {
+		if _, err := os.Stat(c.TokensFile); err != nil {
+			return bad("tokens-file", "EVIDENCE_TOKENS_FILE", "%v", err)
+		}
+	}
+	if c.NATSURL == "" && c.DataDir == "" {
+		return bad("data-dir", "EVIDENCE_DATA_DIR", "required with the embedded NATS")
+	}
+	if c.NATSURL != "" {
+		if !strings.Contains(c.NATSURL, "://") {
+			return bad("nats-url", "EVIDENCE_NATS_URL", "want nats://host:port, got %q", c.NATSURL)
+		}
+		if c.NATSListen != "" {
+			return bad("nats-listen", "EVIDENCE_NATS_LISTEN", "only applies to the embedded NATS, but --nats-url is set")
+		}
+	}
+	if c.NATSListen != "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			return bad("nats-listen", "EVIDENCE_NATS_LISTEN", "want host:port, got %q", c.NATSListen)
+		}
+	}
+	if _, err := store.ParseURL(c.ClickHouseURL); err != nil {
+		return bad("clickhouse-url", "EVIDENCE_CLICKHOUSE_URL", "%v", err)
+	}
+	if c.MaxBodyBytes < 1024 {
+		return bad("max-body-bytes", "EVIDENCE_MAX_BODY_BYTES", "at least 1KiB, got %d", c.MaxBodyBytes)
+	}
+	if c.StreamMaxAge < 0 {
+		return bad("stream-max-age", "EVIDENCE_STREAM_MAX_AGE", "must not be negative")
+	}
+	if c.DedupeWindow <= 0 {
+		return bad("dedupe-window", "EVIDENCE_DEDUPE_WINDOW", "must be positive")
+	}
+	if c.StreamMaxAge > 0 && c.DedupeWindow > c.StreamMaxAge {
+		return bad("dedupe-window", "EVIDENCE_DEDUPE_WINDOW", "%s is longer than --stream-max-age %s", c.DedupeWindow, c.StreamMaxAge)
+	}
+	if c.ArchiveBatchSize < 1 || c.ArchiveBatchSize > 1_000_000 {
+		return bad("archive-batch-size", "EVIDENCE_ARCHIVE_BATCH_SIZE", "must be between 1 and 1000000, got %d", c.ArchiveBatchSize)
+	}
+	if c.ArchiveFlushInterval <= 0 {
+		return bad("archive-flush-interval", "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", "must be positive")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return bad("shutdown-timeout", "EVIDENCE_SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log-level", "EVIDENCE_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return bad("log-format", "EVIDENCE_LOG_FORMAT", "want text or json, got %q", c.LogFormat)
+	}
+	return nil
+}
+
+// IsLoopback reports whether host is a loopback name or address.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	s := strings.TrimSpace(v)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1000, "MB": 1000 * 1000, "GB": 1000 * 1000 * 1000} {
+		if strings.HasSuffix(s, suffix) {
+			mult, s = m, strings.TrimSuffix(s, suffix)
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size (like 1048576, 512KiB or 10MiB): %q", v)
+	}
+	return n * mult, nil
+}

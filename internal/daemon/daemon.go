@@ -1,0 +1,288 @@
+// Package daemon wires evidenced together: NATS (embedded or external) and
+// its streams, the HTTP API, and the archive, with a graceful shutdown that
+// drains in-flight work. cmd/evidenced only parses flags and calls Start.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/auth"
+	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/config"
+	"github.com/evidencepipeline/evidence/internal/metrics"
+	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/processors/archive"
+	"github.com/evidencepipeline/evidence/schemas"
+)
+
+// Daemon is a running evidenced.
+type Daemon struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	embedded *bus.Embedded
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	http     *http.Server
+	listener net.Listener
+	// Registry holds the daemon's Prometheus metrics.
+	Registry *prometheus.Registry
+
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+	served   chan error
+
+	mu    sync.Mutex
+	store *store.Store
+}
+
+// Options are what tests and benchmarks add to a configuration.
+type Options struct {
+	// ArchiveHooks observe the archive.
+	ArchiveHooks archive.Hooks
+}
+
+// Start brings evidenced up and returns once it serves HTTP. The archive
+// waits in the background for ClickHouse; ingestion does not.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) (*Daemon, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{cfg: cfg, log: log, Registry: prometheus.NewRegistry(), served: make(chan error, 1)}
+	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(d.Registry)
+	ok := false
+	defer func() {
+		if !ok {
+			d.closeNATS()
+		}
+	}()
+
+	var tokens *auth.Tokens
+	if cfg.TokensFile != "" {
+		t, err := auth.Load(cfg.TokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		tokens = t
+		log.Info("access control on", "tokens", t.Len(), "file", cfg.TokensFile)
+	} else {
+		log.Warn("no --tokens-file: the API is open to anyone who can reach it, so it listens on loopback only", "http_addr", cfg.HTTPAddr)
+	}
+
+	if err := d.connectNATS(ctx); err != nil {
+		return nil, err
+	}
+	if err := bus.EnsureStreams(ctx, d.js, bus.StreamConfig{MaxAge: cfg.StreamMaxAge, Duplicates: cfg.DedupeWindow}); err != nil {
+		return nil, err
+	}
+	catalog, err := schemas.Load()
+	if err != nil {
+		return nil, fmt.Errorf("event catalog: %w", err)
+	}
+
+	srv := api.New(api.Config{
+		Publisher:    bus.NewPublisher(d.js),
+		Catalog:      catalog,
+		Tokens:       tokens,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Required: map[string]api.Check{"nats": func(ctx context.Context) error {
+			if st := d.nc.Status(); st != nats.CONNECTED {
+				return fmt.Errorf("connection %s", st)
+			}
+			_, err := d.js.Stream(ctx, bus.EventStream)
+			return err
+		}},
+		Informative: map[string]api.Check{"clickhouse": func(ctx context.Context) error {
+			st := d.Store()
+			if st == nil {
+				return errors.New("not connected yet")
+			}
+			return st.Ping(ctx)
+		}},
+		Gatherer: d.Registry,
+		Metrics:  m,
+		Log:      log,
+	})
+	registerWebhooks(srv, cfg, bus.NewPublisher(d.js), log, m)
+
+	l, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	d.listener = l
+	d.http = &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		err := d.http.Serve(l)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		d.served <- err
+	}()
+	log.Info("evidenced listening", "http", "http://"+l.Addr().String())
+
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.bgCancel = cancel
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		d.runStorage(bg, m, opts)
+	}()
+	ok = true
+	return d, nil
+}
+
+// Addr is the HTTP API's listening address.
+func (d *Daemon) Addr() string { return d.listener.Addr().String() }
+
+// JetStream is the daemon's JetStream context.
+func (d *Daemon) JetStream() jetstream.JetStream { return d.js }
+
+// Store is the ClickHouse store once connected, else nil.
+func (d *Daemon) Store() *store.Store {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.store
+}
+
+func (d *Daemon) connectNATS(ctx context.Context) error {
+	var err error
+	if d.cfg.NATSURL == "" {
+		dir := filepath.Join(d.cfg.DataDir, "nats")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		d.embedded, err = bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: dir, Listen: d.cfg.NATSListen, Log: d.log})
+		if err != nil {
+			return err
+		}
+		d.nc, err = d.embedded.Connect("evidenced")
+	} else {
+		d.nc, err = bus.Connect(ctx, d.cfg.NATSURL, "evidenced", d.log)
+	}
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	d.js, err = jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// runStorage connects to ClickHouse (retrying until it answers), applies
+// the migrations and runs the archive, restarting it after a failure.
+func (d *Daemon) runStorage(ctx context.Context, m *metrics.Metrics, opts Options) {
+	migrations, err := store.LoadMigrations(schemas.Migrations())
+	if err != nil {
+		d.log.Error("migrations", "err", err)
+		return
+	}
+	backoff := time.Second
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+			backoff = min(backoff*2, 30*time.Second)
+			return true
+		}
+	}
+	for {
+		st, err := store.Open(ctx, d.cfg.ClickHouseURL, d.log)
+		if err == nil {
+			if _, err = st.Migrate(ctx, migrations); err != nil {
+				st.Close()
+			}
+		}
+		if err == nil {
+			d.mu.Lock()
+			d.store = st
+			d.mu.Unlock()
+			d.log.Info("ClickHouse connected", "url", store.Redacted(d.cfg.ClickHouseURL))
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("ClickHouse unavailable; the archive waits (ingestion goes on)", "url", store.Redacted(d.cfg.ClickHouseURL), "err", err, "retry_in", backoff)
+		if !wait() {
+			return
+		}
+	}
+	if !d.cfg.Archive {
+		return
+	}
+	backoff = time.Second
+	for {
+		a := archive.New(d.js, d.Store(), archive.Config{BatchSize: d.cfg.ArchiveBatchSize, FlushInterval: d.cfg.ArchiveFlushInterval}, d.log, m, opts.ArchiveHooks)
+		err := a.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Error("archive stopped; restarting", "err", err, "retry_in", backoff)
+		if !wait() {
+			return
+		}
+	}
+}
+
+// Shutdown stops accepting requests, waits (up to the configured timeout,
+// or ctx) for those in flight to be answered, stops the archive after the
+// batch in hand, and closes NATS.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.ShutdownTimeout)
+	defer cancel()
+	d.log.Info("shutting down: draining in-flight requests")
+	err := d.http.Shutdown(ctx)
+	d.bgCancel()
+	done := make(chan struct{})
+	go func() { d.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, errors.New("archive did not stop in time; its batch will be replayed at next start"))
+	}
+	if st := d.Store(); st != nil {
+		st.Close()
+	}
+	d.closeNATS()
+	d.log.Info("stopped")
+	return err
+}
+
+// Served returns a channel that receives the HTTP server's exit.
+func (d *Daemon) Served() <-chan error { return d.served }
+
+func (d *Daemon) closeNATS() {
+	if d.nc != nil {
+		_ = d.nc.Drain()
+		for i := 0; i < 100 && !d.nc.IsClosed(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		d.nc.Close()
+	}
+	if d.embedded != nil {
+		d.embedded.Shutdown()
+	}
+}
