@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
@@ -151,7 +152,7 @@ func (c *Catalog) Validate(eventType string, data []byte) error {
 	if len(data) == 0 {
 		return &ValidationError{Type: eventType, Problems: []Problem{{Path: "data", Message: "required: events of this type carry JSON data"}}}
 	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	v, err := ce.DecodeAny(data)
 	if err != nil {
 		return &ValidationError{Type: eventType, Problems: []Problem{{Path: "data", Message: "not valid JSON: " + err.Error()}}}
 	}

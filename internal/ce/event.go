@@ -16,7 +16,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/url"
@@ -70,14 +69,12 @@ var reserved = map[string]bool{
 // ParseJSON parses one event in the CloudEvents JSON format
 // (application/cloudevents+json) and validates its attributes.
 func ParseJSON(b []byte) (*Event, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fieldErr("(event)", "not a JSON object: %v", jsonErrText(err))
+	var buf [16]member
+	ms, err := objectMembers(b, buf[:0])
+	if err != nil {
+		return nil, fieldErr("(event)", "not a JSON object: %v", err)
 	}
-	if m == nil {
-		return nil, fieldErr("(event)", "not a JSON object: null")
-	}
-	return fromMembers(m)
+	return fromMembers(ms)
 }
 
 // ParseBatch parses the CloudEvents JSON batch format
@@ -85,59 +82,79 @@ func ParseJSON(b []byte) (*Event, error) {
 // the raw entries so that the caller can report per entry; an error here
 // means the body as a whole is not an array.
 func ParseBatch(b []byte) ([]json.RawMessage, error) {
-	var entries []json.RawMessage
-	if err := json.Unmarshal(b, &entries); err != nil {
-		return nil, fieldErr("(batch)", "not a JSON array of events: %v", jsonErrText(err))
+	els, err := arrayElements(b)
+	if err != nil {
+		return nil, fieldErr("(batch)", "not a JSON array of events: %v", err)
 	}
-	return entries, nil
+	out := make([]json.RawMessage, len(els))
+	for i, e := range els {
+		out[i] = e
+	}
+	return out, nil
 }
 
-func jsonErrText(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("%s at byte %d", se.Error(), se.Offset)
-	}
-	return err.Error()
-}
-
-func fromMembers(m map[string]json.RawMessage) (*Event, error) {
+func fromMembers(ms []member) (*Event, error) {
 	e := &Event{}
-	str := func(name string, required bool) (string, *Error) {
-		raw, ok := m[name]
-		if !ok || isNull(raw) {
-			if required {
-				return "", fieldErr(name, "required attribute is missing")
+	var sv, tm string
+	var hasSV, hasID, hasSource, hasType bool
+	var data, b64 *member
+	for i := range ms {
+		m := &ms[i]
+		var dst *string
+		var has *bool
+		switch m.key {
+		case "specversion":
+			dst, has = &sv, &hasSV
+		case "id":
+			dst, has = &e.ID, &hasID
+		case "source":
+			dst, has = &e.Source, &hasSource
+		case "type":
+			dst, has = &e.Type, &hasType
+		case "subject":
+			dst = &e.Subject
+		case "time":
+			dst = &tm
+		case "datacontenttype":
+			dst = &e.DataContentType
+		case "dataschema":
+			dst = &e.DataSchema
+		case "data":
+			data = m
+			continue
+		case "data_base64":
+			b64 = m
+			continue
+		default:
+			if e.Extensions == nil {
+				e.Extensions = make(map[string]json.RawMessage)
 			}
-			return "", nil
+			e.Extensions[m.key] = m.val
+			continue
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", fieldErr(name, "must be a string, got %s", jsonKind(raw))
+		if isNull(m.val) {
+			continue
 		}
-		return s, nil
+		v, ok := stringValue(*m)
+		if !ok {
+			return nil, fieldErr(m.key, "must be a string, got %s", jsonKind(m.val))
+		}
+		*dst = v
+		if has != nil {
+			*has = true
+		}
 	}
-	sv, ferr := str("specversion", true)
-	if ferr != nil {
-		return nil, ferr
-	}
-	if sv != SpecVersion {
+	switch {
+	case !hasSV:
+		return nil, fieldErr("specversion", "required attribute is missing")
+	case sv != SpecVersion:
 		return nil, fieldErr("specversion", "unsupported version %q (only %q is accepted)", sv, SpecVersion)
-	}
-	var tm string
-	for _, f := range []struct {
-		name     string
-		required bool
-		dst      *string
-	}{
-		{"id", true, &e.ID}, {"source", true, &e.Source}, {"type", true, &e.Type},
-		{"subject", false, &e.Subject}, {"time", false, &tm},
-		{"datacontenttype", false, &e.DataContentType}, {"dataschema", false, &e.DataSchema},
-	} {
-		v, ferr := str(f.name, f.required)
-		if ferr != nil {
-			return nil, ferr
-		}
-		*f.dst = v
+	case !hasID:
+		return nil, fieldErr("id", "required attribute is missing")
+	case !hasSource:
+		return nil, fieldErr("source", "required attribute is missing")
+	case !hasType:
+		return nil, fieldErr("type", "required attribute is missing")
 	}
 	if tm != "" {
 		t, err := time.Parse(time.RFC3339Nano, tm)
@@ -146,34 +163,24 @@ func fromMembers(m map[string]json.RawMessage) (*Event, error) {
 		}
 		e.Time = t.UTC()
 	}
-	data, hasData := m["data"]
-	b64, hasB64 := m["data_base64"]
 	switch {
-	case hasData && hasB64:
+	case data != nil && b64 != nil:
 		return nil, fieldErr("data_base64", "must not be present together with data")
-	case hasB64 && !isNull(b64):
-		var s string
-		if err := json.Unmarshal(b64, &s); err != nil {
-			return nil, fieldErr("data_base64", "must be a string, got %s", jsonKind(b64))
+	case b64 != nil && !isNull(b64.val):
+		s, ok := stringValue(*b64)
+		if !ok {
+			return nil, fieldErr("data_base64", "must be a string, got %s", jsonKind(b64.val))
 		}
 		raw, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
 			return nil, fieldErr("data_base64", "not valid base64: %v", err)
 		}
 		e.Data, e.DataBase64 = raw, true
-	case hasData && !isNull(data):
-		e.Data = data
+	case data != nil && !isNull(data.val):
+		// Validated by the scanner already.
+		e.Data = data.val
 	}
-	for k, v := range m {
-		if reserved[k] {
-			continue
-		}
-		if e.Extensions == nil {
-			e.Extensions = make(map[string]json.RawMessage)
-		}
-		e.Extensions[k] = v
-	}
-	if err := e.Validate(); err != nil {
+	if err := e.validateAttributes(); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -204,9 +211,20 @@ func jsonKind(raw json.RawMessage) string {
 	}
 }
 
-// Validate checks the context attributes against CloudEvents 1.0. The first
-// problem found is returned as an *Error.
+// Validate checks the context attributes against CloudEvents 1.0, and that
+// JSON data is valid JSON. The first problem found is returned as an
+// *Error.
 func (e *Event) Validate() error {
+	if err := e.validateAttributes(); err != nil {
+		return err
+	}
+	if !e.DataBase64 && len(e.Data) > 0 && !Valid(e.Data) {
+		return fieldErr("data", "not valid JSON")
+	}
+	return nil
+}
+
+func (e *Event) validateAttributes() error {
 	if strings.TrimSpace(e.ID) == "" {
 		return fieldErr("id", "must be a non-empty string")
 	}
@@ -239,9 +257,6 @@ func (e *Event) Validate() error {
 		default:
 			return fieldErr(name, "extension value must be a string, number or boolean, got %s", jsonKind(v))
 		}
-	}
-	if !e.DataBase64 && len(e.Data) > 0 && !json.Valid(e.Data) {
-		return fieldErr("data", "not valid JSON")
 	}
 	return nil
 }

@@ -259,6 +259,14 @@ func (s *Server) signal(sig syscall.Signal, grace time.Duration) error {
 	}
 }
 
+// PID is the server process id (0 before Start).
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Detach leaves the server running after this process exits.
 func (s *Server) Detach() { s.cmd = nil }
 

@@ -116,8 +116,9 @@ func New(js jetstream.JetStream, st *store.Store, cfg Config, log *slog.Logger, 
 
 // pending is a message accepted into the current batch.
 type pending struct {
-	msg jetstream.Msg
-	row store.EventRow
+	msg   jetstream.Msg
+	row   store.EventRow
+	canon []byte // the event's canonical JSON, hashed into the chain
 }
 
 // Run archives until ctx ends; it returns nil then, after the batch in hand
@@ -210,7 +211,7 @@ func (a *Archive) Run(ctx context.Context) error {
 		if len(batch) == 0 {
 			deadline = time.Now().Add(a.cfg.FlushInterval)
 		}
-		batch = append(batch, pending{msg: msg, row: row})
+		batch = append(batch, pending{msg: msg, row: row, canon: e.MarshalCanonical()})
 		if len(batch) >= a.cfg.BatchSize {
 			if err := a.flush(ctx, batch); err != nil {
 				return a.stopErr(ctx, err)
@@ -295,14 +296,7 @@ func (a *Archive) flush(ctx context.Context, batch []pending) error {
 		return nil
 	}
 	start := time.Now()
-	rows := make([]store.EventRow, len(batch))
-	for i := range batch {
-		rows[i] = batch[i].row
-	}
-	prev := a.lastHash
-	if err := chain(prev, rows); err != nil {
-		return err
-	}
+	rows := chain(a.lastHash, batch)
 	attempts := 0
 	err := a.retry(ctx, "insert batch", batch, func() error {
 		attempts++
@@ -346,18 +340,18 @@ type errPermanent struct{ err error }
 
 func (e errPermanent) Error() string { return e.err.Error() }
 
-// chain sets prev_hash and hash of rows, starting from prev.
-func chain(prev string, rows []store.EventRow) error {
-	for i := range rows {
-		rows[i].PrevHash = prev
-		h, err := RowHash(&rows[i])
-		if err != nil {
-			return fmt.Errorf("archive: hash row %d: %w", rows[i].StreamSeq, err)
-		}
-		rows[i].Hash = h
-		prev = h
+// chain returns the rows of the batch with prev_hash and hash set,
+// starting from prev.
+func chain(prev string, batch []pending) []store.EventRow {
+	rows := make([]store.EventRow, len(batch))
+	for i := range batch {
+		r := batch[i].row
+		r.PrevHash = prev
+		r.Hash = chainHash(prev, r.StreamSeq, r.ReceivedNs, batch[i].canon)
+		rows[i] = r
+		prev = r.Hash
 	}
-	return nil
+	return rows
 }
 
 // insertOneByOne stores a batch that ClickHouse refused as a whole, one
@@ -366,12 +360,9 @@ func chain(prev string, rows []store.EventRow) error {
 func (a *Archive) insertOneByOne(ctx context.Context, batch []pending) ([]store.EventRow, error) {
 	var stored []store.EventRow
 	prev := a.lastHash
-	for _, p := range batch {
-		row := p.row
-		rows := []store.EventRow{row}
-		if err := chain(prev, rows); err != nil {
-			return stored, err
-		}
+	for i := range batch {
+		p := batch[i]
+		rows := chain(prev, batch[i:i+1])
 		attempts := 0
 		err := a.retry(ctx, "insert row", nil, func() error {
 			attempts++

@@ -28,15 +28,22 @@ func RowHash(r *store.EventRow) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return chainHash(r.PrevHash, r.StreamSeq, r.ReceivedNs, e.MarshalCanonical()), nil
+}
+
+// chainHash is RowHash over the event's canonical bytes.
+func chainHash(prev string, seq uint64, receivedNs int64, canonical []byte) string {
+	var buf [128]byte
+	b := append(buf[:0], prev...)
+	b = append(b, '\n')
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, receivedNs, 10)
+	b = append(b, '\n')
 	h := sha256.New()
-	h.Write([]byte(r.PrevHash))
-	h.Write([]byte{'\n'})
-	h.Write(strconv.AppendUint(nil, r.StreamSeq, 10))
-	h.Write([]byte{'\n'})
-	h.Write(strconv.AppendInt(nil, r.ReceivedNs, 10))
-	h.Write([]byte{'\n'})
-	h.Write(e.MarshalCanonical())
-	return hex.EncodeToString(h.Sum(nil)), nil
+	h.Write(b)
+	h.Write(canonical)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // EventFromRow rebuilds the CloudEvent that a row archived.

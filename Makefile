@@ -1,0 +1,21 @@
+# The README's commands. Go 1.26+ is the only prerequisite; ClickHouse is
+# installed from Debian's packages when missing.
+.PHONY: run test build bench-ingest lint
+
+run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
+	scripts/quickstart.sh
+
+test:           ## install ClickHouse if missing, then every test (real NATS and ClickHouse)
+	scripts/install-clickhouse.sh
+	go test -count=1 -timeout 30m ./...
+
+build:
+	go build -o bin/ ./cmd/evidenced ./cmd/evidence
+
+bench-ingest:   ## sustained ingest benchmark: HTTP -> JetStream -> ClickHouse, against a bare baseline
+	scripts/install-clickhouse.sh
+	go run ./internal/bench/ingest
+
+lint:
+	gofmt -l . | (! grep .)
+	go vet ./...
