@@ -24,7 +24,7 @@ func FuzzScanner(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		want := json.Valid(b)
-		deep := bytes.Count(b, []byte("[")) + bytes.Count(b, []byte("{")) >= maxDepth
+		deep := bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) >= maxDepth
 		if got := Valid(b); got != want && !(deep && !got) {
 			t.Fatalf("Valid(%q) = %v, encoding/json says %v", b, got, want)
 		}

@@ -1,0 +1,79 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evidencepipeline/evidence/internal/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, _, err := config.Parse("evidenced", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || c.NATSURL != "" ||
+		c.ClickHouseURL != "clickhouse://127.0.0.1:9000/evidence" || c.TokensFile != "" ||
+		c.MaxBodyBytes != 10<<20 || c.DedupeWindow != 10*time.Minute || !c.Archive || c.ArchiveBatchSize != 10000 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagOverEnvOverDefault(t *testing.T) {
+	c, _, err := config.Parse("evidenced", []string{"--data-dir", "/flag"}, env(map[string]string{
+		"EVIDENCE_DATA_DIR": "/env", "EVIDENCE_NATS_URL": "nats://n:4222", "EVIDENCE_MAX_BODY_BYTES": "512KiB",
+		"EVIDENCE_ARCHIVE": "false",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/flag" || c.NATSURL != "nats://n:4222" || c.MaxBodyBytes != 512<<10 || c.Archive {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestErrorsNameTheField(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--http-addr", "0.0.0.0:8080"}, want: `--http-addr (EVIDENCE_HTTP_ADDR): "0.0.0.0:8080" is not a loopback address`},
+		{env: map[string]string{"EVIDENCE_HTTP_ADDR": "8080"}, want: "--http-addr (EVIDENCE_HTTP_ADDR): want host:port"},
+		{args: []string{"--tokens-file", "/nonexistent/tokens"}, want: "--tokens-file (EVIDENCE_TOKENS_FILE):"},
+		{args: []string{"--clickhouse-url", "http://ch:8123/x"}, want: `--clickhouse-url (EVIDENCE_CLICKHOUSE_URL): scheme "http"`},
+		{env: map[string]string{"EVIDENCE_DEDUPE_WINDOW": "soon"}, want: "--dedupe-window (EVIDENCE_DEDUPE_WINDOW): not a duration"},
+		{args: []string{"--archive-batch-size", "ten"}, want: "--archive-batch-size (EVIDENCE_ARCHIVE_BATCH_SIZE):"},
+		{args: []string{"--archive-batch-size", "0"}, want: "--archive-batch-size (EVIDENCE_ARCHIVE_BATCH_SIZE): must be between 1 and 1000000"},
+		{args: []string{"--log-level", "loud"}, want: "--log-level (EVIDENCE_LOG_LEVEL): want debug, info, warn or error"},
+		{args: []string{"--nats-url", "n:4222"}, want: "--nats-url (EVIDENCE_NATS_URL): want nats://host:port"},
+		{args: []string{"--nats-url", "nats://n:4222", "--nats-listen", "127.0.0.1:4222"}, want: "--nats-listen (EVIDENCE_NATS_LISTEN): only applies to the embedded NATS"},
+		{args: []string{"--max-body-bytes", "12"}, want: "--max-body-bytes (EVIDENCE_MAX_BODY_BYTES): at least 1KiB"},
+		{args: []string{"--dedupe-window", "48h", "--stream-max-age", "24h"}, want: "--dedupe-window (EVIDENCE_DEDUPE_WINDOW): 48h0m0s is longer than --stream-max-age"},
+		{args: []string{"stray"}, want: `unexpected argument "stray"`},
+	} {
+		_, _, err := config.Parse("evidenced", tc.args, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("args %v env %v: error %v, want one containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	// With a tokens file, any address is allowed.
+	if _, _, err := config.Parse("evidenced", []string{"--http-addr", "0.0.0.0:8080", "--tokens-file", tokens}, env(nil)); err != nil {
+		t.Fatalf("with a tokens file: %v", err)
+	}
+	var fe *config.FieldError
+	_, _, err := config.Parse("evidenced", []string{"--log-format", "xml"}, env(nil))
+	if !errors.As(err, &fe) || fe.Flag != "log-format" || fe.Env != "EVIDENCE_LOG_FORMAT" {
+		t.Fatalf("error %v is not a FieldError for log-format", err)
+	}
+}
