@@ -187,6 +187,13 @@ func (s *scanner) stringSpan() (escaped bool, err error) {
 	}
 	s.i++
 	for s.i < len(s.b) {
+		// Plain bytes need no decision: skip them in a tight loop.
+		for s.i < len(s.b) && plain[s.b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -227,6 +234,15 @@ func (s *scanner) stringSpan() (escaped bool, err error) {
 	}
 	return escaped, s.fail("unexpected end of JSON in string")
 }
+
+// plain marks the bytes a string can hold that need no attention: not a
+// quote, backslash, control character or non-ASCII byte.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
