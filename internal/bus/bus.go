@@ -140,8 +140,8 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 		StoreDir:   c.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
-		// A big batch is one message per event; allow large events.
-		MaxPayload: 8 << 20,
+		// Webhook payloads are kept whole as evidence: allow up to 32 MiB.
+		MaxPayload: 32 << 20,
 	}
 	if c.Listen == "" {
 		opts.DontListen = true

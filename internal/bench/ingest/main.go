@@ -48,6 +48,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "events/s of the paced run")
 	paced := flag.Duration("paced", 15*time.Second, "length of the paced run")
 	archiveBatch := flag.Int("archive-batch", 10000, "archive (and baseline) rows per insert")
+	rounds := flag.Int("rounds", 3, "drain rounds of each of the archive and the baseline")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -59,7 +60,7 @@ func main() {
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*events, *batch, *posters, *rate, *paced, *archiveBatch); err != nil {
+	if err := run(*events, *batch, *posters, *rate, *paced, *archiveBatch, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -169,7 +170,7 @@ func percentiles(c *commits, ps []posted) (p50, p99, max time.Duration) {
 	return lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 }
 
-func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch int) error {
+func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch, rounds int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "evidence-bench-")
 	if err != nil {
@@ -279,18 +280,27 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 
 	// Drain comparison over the same stream: the archive into a fresh
 	// database vs the bare baseline.
+	// Rounds alternate (bare, archive, bare, archive, ...), each into fresh
+	// tables, and the median of each is reported: ClickHouse's background
+	// merges after one drain slow the next, whichever it is.
 	total := uint64(nEvents + ticks*per)
-	archiveRate, err := drainArchive(ctx, d.JetStream(), ch, total, archiveBatch)
-	if err != nil {
-		return err
+	var archiveRates, bareRates []float64
+	for r := 0; r < rounds; r++ {
+		b, err := drainBare(ctx, d.JetStream(), ch, total, archiveBatch, r)
+		if err != nil {
+			return err
+		}
+		a, err := drainArchive(ctx, d.JetStream(), ch, total, archiveBatch, r)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  drain round %d: archive %.0f events/s, bare %.0f events/s\n", r+1, a, b)
+		archiveRates, bareRates = append(archiveRates, a), append(bareRates, b)
 	}
-	bareRate, err := drainBare(ctx, d.JetStream(), ch, total, archiveBatch)
-	if err != nil {
-		return err
-	}
+	archiveRate, bareRate := median(archiveRates), median(bareRates)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("\ndrain of %d stored events (JetStream -> ClickHouse, %d-row inserts):\n", total, archiveBatch)
+	fmt.Printf("\ndrain of %d stored events (JetStream -> ClickHouse, %d-row inserts), median of %d rounds:\n", total, archiveBatch, rounds)
 	fmt.Printf("  archive (parse, chain, bookkeeping): %8.0f events/s\n", archiveRate)
 	fmt.Printf("  bare baseline (raw insert):          %8.0f events/s\n", bareRate)
 	fmt.Printf("  ratio archive/bare:                  %8.2f\n", archiveRate/bareRate)
@@ -298,8 +308,17 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 	return nil
 }
 
-func drainArchive(ctx context.Context, js jetstream.JetStream, ch *chlocal.Server, total uint64, batch int) (float64, error) {
-	st, err := store.Open(ctx, ch.URL("drain_archive"), nil)
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func drainArchive(ctx context.Context, js jetstream.JetStream, ch *chlocal.Server, total uint64, batch, round int) (float64, error) {
+	st, err := store.Open(ctx, ch.URL(fmt.Sprintf("drain_archive_%d", round)), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -312,7 +331,7 @@ func drainArchive(ctx context.Context, js jetstream.JetStream, ch *chlocal.Serve
 		return 0, err
 	}
 	var n atomic.Int64
-	a := archive.New(js, st, archive.Config{Consumer: "bench_archive", BatchSize: batch}, nil, nil,
+	a := archive.New(js, st, archive.Config{Consumer: fmt.Sprintf("bench_archive_%d", round), BatchSize: batch}, nil, nil,
 		archive.Hooks{Committed: func(rows []store.EventRow) { n.Add(int64(len(rows))) }})
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -326,8 +345,8 @@ func drainArchive(ctx context.Context, js jetstream.JetStream, ch *chlocal.Serve
 
 // drainBare is the baseline: fetch from JetStream, insert the raw message
 // into a two-column table, ack. Nothing else.
-func drainBare(ctx context.Context, js jetstream.JetStream, ch *chlocal.Server, total uint64, batch int) (float64, error) {
-	st, err := store.Open(ctx, ch.URL("drain_bare"), nil)
+func drainBare(ctx context.Context, js jetstream.JetStream, ch *chlocal.Server, total uint64, batch, round int) (float64, error) {
+	st, err := store.Open(ctx, ch.URL(fmt.Sprintf("drain_bare_%d", round)), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -339,7 +358,7 @@ func drainBare(ctx context.Context, js jetstream.JetStream, ch *chlocal.Server, 
 	if err != nil {
 		return 0, err
 	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "bench_bare", AckPolicy: jetstream.AckAllPolicy, MaxAckPending: -1})
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: fmt.Sprintf("bench_bare_%d", round), AckPolicy: jetstream.AckAllPolicy, MaxAckPending: -1})
 	if err != nil {
 		return 0, err
 	}
