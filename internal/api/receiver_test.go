@@ -11,9 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/schemas"
 )
@@ -246,6 +250,71 @@ func TestTokensFileErrors(t *testing.T) {
 		_, err := auth.Parse(bytes.NewBufferString(in))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) = %v, want an error containing %q", in, err, want)
+		}
+	}
+}
+
+// TestPartialStoreIsReported makes JetStream refuse some events of a batch
+// (a stream limit with discard-new) and checks that the 503 answer says
+// exactly which events were stored.
+func TestPartialStoreIsReported(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	ctx := context.Background()
+	s, err := f.js.JS.Stream(ctx, bus.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgs, cfg.Discard = 5, jetstream.DiscardNew
+	if _, err := f.js.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var entries []string
+	for i := 0; i < 8; i++ {
+		entries = append(entries, structured(fmt.Sprintf("p-%d", i), runData(fmt.Sprintf("abcdef%d", i))))
+	}
+	code, r := f.post(t, ct(api.MediaBatch), "["+strings.Join(entries, ",")+"]")
+	if code != 503 || r.Stored != 5 || r.Accepted != 5 || len(r.Events) != 8 {
+		t.Fatalf("status %d, %+v", code, r)
+	}
+	for i, e := range r.Events {
+		stored := e.Seq != 0 && e.Error == ""
+		if stored != (i < 5) {
+			t.Fatalf("event %d: %+v; want the first five stored and the rest refused", i, e)
+		}
+	}
+	if !strings.Contains(r.Error, "3 of 8 events were not stored") {
+		t.Fatalf("error = %q", r.Error)
+	}
+}
+
+func TestMetricsCountTheReceiver(t *testing.T) {
+	js := testenv.NATS(t)
+	cat, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s := api.New(api.Config{Publisher: bus.NewPublisher(js.JS), Catalog: cat, Gatherer: reg, Metrics: metrics.New(reg)})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	f := &fixture{srv: srv, js: js}
+	f.post(t, ct(api.MediaBatch), "["+structured("m-1", runData("abcdef1"))+","+structured("m-2", runData("abcdef2"))+"]")
+	f.post(t, ct(api.MediaStructured), `{"specversion":"1.0"}`)
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`evidence_stage_received_total{stage="receiver"} 3`,
+		`evidence_stage_written_total{stage="receiver"} 2`,
+		`evidence_stage_failed_total{reason="invalid",stage="receiver"} 1`,
+		`evidence_stage_latency_seconds_count{stage="receiver"} 2`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }
