@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/chlocal"
-	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/archive"
 	"github.com/evidencepipeline/evidence/producers/emitter"
@@ -119,31 +118,14 @@ func TestCrashAndRestart(t *testing.T) {
 	}
 
 	st := testenv.StoreAt(t, chURL)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		var n uint64
-		if err := st.Conn().QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil {
-			return err
-		}
-		if n != total {
-			return fmt.Errorf("%d rows, want %d", n, total)
-		}
-		return nil
-	})
-	var rows []store.EventRow
+	testenv.WaitForRows(t, st, total, 60*time.Second)
+	rows := testenv.ArchivedRows(t, st)
 	seen := map[string]bool{}
-	if err := st.ScanEvents(context.Background(), 0, 0, func(r *store.EventRow) error {
+	for i, r := range rows {
 		if seen[r.EventID] {
-			return fmt.Errorf("event %s archived twice", r.EventID)
+			t.Fatalf("event %s archived twice", r.EventID)
 		}
 		seen[r.EventID] = true
-		c := *r
-		c.Data = append([]byte(nil), r.Data...)
-		rows = append(rows, c)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range rows {
 		if r.StreamSeq != uint64(i+1) {
 			t.Fatalf("row %d has stream_seq %d: a gap or a reorder", i, r.StreamSeq)
 		}
@@ -208,16 +190,7 @@ func TestGracefulShutdown(t *testing.T) {
 	p = startProc(t, args...)
 	waitHealthy(t, base, p)
 	st := testenv.StoreAt(t, chURL)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		var n uint64
-		if err := st.Conn().QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil {
-			return err
-		}
-		if int(n) != accepted {
-			return fmt.Errorf("%d rows, want the %d acknowledged", n, accepted)
-		}
-		return nil
-	})
+	testenv.WaitForRows(t, st, uint64(accepted), 60*time.Second)
 	if accepted == 0 {
 		t.Log("note: SIGTERM arrived before any request was read")
 	}

@@ -34,7 +34,7 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"emit":  {"send one CloudEvent to evidenced", runEmit},
+	"emit":  {"send evidence: emit pipeline|artifact|test|scan|deploy from CI, --flush the spool, or one CloudEvent", runEmit},
 	"token": {"make API tokens (token new --role R --name N)", runToken},
 }
 

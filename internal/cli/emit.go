@@ -17,9 +17,19 @@ import (
 )
 
 func runEmit(ctx context.Context, args []string, env Env) int {
+	if len(args) > 0 {
+		if sub, ok := ciSubcommands[args[0]]; ok {
+			return sub(ctx, args[1:], env)
+		}
+	}
+	if flushRequested(args) {
+		return runFlush(ctx, args, env)
+	}
 	fs := flagSet("emit", env)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: evidence emit --type TYPE --source SOURCE [--subject S] [--id ID] [--data JSON | --data-file FILE|-] [flags]")
+		fmt.Fprintln(env.Stderr, "usage: evidence emit pipeline|artifact|test|scan|deploy [flags]   (from CI; see evidence emit SUB -help)")
+		fmt.Fprintln(env.Stderr, "       evidence emit --flush [--spool-dir DIR]                     (send the spooled events)")
+		fmt.Fprintln(env.Stderr, "       evidence emit --type TYPE --source SOURCE [--subject S] [--id ID] [--data JSON | --data-file FILE|-] [flags]")
 		fmt.Fprintln(env.Stderr, "\nSends one CloudEvent to evidenced, retrying with backoff while it is unreachable.")
 		fs.PrintDefaults()
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/daemon"
-	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/archive"
 )
@@ -236,25 +235,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	st := testenv.StoreAt(t, chURL)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		var n uint64
-		if err := st.Conn().QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil {
-			return err
-		}
-		if n != 950 {
-			return fmt.Errorf("%d rows archived, want 950", n)
-		}
-		return nil
-	})
-	var rows []store.EventRow
-	if err := st.ScanEvents(context.Background(), 0, 0, func(r *store.EventRow) error {
-		c := *r
-		c.Data = append([]byte(nil), r.Data...)
-		rows = append(rows, c)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WaitForRows(t, st, 950, 60*time.Second)
+	rows := testenv.ArchivedRows(t, st)
 	seen := map[string]bool{}
 	for i, r := range rows {
 		if r.StreamSeq != uint64(i+1) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/api"
-	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/archive"
 )
@@ -39,19 +38,8 @@ func TestClickHouseOutage(t *testing.T) {
 		}
 	}
 	st := testenv.StoreAt(t, chURL)
-	count := func() (uint64, error) {
-		var n uint64
-		err := st.Conn().QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n)
-		return n, err
-	}
 	postAll(0, 1000)
-	testenv.Eventually(t, 30*time.Second, func() error {
-		n, err := count()
-		if err == nil && n != 1000 {
-			err = fmt.Errorf("%d rows", n)
-		}
-		return err
-	})
+	testenv.WaitForRows(t, st, 1000, 30*time.Second)
 
 	if err := ch.Kill(); err != nil {
 		t.Fatal(err)
@@ -71,22 +59,8 @@ func TestClickHouseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	postAll(3000, 3500)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		n, err := count()
-		if err == nil && n != 3500 {
-			err = fmt.Errorf("%d rows, want 3500", n)
-		}
-		return err
-	})
-	var rows []store.EventRow
-	if err := st.ScanEvents(context.Background(), 0, 0, func(r *store.EventRow) error {
-		c := *r
-		c.Data = append([]byte(nil), r.Data...)
-		rows = append(rows, c)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WaitForRows(t, st, 3500, 60*time.Second)
+	rows := testenv.ArchivedRows(t, st)
 	for i, r := range rows {
 		if r.StreamSeq != uint64(i+1) || r.EventID != fmt.Sprintf("out-%05d", i) {
 			t.Fatalf("row %d: seq %d id %s", i, r.StreamSeq, r.EventID)

@@ -217,3 +217,34 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ArchivedRows reads every row of the events table, in stream order.
+func ArchivedRows(t testing.TB, st *store.Store) []store.EventRow {
+	t.Helper()
+	var rows []store.EventRow
+	err := st.ScanEvents(context.Background(), 0, 0, func(r *store.EventRow) error {
+		c := *r
+		c.Data = append([]byte(nil), r.Data...)
+		rows = append(rows, c)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// WaitForRows waits until the events table holds exactly n rows.
+func WaitForRows(t testing.TB, st *store.Store, n uint64, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, func() error {
+		var got uint64
+		if err := st.Conn().QueryRow(context.Background(), "SELECT count() FROM events").Scan(&got); err != nil {
+			return err
+		}
+		if got != n {
+			return fmt.Errorf("events holds %d rows, want %d", got, n)
+		}
+		return nil
+	})
+}

@@ -51,20 +51,7 @@ func publish(t *testing.T, js jetstream.JetStream, evs []*ce.Event) {
 	}
 }
 
-func readAll(t *testing.T, st *store.Store) []store.EventRow {
-	t.Helper()
-	var rows []store.EventRow
-	err := st.ScanEvents(context.Background(), 0, 0, func(r *store.EventRow) error {
-		c := *r
-		c.Data = append([]byte(nil), r.Data...)
-		rows = append(rows, c)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rows
-}
+func readAll(t *testing.T, st *store.Store) []store.EventRow { return testenv.ArchivedRows(t, st) }
 
 func count(st *store.Store) (uint64, error) {
 	var n uint64
@@ -73,17 +60,7 @@ func count(st *store.Store) (uint64, error) {
 }
 
 func waitCount(t *testing.T, st *store.Store, want uint64) {
-	t.Helper()
-	testenv.Eventually(t, 60*time.Second, func() error {
-		n, err := count(st)
-		if err != nil {
-			return err
-		}
-		if n != want {
-			return fmt.Errorf("%d rows, want %d", n, want)
-		}
-		return nil
-	})
+	testenv.WaitForRows(t, st, want, 60*time.Second)
 }
 
 // checkArchive asserts the archive holds exactly want, in stream order
