@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/producers/jira"
+	"github.com/evidencepipeline/evidence/producers/ticketkeys"
 )
 
 // Config is evidenced's configuration.
@@ -54,6 +56,18 @@ type Config struct {
 	GitLabToken      string
 	JiraSecret       string
 	ServiceNowSecret string
+	// TicketPatterns are the regular expressions that find change-ticket
+	// keys in PR titles and branch names (empty: Jira keys and ServiceNow
+	// CHG numbers).
+	TicketPatterns []string
+	// Jira: which issue types are change tickets, which statuses approve
+	// or reject, where the change type and the links are, the site URL.
+	JiraChangeTypes      []string
+	JiraApprovedStatuses []string
+	JiraRejectedStatuses []string
+	JiraTypeField        string
+	JiraLinksField       string
+	JiraBaseURL          string
 }
 
 // Flag describes one setting: its flag, environment variable and default.
@@ -93,6 +107,17 @@ func (c *Config) flags() []Flag {
 			return nil
 		}
 	}
+	list := func(p *[]string) func(string) error {
+		return func(v string) error {
+			*p = nil
+			for _, part := range strings.Split(v, ",") {
+				if part = strings.TrimSpace(part); part != "" {
+					*p = append(*p, part)
+				}
+			}
+			return nil
+		}
+	}
 	boolean := func(p *bool) func(string) error {
 		return func(v string) error {
 			b, err := strconv.ParseBool(v)
@@ -123,6 +148,13 @@ func (c *Config) flags() []Flag {
 		{Name: "gitlab-token", Env: "EVIDENCE_GITLAB_TOKEN", Usage: "GitLab webhook secret token", Secret: true, set: str(&c.GitLabToken)},
 		{Name: "jira-secret", Env: "EVIDENCE_JIRA_SECRET", Usage: "Jira webhook secret", Secret: true, set: str(&c.JiraSecret)},
 		{Name: "servicenow-secret", Env: "EVIDENCE_SERVICENOW_SECRET", Usage: "ServiceNow webhook secret", Secret: true, set: str(&c.ServiceNowSecret)},
+		{Name: "ticket-patterns", Env: "EVIDENCE_TICKET_PATTERNS", Usage: "comma-separated regular expressions finding ticket keys in PR titles and branches (default: Jira keys and CHG numbers)", set: list(&c.TicketPatterns)},
+		{Name: "jira-change-types", Env: "EVIDENCE_JIRA_CHANGE_TYPES", Usage: "comma-separated Jira issue types that are change tickets (default: Change, Change Request)", set: list(&c.JiraChangeTypes)},
+		{Name: "jira-approved-statuses", Env: "EVIDENCE_JIRA_APPROVED_STATUSES", Usage: "comma-separated Jira statuses that approve a change (default: Approved)", set: list(&c.JiraApprovedStatuses)},
+		{Name: "jira-rejected-statuses", Env: "EVIDENCE_JIRA_REJECTED_STATUSES", Usage: "comma-separated Jira statuses that reject a change (default: Rejected, Declined)", set: list(&c.JiraRejectedStatuses)},
+		{Name: "jira-type-field", Env: "EVIDENCE_JIRA_TYPE_FIELD", Usage: "Jira field holding the change type (normal/standard/emergency): labels (default) or a field id like customfield_10010", set: str(&c.JiraTypeField)},
+		{Name: "jira-links-field", Env: "EVIDENCE_JIRA_LINKS_FIELD", Usage: "Jira field id listing the repositories, pull requests and commits a ticket covers", set: str(&c.JiraLinksField)},
+		{Name: "jira-base-url", Env: "EVIDENCE_JIRA_BASE_URL", Usage: "Jira site URL (default: read from each issue's self link)", set: str(&c.JiraBaseURL)},
 	}
 }
 
@@ -250,6 +282,15 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown-timeout", "EVIDENCE_SHUTDOWN_TIMEOUT", "must be positive")
 	}
+	if _, err := ticketkeys.New(c.TicketPatterns...); err != nil && len(c.TicketPatterns) > 0 {
+		return bad("ticket-patterns", "EVIDENCE_TICKET_PATTERNS", "%v", err)
+	}
+	if err := c.JiraOptions().Validate(); err != nil {
+		if strings.Contains(err.Error(), "BaseURL") {
+			return bad("jira-base-url", "EVIDENCE_JIRA_BASE_URL", "%v", err)
+		}
+		return bad("jira-approved-statuses", "EVIDENCE_JIRA_APPROVED_STATUSES", "%v (check --jira-rejected-statuses too)", err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -261,6 +302,27 @@ func (c *Config) Validate() error {
 		return bad("log-format", "EVIDENCE_LOG_FORMAT", "want text or json, got %q", c.LogFormat)
 	}
 	return nil
+}
+
+// JiraOptions are the Jira adapter's options from the configuration.
+func (c *Config) JiraOptions() jira.Options {
+	return jira.Options{
+		BaseURL: c.JiraBaseURL, ChangeIssueTypes: c.JiraChangeTypes,
+		ApprovedStatuses: c.JiraApprovedStatuses, RejectedStatuses: c.JiraRejectedStatuses,
+		TypeField: c.JiraTypeField, LinksField: c.JiraLinksField,
+	}
+}
+
+// Tickets is the ticket-key matcher of the configuration.
+func (c *Config) Tickets() *ticketkeys.Matcher {
+	if len(c.TicketPatterns) == 0 {
+		return ticketkeys.Default()
+	}
+	m, err := ticketkeys.New(c.TicketPatterns...)
+	if err != nil {
+		return ticketkeys.Default() // Validate refused this already
+	}
+	return m
 }
 
 // IsLoopback reports whether host is a loopback name or address.

@@ -77,3 +77,27 @@ func TestErrorsNameTheField(t *testing.T) {
 		t.Fatalf("error %v is not a FieldError for log-format", err)
 	}
 }
+
+func TestTicketAndJiraSettings(t *testing.T) {
+	c, _, err := config.Parse("evidenced", []string{"--ticket-patterns", `\bOPS-[0-9]+\b, (INC[0-9]{6})`,
+		"--jira-change-types", "Change, Emergency Change", "--jira-approved-statuses", "CAB Approved"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Tickets().Find("fix OPS-12 and INC123456"); strings.Join(got, ",") != "OPS-12,INC123456" {
+		t.Fatalf("Tickets().Find = %v", got)
+	}
+	if o := c.JiraOptions(); strings.Join(o.ChangeIssueTypes, "|") != "Change|Emergency Change" || o.ApprovedStatuses[0] != "CAB Approved" {
+		t.Fatalf("JiraOptions = %+v", o)
+	}
+	for args, want := range map[string]string{
+		"--ticket-patterns=(":        "--ticket-patterns (EVIDENCE_TICKET_PATTERNS):",
+		"--jira-base-url=ftp://jira": "--jira-base-url (EVIDENCE_JIRA_BASE_URL):",
+		"--jira-approved-statuses=Done --jira-rejected-statuses=Done": "--jira-approved-statuses (EVIDENCE_JIRA_APPROVED_STATUSES):",
+	} {
+		_, _, err := config.Parse("evidenced", strings.Fields(args), env(nil))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", args, err, want)
+		}
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/producers/github"
+	"github.com/evidencepipeline/evidence/producers/gitlab"
+	"github.com/evidencepipeline/evidence/producers/jira"
+	"github.com/evidencepipeline/evidence/producers/servicenow"
 	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
@@ -15,11 +18,15 @@ import (
 // Webhooks are authenticated by their own signatures, not by bearer
 // tokens; a provider without a configured secret refuses every delivery.
 func registerWebhooks(srv *api.Server, cfg *config.Config, pub webhook.Publisher, log *slog.Logger, m *metrics.Metrics) {
+	tickets := cfg.Tickets()
 	for _, w := range []struct {
 		p      webhook.Provider
 		secret string
 	}{
-		{github.New(github.Options{}), cfg.GitHubSecret},
+		{github.New(github.Options{Tickets: tickets}), cfg.GitHubSecret},
+		{gitlab.New(gitlab.Options{Tickets: tickets}), cfg.GitLabToken},
+		{jira.New(cfg.JiraOptions()), cfg.JiraSecret},
+		{servicenow.New(servicenow.Options{}), cfg.ServiceNowSecret},
 	} {
 		srv.Handle("POST /webhooks/"+w.p.Name(), auth.None, webhook.NewHandler(w.p, w.secret, pub, cfg.MaxBodyBytes, log, m))
 		if w.secret == "" {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,4 +90,25 @@ func TestGitHubWebhookToArchive(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEveryWebhookIsMounted: each adapter answers on its endpoint, and one
+// whose secret is not configured refuses with a message naming the
+// variable to set.
+func TestEveryWebhookIsMounted(t *testing.T) {
+	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), "clickhouse://127.0.0.1:1/none")
+	for provider, env := range map[string]string{
+		"github": "EVIDENCE_GITHUB_SECRET", "gitlab": "EVIDENCE_GITLAB_TOKEN",
+		"jira": "EVIDENCE_JIRA_SECRET", "servicenow": "EVIDENCE_SERVICENOW_SECRET",
+	} {
+		resp, err := http.Post("http://"+d.Addr()+"/webhooks/"+provider, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.Contains(string(b), env) {
+			t.Errorf("/webhooks/%s: %d %s; want 401 naming %s", provider, resp.StatusCode, b, env)
+		}
+	}
 }
