@@ -195,3 +195,25 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Log("note: SIGTERM arrived before any request was read")
 	}
 }
+
+func TestMigrateCommand(t *testing.T) {
+	chURL := testenv.DatabaseURL(t)
+	if code := run([]string{"migrate", "--clickhouse-url", chURL}); code != 0 {
+		t.Fatalf("migrate exited %d", code)
+	}
+	st := testenv.StoreAt(t, chURL) // re-applying is a no-op
+	var tables uint64
+	if err := st.Conn().QueryRow(context.Background(),
+		"SELECT count() FROM system.tables WHERE database = ? AND name IN ('events', 'schema_migrations')", st.Database()).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 2 {
+		t.Fatalf("%d of the 2 tables exist after migrate", tables)
+	}
+	if code := run([]string{"migrate", "--clickhouse-url", "http://nope"}); code != 2 {
+		t.Fatalf("migrate with a bad URL exited %d, want 2", code)
+	}
+	if code := run([]string{"frobnicate"}); code != 2 {
+		t.Fatalf("unknown command exited %d, want 2", code)
+	}
+}
