@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
 type deploymentData struct {
@@ -55,7 +57,7 @@ type deploymentEvent struct {
 
 func translateDeployment(d *delivery) (result, error) {
 	var ev deploymentEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch ev.Action {
@@ -69,17 +71,17 @@ func translateDeployment(d *delivery) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	at := factTime(d.received, ev.Deployment.CreatedAt)
+	at := factTime(d.ReceivedAt, ev.Deployment.CreatedAt)
 	return result{
 		repo:    r,
 		subject: data.Service,
-		facts:   []fact{{typ: typeDeploymentStarted, suffix: "deployment.started", subject: data.Service, time: at, data: data}},
+		facts:   []fact{{typ: webhook.TypeDeploymentStarted, suffix: "deployment.started", subject: data.Service, time: at, data: data}},
 	}, nil
 }
 
 func translateDeploymentStatus(d *delivery) (result, error) {
 	var ev deploymentEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch ev.Action {
@@ -93,14 +95,14 @@ func translateDeploymentStatus(d *delivery) (result, error) {
 	if st == nil {
 		return result{}, missing("deployment_status")
 	}
-	typ, suffix, out := typeDeploymentFinished, "deployment.finished", ""
+	typ, suffix, out := webhook.TypeDeploymentFinished, "deployment.finished", ""
 	switch st.State {
 	case "success":
 		out = "success"
 	case "failure", "error":
 		out = "failure"
 	case "in_progress":
-		typ, suffix = typeDeploymentStarted, "deployment.started"
+		typ, suffix = webhook.TypeDeploymentStarted, "deployment.started"
 	case "":
 		return result{}, missing("deployment_status.state")
 	default:
@@ -113,8 +115,8 @@ func translateDeploymentStatus(d *delivery) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	at := factTime(d.received, st.CreatedAt, st.UpdatedAt)
-	if typ == typeDeploymentFinished {
+	at := factTime(d.ReceivedAt, st.CreatedAt, st.UpdatedAt)
+	if typ == webhook.TypeDeploymentFinished {
 		data.Outcome = out
 		data.FinishedAt = at.Format(timeLayout)
 	}

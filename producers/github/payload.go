@@ -2,15 +2,17 @@ package github
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
 // The parts of GitHub's payloads the translators read. Only what is read
@@ -66,43 +68,17 @@ type envelope struct {
 // decode parses a payload into v, with errors that name the JSON field.
 func decode(payload []byte, v any) error {
 	err := json.Unmarshal(payload, v)
-	if err == nil {
-		return nil
-	}
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			field = "payload"
-		}
-		return fmt.Errorf("%s: want %s, got %s", field, jsonKind(te.Type), te.Value)
-	}
 	var se *json.SyntaxError
-	if errors.As(err, &se) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te):
+		return fmt.Errorf("%s: want %s, got %s", cmp.Or(te.Field, "payload"), webhook.JSONKind(te.Type), te.Value)
+	case errors.As(err, &se):
 		return fmt.Errorf("payload: not valid JSON: %s at byte %d", se.Error(), se.Offset)
 	}
 	return fmt.Errorf("payload: %w", err)
-}
-
-// jsonKind names the JSON type a Go type decodes from.
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.String:
-		return "a string"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
-	default:
-		return "an object"
-	}
 }
 
 // missing is the error for a required field the payload lacks.
@@ -188,13 +164,11 @@ func requiredIdentity(u *ghUser, field string) (*identity, error) {
 	return id, nil
 }
 
-var shaRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
-
 // sha returns a commit SHA in lower case, or "" when s is not one. The
 // all-zero SHA (no commit, in push and pull request payloads) is none.
 func sha(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))
-	if !shaRE.MatchString(s) || strings.Trim(s, "0") == "" {
+	if !webhook.IsCommitSHA(s) || strings.Trim(s, "0") == "" {
 		return ""
 	}
 	return s

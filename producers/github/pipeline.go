@@ -92,15 +92,15 @@ func outcome(conclusion string) string {
 
 func translateWorkflowRun(d *delivery) (result, error) {
 	var ev workflowRunEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	var typ, suffix string
 	switch ev.Action {
 	case "requested", "in_progress":
-		typ, suffix = typePipelineStarted, "pipelinerun.started"
+		typ, suffix = webhook.TypePipelineStarted, "pipelinerun.started"
 	case "completed":
-		typ, suffix = typePipelineFinished, "pipelinerun.finished"
+		typ, suffix = webhook.TypePipelineFinished, "pipelinerun.finished"
 	case "":
 		return result{}, missing("action")
 	default:
@@ -153,10 +153,10 @@ func translateWorkflowRun(d *delivery) (result, error) {
 	if data.Trigger == "pull_request" {
 		data.Change = changeOfRun(r, ev.Repository, run.PullRequests)
 	}
-	at := factTime(d.received, run.RunStartedAt, run.CreatedAt)
-	if typ == typePipelineFinished {
+	at := factTime(d.ReceivedAt, run.RunStartedAt, run.CreatedAt)
+	if typ == webhook.TypePipelineFinished {
 		data.Outcome = outcome(run.Conclusion)
-		at = factTime(d.received, run.UpdatedAt)
+		at = factTime(d.ReceivedAt, run.UpdatedAt)
 		data.FinishedAt = at.Format(timeLayout)
 	}
 	subject := r.key + "/commit/" + data.Commit
@@ -204,7 +204,7 @@ type checkSuiteEvent struct {
 // GitHub Actions (whose suites duplicate workflow_run).
 func translateCheckSuite(d *delivery) (result, error) {
 	var ev checkSuiteEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch ev.Action {
@@ -255,13 +255,13 @@ func translateCheckSuite(d *delivery) (result, error) {
 	if data.Change != nil {
 		data.Trigger = "pull_request"
 	}
-	at := factTime(d.received, cs.UpdatedAt)
+	at := factTime(d.ReceivedAt, cs.UpdatedAt)
 	data.FinishedAt = at.Format(timeLayout)
 	subject := r.key + "/commit/" + data.Commit
 	return result{
 		repo:    r,
 		subject: subject,
-		facts:   []fact{{typ: typePipelineFinished, suffix: "pipelinerun.finished", subject: subject, time: at, data: data}},
+		facts:   []fact{{typ: webhook.TypePipelineFinished, suffix: "pipelinerun.finished", subject: subject, time: at, data: data}},
 	}, nil
 }
 
@@ -304,19 +304,19 @@ type statusEvent struct {
 // and its final state pair.
 func translateStatus(d *delivery) (result, error) {
 	var ev statusEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	var typ, suffix, out string
 	switch ev.State {
 	case "pending":
-		typ, suffix = typePipelineStarted, "pipelinerun.started"
+		typ, suffix = webhook.TypePipelineStarted, "pipelinerun.started"
 	case "success":
-		typ, suffix, out = typePipelineFinished, "pipelinerun.finished", "success"
+		typ, suffix, out = webhook.TypePipelineFinished, "pipelinerun.finished", "success"
 	case "failure":
-		typ, suffix, out = typePipelineFinished, "pipelinerun.finished", "failure"
+		typ, suffix, out = webhook.TypePipelineFinished, "pipelinerun.finished", "failure"
 	case "error":
-		typ, suffix, out = typePipelineFinished, "pipelinerun.finished", "error"
+		typ, suffix, out = webhook.TypePipelineFinished, "pipelinerun.finished", "error"
 	case "":
 		return result{}, missing("state")
 	default:
@@ -345,8 +345,8 @@ func translateStatus(d *delivery) (result, error) {
 	if len(ev.Branches) == 1 {
 		data.Branch = ev.Branches[0].Name
 	}
-	at := factTime(d.received, ev.UpdatedAt, ev.CreatedAt)
-	if typ == typePipelineStarted {
+	at := factTime(d.ReceivedAt, ev.UpdatedAt, ev.CreatedAt)
+	if typ == webhook.TypePipelineStarted {
 		data.StartedAt = at.Format(timeLayout)
 	} else {
 		data.FinishedAt = at.Format(timeLayout)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
 // change is the catalog's reference to a pull request.
@@ -53,26 +55,26 @@ const maxTicketKeys = 50
 
 func translatePullRequest(d *delivery) (result, error) {
 	var ev pullRequestEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	var typ, suffix string
 	switch ev.Action {
 	case "opened", "reopened", "ready_for_review":
-		typ, suffix = typeChangeOpened, "change.opened"
+		typ, suffix = webhook.TypeChangeOpened, "change.opened"
 	case "synchronize", "converted_to_draft":
-		typ, suffix = typeChangeUpdated, "change.updated"
+		typ, suffix = webhook.TypeChangeUpdated, "change.updated"
 	case "edited":
 		_, title := ev.Changes["title"]
 		_, base := ev.Changes["base"]
 		if !title && !base {
 			return result{}, ignored("pull_request.edited of the description")
 		}
-		typ, suffix = typeChangeUpdated, "change.updated"
+		typ, suffix = webhook.TypeChangeUpdated, "change.updated"
 	case "closed":
-		typ, suffix = typeChangeClosed, "change.closed"
+		typ, suffix = webhook.TypeChangeClosed, "change.closed"
 		if ev.PullRequest != nil && ev.PullRequest.Merged {
-			typ, suffix = typeChangeMerged, "change.merged"
+			typ, suffix = webhook.TypeChangeMerged, "change.merged"
 		}
 	case "":
 		return result{}, missing("action")
@@ -97,9 +99,9 @@ func translatePullRequest(d *delivery) (result, error) {
 	if data.HeadCommit, err = requiredSHA(pr.Head.SHA, "pull_request.head.sha"); err != nil {
 		return result{}, err
 	}
-	at := factTime(d.received, pr.UpdatedAt)
+	at := factTime(d.ReceivedAt, pr.UpdatedAt)
 	switch typ {
-	case typeChangeOpened:
+	case webhook.TypeChangeOpened:
 		if data.Author == nil {
 			return result{}, missing("pull_request.user.login")
 		}
@@ -109,17 +111,17 @@ func translatePullRequest(d *delivery) (result, error) {
 		// opened_at: when it was opened, or reopened or made ready (the
 		// moment of this action, which updated_at records).
 		if ev.Action == "opened" {
-			at = factTime(d.received, pr.CreatedAt, pr.UpdatedAt)
+			at = factTime(d.ReceivedAt, pr.CreatedAt, pr.UpdatedAt)
 		}
 		data.OpenedAt = at.Format(timeLayout)
-	case typeChangeUpdated:
+	case webhook.TypeChangeUpdated:
 		data.PreviousHeadCommit = sha(ev.Before)
 		if data.PreviousHeadCommit == data.HeadCommit {
 			data.PreviousHeadCommit = ""
 		}
 		data.Actor = identityOf(ev.Sender)
 		data.UpdatedAt = at.Format(timeLayout)
-	case typeChangeMerged:
+	case webhook.TypeChangeMerged:
 		if data.TargetBranch == "" {
 			return result{}, missing("pull_request.base.ref")
 		}
@@ -127,11 +129,11 @@ func translatePullRequest(d *delivery) (result, error) {
 			return result{}, err
 		}
 		data.MergedBy = identityOf(pr.MergedBy)
-		at = factTime(d.received, pr.MergedAt, pr.ClosedAt, pr.UpdatedAt)
+		at = factTime(d.ReceivedAt, pr.MergedAt, pr.ClosedAt, pr.UpdatedAt)
 		data.MergedAt = at.Format(timeLayout)
-	case typeChangeClosed:
+	case webhook.TypeChangeClosed:
 		data.ClosedBy = identityOf(ev.Sender)
-		at = factTime(d.received, pr.ClosedAt, pr.UpdatedAt)
+		at = factTime(d.ReceivedAt, pr.ClosedAt, pr.UpdatedAt)
 		data.ClosedAt = at.Format(timeLayout)
 	}
 	subject := r.key + "/pull/" + strconv.FormatInt(pr.Number, 10)

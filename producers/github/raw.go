@@ -22,7 +22,7 @@ type pushEvent struct {
 // the ticket keys of commit messages.
 func translatePush(d *delivery) (result, error) {
 	var ev pushEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch {
@@ -50,7 +50,7 @@ func translatePush(d *delivery) (result, error) {
 // deployment to a protected environment.
 func translateDeploymentReview(d *delivery) (result, error) {
 	var ev envelope
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch ev.Action {
@@ -77,7 +77,7 @@ type releaseEvent struct {
 // translateRelease keeps published releases: who published which tag.
 func translateRelease(d *delivery) (result, error) {
 	var ev releaseEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch ev.Action {

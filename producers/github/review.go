@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
 type reviewData struct {
@@ -45,7 +47,7 @@ var decisions = map[string]string{
 
 func translateReview(d *delivery) (result, error) {
 	var ev reviewEvent
-	if err := decode(d.payload, &ev); err != nil {
+	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch ev.Action {
@@ -113,15 +115,15 @@ func translateReview(d *delivery) (result, error) {
 	}
 	// A dismissal has no time of its own in the payload (submitted_at is
 	// the dismissed review's): it happened when it was delivered.
-	at := d.received
+	at := d.ReceivedAt
 	if ev.Action == "submitted" {
-		at = factTime(d.received, rv.SubmittedAt)
+		at = factTime(d.ReceivedAt, rv.SubmittedAt)
 	}
 	data.SubmittedAt = at.Format(timeLayout)
 	subject := r.key + "/pull/" + strconv.FormatInt(pr.Number, 10)
 	return result{
 		repo:    r,
 		subject: subject,
-		facts:   []fact{{typ: typeReviewSubmitted, suffix: "review.submitted", subject: subject, time: at, data: data}},
+		facts:   []fact{{typ: webhook.TypeReviewSubmitted, suffix: "review.submitted", subject: subject, time: at, data: data}},
 	}, nil
 }

@@ -1,9 +1,6 @@
 package github
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
@@ -15,20 +12,6 @@ import (
 	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
-// Event types the adapter emits.
-const (
-	typeReceived           = "dev.evidencepipeline.webhook.received.v1"
-	typeChangeOpened       = "dev.evidencepipeline.change.opened.v1"
-	typeChangeUpdated      = "dev.evidencepipeline.change.updated.v1"
-	typeChangeMerged       = "dev.evidencepipeline.change.merged.v1"
-	typeChangeClosed       = "dev.evidencepipeline.change.closed.v1"
-	typeReviewSubmitted    = "dev.evidencepipeline.review.submitted.v1"
-	typePipelineStarted    = "dev.evidencepipeline.pipelinerun.started.v1"
-	typePipelineFinished   = "dev.evidencepipeline.pipelinerun.finished.v1"
-	typeDeploymentStarted  = "dev.evidencepipeline.deployment.started.v1"
-	typeDeploymentFinished = "dev.evidencepipeline.deployment.finished.v1"
-)
-
 // keptHeaders are the delivery headers kept in webhook.received: what
 // identifies and describes the delivery, never a credential.
 var keptHeaders = []string{
@@ -38,15 +21,12 @@ var keptHeaders = []string{
 	"User-Agent", "Content-Type",
 }
 
-// delivery is one webhook delivery being translated.
+// delivery is one webhook delivery being translated: its key and id are
+// X-GitHub-Delivery, which GitHub keeps on redeliveries, and so is the id
+// of its webhook.received event.
 type delivery struct {
-	p        *Provider
-	event    string // X-GitHub-Event
-	id       string // X-GitHub-Delivery
-	header   http.Header
-	body     []byte // as received (what GitHub signed)
-	payload  []byte // the JSON payload
-	received time.Time
+	webhook.Delivery
+	p *Provider
 }
 
 // fact is one catalog event derived from a delivery.
@@ -71,37 +51,46 @@ type result struct {
 // Translate turns one delivery into its catalog events and one
 // webhook.received event that keeps the payload.
 func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
-	d := &delivery{p: p, header: h, body: body, received: p.now().UTC()}
-	d.event = strings.TrimSpace(h.Get("X-GitHub-Event"))
-	if d.event == "" {
+	received := p.now()
+	event := strings.TrimSpace(h.Get("X-GitHub-Event"))
+	if event == "" {
 		return nil, missing("X-GitHub-Event header")
 	}
-	d.id = strings.TrimSpace(h.Get("X-GitHub-Delivery"))
-	if d.id == "" {
+	id := strings.TrimSpace(h.Get("X-GitHub-Delivery"))
+	if id == "" {
 		return nil, missing("X-GitHub-Delivery header")
 	}
-	translate, ok := translators[d.event]
+	translate, ok := translators[event]
 	if !ok {
-		return nil, ignored(d.event)
+		return nil, ignored(event)
 	}
 	payload, err := payloadOf(h, body)
 	if err != nil {
 		return nil, err
 	}
-	d.payload = payload
+	d := &delivery{Delivery: webhook.NewDelivery(p.Name(), event, h, keptHeaders, body, received), p: p}
+	d.Key, d.ID, d.RawID, d.Payload = id, id, id, payload
 	res, err := translate(d)
 	if err != nil {
 		return nil, err
 	}
 	events := make([]*ce.Event, 0, len(res.facts)+1)
 	for _, f := range res.facts {
-		e, err := d.cloudEvent(res.repo.source, d.id+"/"+f.suffix, f.typ, f.subject, f.time, f.data)
+		t := f.time
+		if t.IsZero() {
+			t = d.ReceivedAt
+		}
+		e, err := d.Event(res.repo.source, f.suffix, f.typ, f.subject, t.UTC(), f.data)
 		if err != nil {
 			return nil, err
 		}
 		events = append(events, e)
 	}
-	raw, err := d.receivedEvent(res)
+	subject := res.subject
+	if subject == "" {
+		subject = res.repo.key
+	}
+	raw, err := d.Raw(res.repo.source, subject, d.ReceivedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -170,63 +159,4 @@ func payloadOf(h http.Header, body []byte) ([]byte, error) {
 		return nil, fmt.Errorf("payload: not a JSON object")
 	}
 	return payload, nil
-}
-
-// cloudEvent builds one event with the delivery's attributes.
-func (d *delivery) cloudEvent(source, id, typ, subject string, t time.Time, data any) (*ce.Event, error) {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s: %w", typ, err)
-	}
-	if t.IsZero() {
-		t = d.received
-	}
-	return &ce.Event{
-		ID:              id,
-		Source:          source,
-		Type:            typ,
-		Subject:         subject,
-		Time:            t.UTC(),
-		DataContentType: "application/json",
-		Data:            b,
-	}, nil
-}
-
-type receivedData struct {
-	Provider          string            `json:"provider"`
-	Event             string            `json:"event"`
-	DeliveryID        string            `json:"delivery_id"`
-	Headers           map[string]string `json:"headers,omitempty"`
-	Payload           json.RawMessage   `json:"payload"`
-	PayloadSHA256     string            `json:"payload_sha256"`
-	SignatureVerified bool              `json:"signature_verified"`
-	ReceivedAt        string            `json:"received_at"`
-}
-
-// receivedEvent keeps the delivery's payload as evidence.
-func (d *delivery) receivedEvent(res result) (*ce.Event, error) {
-	headers := map[string]string{}
-	for _, name := range keptHeaders {
-		if v := d.header.Get(name); v != "" {
-			headers[strings.ToLower(name)] = v
-		}
-	}
-	sum := sha256.Sum256(d.body)
-	data := receivedData{
-		Provider:      "github",
-		Event:         d.event,
-		DeliveryID:    d.id,
-		Headers:       headers,
-		Payload:       json.RawMessage(d.payload),
-		PayloadSHA256: hex.EncodeToString(sum[:]),
-		// Translate runs after Verify (webhook.Handler refuses unsigned
-		// deliveries before translating them).
-		SignatureVerified: true,
-		ReceivedAt:        d.received.Format(time.RFC3339Nano),
-	}
-	subject := res.subject
-	if subject == "" {
-		subject = res.repo.key
-	}
-	return d.cloudEvent(res.repo.source, d.id, typeReceived, subject, d.received, data)
 }

@@ -66,16 +66,16 @@ var deploymentOutcomes = map[string]string{
 	"success": "success", "failed": "failure", "canceled": "cancelled",
 }
 
-func (p *Provider) deployment(d delivery) ([]*ce.Event, error) {
+func (p *Provider) deployment(d webhook.Delivery) ([]*ce.Event, error) {
 	var m deploymentPayload
-	if err := decode(d.body, &m); err != nil {
+	if err := webhook.Decode(d.Body, &m); err != nil {
 		return nil, err
 	}
 	status := strings.TrimSpace(m.Status)
 	finished := deploymentOutcomes[status] != ""
 	switch {
 	case status == "":
-		return nil, fieldErr("status", "missing")
+		return nil, webhook.FieldError("status", "missing")
 	case status != "running" && !finished:
 		return nil, &webhook.Ignored{Reason: "deployment status " + status + " is neither a start nor an end"}
 	}
@@ -85,7 +85,7 @@ func (p *Provider) deployment(d delivery) ([]*ce.Event, error) {
 	}
 	env := strings.TrimSpace(m.Environment)
 	if env == "" {
-		return nil, fieldErr("environment", "missing")
+		return nil, webhook.FieldError("environment", "missing")
 	}
 	commit, err := deployedCommit(m)
 	if err != nil {
@@ -97,7 +97,7 @@ func (p *Provider) deployment(d delivery) ([]*ce.Event, error) {
 	}
 	data := deploymentData{
 		Environment: env, Service: lastSegment(pl.repo), Repository: pl.repo, Commit: commit,
-		RunURL: webURL(m.DeployableURL), System: "gitlab-ci", Deployer: ident(m.User),
+		RunURL: webhook.WebURL(m.DeployableURL), System: "gitlab-ci", Deployer: ident(m.User),
 	}
 	if m.DeploymentID > 0 {
 		data.DeploymentID = strconv.FormatInt(m.DeploymentID, 10)
@@ -114,26 +114,26 @@ func (p *Provider) deployment(d delivery) ([]*ce.Event, error) {
 // of commit_url), else short_sha.
 func deployedCommit(m deploymentPayload) (string, error) {
 	if m.SHA != "" {
-		return sha("sha", m.SHA)
+		return webhook.CommitSHA("sha", m.SHA)
 	}
 	if i := strings.LastIndex(m.CommitURL, "/commit/"); i >= 0 {
-		if c, err := sha("commit_url", m.CommitURL[i+len("/commit/"):]); err == nil && len(c) >= 40 {
+		if c, err := webhook.CommitSHA("commit_url", m.CommitURL[i+len("/commit/"):]); err == nil && len(c) >= 40 {
 			return c, nil
 		}
 	}
-	c, err := sha("short_sha", m.ShortSHA)
+	c, err := webhook.CommitSHA("short_sha", m.ShortSHA)
 	if err != nil {
 		return "", err
 	}
 	if c == "" {
-		return "", fieldErr("short_sha", "missing: the deployed commit is required")
+		return "", webhook.FieldError("short_sha", "missing: the deployed commit is required")
 	}
 	return c, nil
 }
 
-func (p *Provider) job(d delivery) ([]*ce.Event, error) {
+func (p *Provider) job(d webhook.Delivery) ([]*ce.Event, error) {
 	var m jobPayload
-	if err := decode(d.body, &m); err != nil {
+	if err := webhook.Decode(d.Body, &m); err != nil {
 		return nil, err
 	}
 	if m.Environment == nil || strings.TrimSpace(m.Environment.Name) == "" {
@@ -145,7 +145,7 @@ func (p *Provider) job(d delivery) ([]*ce.Event, error) {
 	status := strings.TrimSpace(m.BuildStatus)
 	switch {
 	case status == "":
-		return nil, fieldErr("build_status", "missing")
+		return nil, webhook.FieldError("build_status", "missing")
 	case status != "running" && deploymentOutcomes[status] == "":
 		return nil, &webhook.Ignored{Reason: "deploy job status " + status + " is neither a start nor an end"}
 	}
@@ -153,15 +153,15 @@ func (p *Provider) job(d delivery) ([]*ce.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	commit, err := sha("sha", m.SHA)
+	commit, err := webhook.CommitSHA("sha", m.SHA)
 	if err != nil {
 		return nil, err
 	}
 	if commit == "" {
-		return nil, fieldErr("sha", "missing: the deployed commit is required")
+		return nil, webhook.FieldError("sha", "missing: the deployed commit is required")
 	}
 	if m.BuildID < 1 {
-		return nil, fieldErr("build_id", "missing or not a job id")
+		return nil, webhook.FieldError("build_id", "missing or not a job id")
 	}
 	created, err := timestamp("build_created_at", m.BuildCreatedAt)
 	if err != nil {
@@ -182,30 +182,30 @@ func (p *Provider) job(d delivery) ([]*ce.Event, error) {
 	}
 	if m.PipelineID > 0 {
 		data.RunID = strconv.FormatInt(m.PipelineID, 10)
-		data.RunURL = webURL(pl.source + "/-/pipelines/" + data.RunID)
+		data.RunURL = webhook.WebURL(pl.source + "/-/pipelines/" + data.RunID)
 	}
 	subject := pl.repo + "/-/jobs/" + strconv.FormatInt(m.BuildID, 10)
 	if status == "running" {
-		return p.deploymentEvents(d, pl, subject, status, firstTime(started, created), time.Time{}, data)
+		return p.deploymentEvents(d, pl, subject, status, webhook.FirstTime(started, created), time.Time{}, data)
 	}
-	return p.deploymentEvents(d, pl, subject, status, started, firstTime(finished, started, created), data)
+	return p.deploymentEvents(d, pl, subject, status, started, webhook.FirstTime(finished, started, created), data)
 }
 
 // deploymentEvents emits deployment.started (status running) or
 // deployment.finished, and the raw event.
-func (p *Provider) deploymentEvents(d delivery, pl place, subject, status string, started, finished time.Time, data deploymentData) ([]*ce.Event, error) {
-	typ, suffix, at := typeDeploymentStarted, "deployment.started", started
-	data.StartedAt = rfc3339(started)
+func (p *Provider) deploymentEvents(d webhook.Delivery, pl place, subject, status string, started, finished time.Time, data deploymentData) ([]*ce.Event, error) {
+	typ, suffix, at := webhook.TypeDeploymentStarted, "deployment.started", started
+	data.StartedAt = webhook.FormatTime(started)
 	if status != "running" {
-		typ, suffix, at = typeDeploymentFinished, "deployment.finished", firstTime(finished, started)
+		typ, suffix, at = webhook.TypeDeploymentFinished, "deployment.finished", webhook.FirstTime(finished, started)
 		data.Outcome = deploymentOutcomes[status]
-		data.FinishedAt = rfc3339(finished)
+		data.FinishedAt = webhook.FormatTime(finished)
 	}
-	e, err := d.event(pl.source, suffix, typ, subject, at, data)
+	e, err := d.Event(pl.source, suffix, typ, subject, at, data)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := d.raw(pl.source, subject, at)
+	raw, err := d.Raw(pl.source, subject, at)
 	if err != nil {
 		return nil, err
 	}
@@ -223,9 +223,9 @@ type pushPayload struct {
 
 // push keeps a branch push as raw evidence only: the correlator detects a
 // direct push to the default branch from it.
-func (p *Provider) push(d delivery) ([]*ce.Event, error) {
+func (p *Provider) push(d webhook.Delivery) ([]*ce.Event, error) {
 	var m pushPayload
-	if err := decode(d.body, &m); err != nil {
+	if err := webhook.Decode(d.Body, &m); err != nil {
 		return nil, err
 	}
 	if strings.HasPrefix(m.Ref, "refs/tags/") {
@@ -238,7 +238,7 @@ func (p *Provider) push(d delivery) ([]*ce.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	after, err := sha("after", m.After)
+	after, err := webhook.CommitSHA("after", m.After)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,7 @@ func (p *Provider) push(d delivery) ([]*ce.Event, error) {
 	if after != "" {
 		subject += "@" + after
 	}
-	raw, err := d.raw(pl.source, subject, time.Time{})
+	raw, err := d.Raw(pl.source, subject, time.Time{})
 	if err != nil {
 		return nil, err
 	}

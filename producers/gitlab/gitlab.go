@@ -107,7 +107,7 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 		ObjectKind string `json:"object_kind"`
 		EventName  string `json:"event_name"`
 	}
-	if err := decode(body, &env); err != nil {
+	if err := webhook.Decode(body, &env); err != nil {
 		return nil, err
 	}
 	header := strings.TrimSpace(h.Get("X-Gitlab-Event"))
@@ -119,7 +119,7 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 		if env.EventName != "" {
 			return nil, &webhook.Ignored{Reason: "system or group hook event " + env.EventName + " carries no change evidence"}
 		}
-		return nil, fieldErr("object_kind", "missing: not a GitLab webhook payload")
+		return nil, webhook.FieldError("object_kind", "missing: not a GitLab webhook payload")
 	}
 	event := header
 	if event == "" {
@@ -213,19 +213,19 @@ func locate(pr *project, fallbacks ...[2]string) (place, error) {
 		if strings.TrimSpace(c[1]) == "" {
 			continue
 		}
-		repo, err := repository(c[0], c[1])
+		repo, err := webhook.Repository(c[0], c[1])
 		if err != nil {
 			return place{}, err
 		}
 		// The source is the project's address in lower case, like the
 		// repository key, so every event of a project has the same source.
-		src := strings.ToLower(webURL(strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(c[1]), "/"), ".git")))
+		src := strings.ToLower(webhook.WebURL(strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(c[1]), "/"), ".git")))
 		if src == "" {
 			src = "https://" + repo
 		}
 		return place{repo: repo, source: src}, nil
 	}
-	return place{}, fieldErr("project.web_url", "missing: the payload does not name its project")
+	return place{}, webhook.FieldError("project.web_url", "missing: the payload does not name its project")
 }
 
 // Interface guard.

@@ -85,15 +85,15 @@ type reviewData struct {
 // change.updated even without a new head commit.
 var metaChanges = []string{"title", "target_branch", "draft", "work_in_progress"}
 
-func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
+func (p *Provider) mergeRequest(d webhook.Delivery) ([]*ce.Event, error) {
 	var m mrPayload
-	if err := decode(d.body, &m); err != nil {
+	if err := webhook.Decode(d.Body, &m); err != nil {
 		return nil, err
 	}
 	a := &m.Attrs
 	action := strings.TrimSpace(a.Action)
 	if action == "" {
-		return nil, fieldErr("object_attributes.action", "missing: the merge request event does not say what happened")
+		return nil, webhook.FieldError("object_attributes.action", "missing: the merge request event does not say what happened")
 	}
 	var targetURL string
 	if a.Target != nil {
@@ -104,9 +104,9 @@ func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
 		return nil, err
 	}
 	if a.IID < 1 {
-		return nil, fieldErr("object_attributes.iid", "missing or not a merge request iid (an integer ≥ 1)")
+		return nil, webhook.FieldError("object_attributes.iid", "missing or not a merge request iid (an integer ≥ 1)")
 	}
-	head, err := sha("object_attributes.last_commit.id", a.LastCommit.ID)
+	head, err := webhook.CommitSHA("object_attributes.last_commit.id", a.LastCommit.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	ref := changeRef{Number: a.IID, URL: webURL(a.URL)}
+	ref := changeRef{Number: a.IID, URL: webhook.WebURL(a.URL)}
 	subject := pl.repo + "/-/merge_requests/" + strconv.FormatInt(a.IID, 10)
 	actor := ident(m.User)
 	var author *identity
@@ -130,7 +130,7 @@ func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
 		TargetBranch: a.TargetBranch, HeadCommit: head, TicketKeys: p.ticketKeys(a.Title, a.SourceBranch),
 	}
 	if a.Source != nil && a.Source.WebURL != "" {
-		if src, err := repository("object_attributes.source.web_url", a.Source.WebURL); err == nil && src != pl.repo {
+		if src, err := webhook.Repository("object_attributes.source.web_url", a.Source.WebURL); err == nil && src != pl.repo {
 			base.SourceRepository = src
 		}
 	}
@@ -142,13 +142,13 @@ func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
 	}
 	needHead := func() error {
 		if head == "" {
-			return fieldErr("object_attributes.last_commit.id", "missing: the merge request's head commit is required")
+			return webhook.FieldError("object_attributes.last_commit.id", "missing: the merge request's head commit is required")
 		}
 		return nil
 	}
 	needTarget := func() error {
 		if strings.TrimSpace(a.TargetBranch) == "" {
-			return fieldErr("object_attributes.target_branch", "missing")
+			return webhook.FieldError("object_attributes.target_branch", "missing")
 		}
 		return nil
 	}
@@ -167,20 +167,20 @@ func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
 			// Reopened (or opened) by someone else: the author's login is
 			// not in the payload, and change.opened requires it.
 			c := base
-			c.Actor, c.UpdatedAt = actor, rfc3339(updated)
-			typ, suffix, at, data = typeChangeUpdated, "change.updated", updated, c
+			c.Actor, c.UpdatedAt = actor, webhook.FormatTime(updated)
+			typ, suffix, at, data = webhook.TypeChangeUpdated, "change.updated", updated, c
 			break
 		}
 		c := base
 		c.Author = author
 		at = updated
 		if action == "open" {
-			at = firstTime(created, updated)
+			at = webhook.FirstTime(created, updated)
 		}
-		c.OpenedAt = rfc3339(at)
-		typ, suffix, data = typeChangeOpened, "change.opened", c
+		c.OpenedAt = webhook.FormatTime(at)
+		typ, suffix, data = webhook.TypeChangeOpened, "change.opened", c
 	case "update":
-		oldrev, err := sha("object_attributes.oldrev", a.OldRev)
+		oldrev, err := webhook.CommitSHA("object_attributes.oldrev", a.OldRev)
 		if err != nil {
 			return nil, err
 		}
@@ -192,34 +192,34 @@ func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
 		}
 		c := base
 		c.Author = author
-		c.PreviousHeadCommit, c.Actor, c.UpdatedAt = oldrev, actor, rfc3339(updated)
-		typ, suffix, at, data = typeChangeUpdated, "change.updated", updated, c
+		c.PreviousHeadCommit, c.Actor, c.UpdatedAt = oldrev, actor, webhook.FormatTime(updated)
+		typ, suffix, at, data = webhook.TypeChangeUpdated, "change.updated", updated, c
 	case "approved", "approval", "unapproved", "unapproval":
 		if err := needHead(); err != nil {
 			return nil, err
 		}
 		if actor == nil {
-			return nil, fieldErr("user.username", "missing: the reviewer is required")
+			return nil, webhook.FieldError("user.username", "missing: the reviewer is required")
 		}
 		r := reviewData{
 			Repository: pl.repo, Change: ref, Reviewer: actor, Decision: "approved",
-			HeadCommit: head, SubmittedAt: rfc3339(updated), Author: author,
+			HeadCommit: head, SubmittedAt: webhook.FormatTime(updated), Author: author,
 		}
 		if strings.HasPrefix(action, "un") {
 			r.Decision, r.DismissedBy = "dismissed", actor
 		}
-		typ, suffix, at, data = typeReviewSubmitted, "review.submitted", updated, r
+		typ, suffix, at, data = webhook.TypeReviewSubmitted, "review.submitted", updated, r
 	case "merge":
 		if err := firstErr(needHead(), needTarget()); err != nil {
 			return nil, err
 		}
 		c := base
 		c.Author = author
-		mergeSHA, err := sha("object_attributes.merge_commit_sha", a.MergeCommitSHA)
+		mergeSHA, err := webhook.CommitSHA("object_attributes.merge_commit_sha", a.MergeCommitSHA)
 		if err != nil {
 			return nil, err
 		}
-		squashSHA, err := sha("object_attributes.squash_commit_sha", a.SquashCommitSHA)
+		squashSHA, err := webhook.CommitSHA("object_attributes.squash_commit_sha", a.SquashCommitSHA)
 		if err != nil {
 			return nil, err
 		}
@@ -231,21 +231,21 @@ func (p *Provider) mergeRequest(d delivery) ([]*ce.Event, error) {
 		default: // fast-forward: the head commit itself is on the target branch
 			c.MergeCommit, c.Method = head, "rebase"
 		}
-		c.MergedBy, c.MergedAt = actor, rfc3339(updated)
-		typ, suffix, at, data = typeChangeMerged, "change.merged", updated, c
+		c.MergedBy, c.MergedAt = actor, webhook.FormatTime(updated)
+		typ, suffix, at, data = webhook.TypeChangeMerged, "change.merged", updated, c
 	case "close":
 		c := base
 		c.Author = author
-		c.ClosedBy, c.ClosedAt = actor, rfc3339(updated)
-		typ, suffix, at, data = typeChangeClosed, "change.closed", updated, c
+		c.ClosedBy, c.ClosedAt = actor, webhook.FormatTime(updated)
+		typ, suffix, at, data = webhook.TypeChangeClosed, "change.closed", updated, c
 	default:
 		return nil, &webhook.Ignored{Reason: "merge request action " + action + " carries no change evidence"}
 	}
-	e, err := d.event(pl.source, suffix, typ, subject, at, data)
+	e, err := d.Event(pl.source, suffix, typ, subject, at, data)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := d.raw(pl.source, subject, at)
+	raw, err := d.Raw(pl.source, subject, at)
 	if err != nil {
 		return nil, err
 	}

@@ -58,9 +58,9 @@ var triggers = map[string]string{
 	"pipeline": "pipeline", "parent_pipeline": "pipeline", "webide": "manual",
 }
 
-func (p *Provider) pipeline(d delivery) ([]*ce.Event, error) {
+func (p *Provider) pipeline(d webhook.Delivery) ([]*ce.Event, error) {
 	var m pipelinePayload
-	if err := decode(d.body, &m); err != nil {
+	if err := webhook.Decode(d.Body, &m); err != nil {
 		return nil, err
 	}
 	a := &m.Attrs
@@ -68,11 +68,11 @@ func (p *Provider) pipeline(d delivery) ([]*ce.Event, error) {
 	var typ, suffix string
 	switch {
 	case status == "pending" || status == "running":
-		typ, suffix = typePipelineStarted, "pipelinerun.started"
+		typ, suffix = webhook.TypePipelineStarted, "pipelinerun.started"
 	case pipelineOutcomes[status] != "":
-		typ, suffix = typePipelineFinished, "pipelinerun.finished"
+		typ, suffix = webhook.TypePipelineFinished, "pipelinerun.finished"
 	case status == "":
-		return nil, fieldErr("object_attributes.status", "missing")
+		return nil, webhook.FieldError("object_attributes.status", "missing")
 	default:
 		return nil, &webhook.Ignored{Reason: "pipeline status " + status + " is neither a start nor an end"}
 	}
@@ -81,14 +81,14 @@ func (p *Provider) pipeline(d delivery) ([]*ce.Event, error) {
 		return nil, err
 	}
 	if a.ID < 1 {
-		return nil, fieldErr("object_attributes.id", "missing or not a pipeline id")
+		return nil, webhook.FieldError("object_attributes.id", "missing or not a pipeline id")
 	}
-	commit, err := sha("object_attributes.sha", a.SHA)
+	commit, err := webhook.CommitSHA("object_attributes.sha", a.SHA)
 	if err != nil {
 		return nil, err
 	}
 	if commit == "" {
-		return nil, fieldErr("object_attributes.sha", "missing: the pipeline's commit is required")
+		return nil, webhook.FieldError("object_attributes.sha", "missing: the pipeline's commit is required")
 	}
 	created, err := timestamp("object_attributes.created_at", a.CreatedAt)
 	if err != nil {
@@ -101,11 +101,11 @@ func (p *Provider) pipeline(d delivery) ([]*ce.Event, error) {
 	runID := strconv.FormatInt(a.ID, 10)
 	data := pipelineData{
 		Repository: pl.repo, Commit: commit, RunID: runID, Pipeline: a.Name,
-		System: "gitlab-ci", Actor: ident(m.User), StartedAt: rfc3339(created),
+		System: "gitlab-ci", Actor: ident(m.User), StartedAt: webhook.FormatTime(created),
 	}
-	data.RunURL = webURL(a.URL)
+	data.RunURL = webhook.WebURL(a.URL)
 	if data.RunURL == "" {
-		data.RunURL = webURL(pl.source + "/-/pipelines/" + runID)
+		data.RunURL = webhook.WebURL(pl.source + "/-/pipelines/" + runID)
 	}
 	ref := strings.TrimSpace(a.Ref)
 	switch {
@@ -124,20 +124,20 @@ func (p *Provider) pipeline(d delivery) ([]*ce.Event, error) {
 		data.Trigger = "other"
 	}
 	if m.MergeRequest != nil && m.MergeRequest.IID >= 1 {
-		data.Change = &changeRef{Number: m.MergeRequest.IID, URL: webURL(m.MergeRequest.URL)}
+		data.Change = &changeRef{Number: m.MergeRequest.IID, URL: webhook.WebURL(m.MergeRequest.URL)}
 	}
 	at := created
-	if typ == typePipelineFinished {
+	if typ == webhook.TypePipelineFinished {
 		data.Outcome = pipelineOutcomes[status]
-		data.FinishedAt = rfc3339(finished)
-		at = firstTime(finished, created)
+		data.FinishedAt = webhook.FormatTime(finished)
+		at = webhook.FirstTime(finished, created)
 	}
 	subject := pl.repo + "/-/pipelines/" + runID
-	e, err := d.event(pl.source, suffix, typ, subject, at, data)
+	e, err := d.Event(pl.source, suffix, typ, subject, at, data)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := d.raw(pl.source, subject, at)
+	raw, err := d.Raw(pl.source, subject, at)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ func (o Options) withDefaults() Options {
 // Validate checks the options, naming the field at fault.
 func (o Options) Validate() error {
 	o = o.withDefaults()
-	if o.BaseURL != "" && webURL(o.BaseURL) == "" {
+	if o.BaseURL != "" && webhook.WebURL(o.BaseURL) == "" {
 		return fmt.Errorf("jira: BaseURL %q is not an http(s) URL", o.BaseURL)
 	}
 	for _, s := range o.ApprovedStatuses {
@@ -229,23 +229,23 @@ type ticketData struct {
 // delivery that Verify accepted: the raw event records signature_verified.
 func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	var m payload
-	if err := decode(body, &m); err != nil {
+	if err := webhook.Decode(body, &m); err != nil {
 		return nil, err
 	}
 	event := strings.TrimSpace(m.WebhookEvent)
 	switch event {
 	case "":
-		return nil, fieldErr("webhookEvent", "missing: not a Jira webhook payload")
+		return nil, webhook.FieldError("webhookEvent", "missing: not a Jira webhook payload")
 	case "jira:issue_created", "jira:issue_updated":
 	default:
 		return nil, &webhook.Ignored{Reason: "Jira " + event + " carries no change ticket evidence"}
 	}
 	if m.Issue == nil {
-		return nil, fieldErr("issue", "missing")
+		return nil, webhook.FieldError("issue", "missing")
 	}
 	key := strings.TrimSpace(m.Issue.Key)
 	if key == "" || strings.ContainsAny(key, " \t\n\f\r") {
-		return nil, fieldErr("issue.key", "missing or not an issue key: %q", m.Issue.Key)
+		return nil, webhook.FieldError("issue.key", "missing or not an issue key: %q", m.Issue.Key)
 	}
 	f := fields(m.Issue.Fields)
 	var issueType struct {
@@ -310,13 +310,13 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	}
 	base := ticketData{
 		Key: key, System: "jira", TicketType: ticketType, RawType: issueType.Name, Status: status.Name,
-		Summary: summary, URL: webURL(source + "/browse/" + url.PathEscape(key)),
+		Summary: summary, URL: webhook.WebURL(source + "/browse/" + url.PathEscape(key)),
 		RequestedBy: firstIdent(reporter, creator), Links: p.links(f),
 	}
 	d := newDelivery(h, body, event, p.opts.Now())
 	var events []*ce.Event
 	add := func(suffix, typ string, t time.Time, data ticketData) error {
-		e, err := d.event(source, suffix, typ, key, t, data)
+		e, err := d.Event(source, suffix, typ, key, t, data)
 		if err == nil {
 			events = append(events, e)
 		}
@@ -324,48 +324,48 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	}
 	var factTime time.Time
 	if !transition {
-		factTime = firstTime(createdAt, at, d.receivedAt)
+		factTime = webhook.FirstTime(createdAt, at, d.ReceivedAt)
 		c := base
-		c.CreatedAt = rfc3339(createdAt)
-		if err := add("ticket.created", typeTicketCreated, factTime, c); err != nil {
+		c.CreatedAt = webhook.FormatTime(createdAt)
+		if err := add("ticket.created", webhook.TypeTicketCreated, factTime, c); err != nil {
 			return nil, err
 		}
 	} else {
 		// The moment of the transition is the webhook's timestamp; without
 		// one, the time it was received.
-		factTime = firstTime(at, d.receivedAt)
+		factTime = webhook.FirstTime(at, d.ReceivedAt)
 		if strings.TrimSpace(to) == "" {
 			to = status.Name
 		}
 		if strings.TrimSpace(to) == "" {
-			return nil, fieldErr("changelog.items.toString", "missing: the new status is required")
+			return nil, webhook.FieldError("changelog.items.toString", "missing: the new status is required")
 		}
 		actor := ident(m.User)
 		c := base
-		c.Status, c.PreviousStatus, c.TransitionedBy, c.TransitionedAt = to, from, actor, rfc3339(factTime)
-		if err := add("ticket.transitioned", typeTicketTransitioned, factTime, c); err != nil {
+		c.Status, c.PreviousStatus, c.TransitionedBy, c.TransitionedAt = to, from, actor, webhook.FormatTime(factTime)
+		if err := add("ticket.transitioned", webhook.TypeTicketTransitioned, factTime, c); err != nil {
 			return nil, err
 		}
 		approved, rejected := contains(p.opts.ApprovedStatuses, to), contains(p.opts.RejectedStatuses, to)
 		if (approved || rejected) && actor == nil {
-			return nil, fieldErr("user", "missing: the approver (the user who made the transition) is required")
+			return nil, webhook.FieldError("user", "missing: the approver (the user who made the transition) is required")
 		}
 		switch {
 		case approved:
 			a := base
-			a.Status, a.Approver, a.ApprovedAt = to, actor, rfc3339(factTime)
-			if err := add("ticket.approved", typeTicketApproved, factTime, a); err != nil {
+			a.Status, a.Approver, a.ApprovedAt = to, actor, webhook.FormatTime(factTime)
+			if err := add("ticket.approved", webhook.TypeTicketApproved, factTime, a); err != nil {
 				return nil, err
 			}
 		case rejected:
 			r := base
-			r.Status, r.Approver, r.RejectedAt = to, actor, rfc3339(factTime)
-			if err := add("ticket.rejected", typeTicketRejected, factTime, r); err != nil {
+			r.Status, r.Approver, r.RejectedAt = to, actor, webhook.FormatTime(factTime)
+			if err := add("ticket.rejected", webhook.TypeTicketRejected, factTime, r); err != nil {
 				return nil, err
 			}
 		}
 	}
-	raw, err := d.raw(source, key, factTime)
+	raw, err := d.Raw(source, key, factTime)
 	if err != nil {
 		return nil, err
 	}
@@ -376,14 +376,14 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 // /rest/.
 func (p *Provider) site(self string) (string, error) {
 	if p.opts.BaseURL != "" {
-		if webURL(p.opts.BaseURL) == "" {
+		if webhook.WebURL(p.opts.BaseURL) == "" {
 			return "", fmt.Errorf("jira: Options.BaseURL %q is not an http(s) URL", p.opts.BaseURL)
 		}
 		return lowerHost(p.opts.BaseURL), nil
 	}
 	i := strings.Index(self, "/rest/")
-	if i < 0 || webURL(self[:i]) == "" {
-		return "", fieldErr("issue.self", "%q does not name the Jira site (set the site's address in the Jira provider's BaseURL)", self)
+	if i < 0 || webhook.WebURL(self[:i]) == "" {
+		return "", webhook.FieldError("issue.self", "%q does not name the Jira site (set the site's address in the Jira provider's BaseURL)", self)
 	}
 	return lowerHost(self[:i]), nil
 }
@@ -406,7 +406,7 @@ func eventTime(ms *int64) (time.Time, error) {
 	}
 	t := time.UnixMilli(*ms).UTC()
 	if t.Year() < 1 || t.Year() > 9999 {
-		return time.Time{}, fieldErr("timestamp", "%d is out of range", *ms)
+		return time.Time{}, webhook.FieldError("timestamp", "%d is out of range", *ms)
 	}
 	return t, nil
 }
@@ -463,9 +463,9 @@ func (f fields) get(name string, v any) error {
 			if te.Field != "" {
 				path += "." + te.Field
 			}
-			return fieldErr(path, "must be %s, got a JSON %s", kindName(te.Type), te.Value)
+			return webhook.FieldError(path, "must be %s, got a JSON %s", webhook.JSONKind(te.Type), te.Value)
 		}
-		return fieldErr("issue.fields."+name, "%v", err)
+		return webhook.FieldError("issue.fields."+name, "%v", err)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
 // links is what a ticket says it covers (the catalog's links object).
@@ -52,7 +54,7 @@ func parseLinks(texts ...string) *links {
 			return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' || r == ';' || r == '|'
 		}) {
 			tok = strings.Trim(tok, `<>()[]{}"'`)
-			if c := strings.ToLower(tok); (len(c) == 40 || len(c) == 64) && shaRe.MatchString(c) {
+			if c := strings.ToLower(tok); (len(c) == 40 || len(c) == 64) && webhook.IsCommitSHA(c) {
 				addCommit(c)
 				continue
 			}
@@ -67,7 +69,7 @@ func parseLinks(texts ...string) *links {
 					repoPart, rest = path[:i], path[i:]
 				}
 			}
-			repo, err := repository("links", u.Scheme+"://"+u.Host+repoPart)
+			repo, err := webhook.Repository("links", u.Scheme+"://"+u.Host+repoPart)
 			if err != nil {
 				continue
 			}
@@ -84,10 +86,10 @@ func parseLinks(texts ...string) *links {
 				key := "m " + repo + "#" + segs[1]
 				if !seen[key] && len(l.Changes) < maxChanges {
 					seen[key] = true
-					l.Changes = append(l.Changes, changeRef{Repository: repo, Number: n, URL: webURL(tok)})
+					l.Changes = append(l.Changes, changeRef{Repository: repo, Number: n, URL: webhook.WebURL(tok)})
 				}
 			case len(segs) >= 2 && (segs[0] == "commit" || segs[0] == "commits"):
-				if c := strings.ToLower(segs[1]); shaRe.MatchString(c) {
+				if c := strings.ToLower(segs[1]); webhook.IsCommitSHA(c) {
 					addCommit(c)
 				}
 				addRepo(repo)

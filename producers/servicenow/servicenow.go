@@ -189,7 +189,7 @@ func stateLabel(field string, raw json.RawMessage) (string, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		var n json.Number
 		if err := json.Unmarshal(raw, &n); err != nil {
-			return "", fieldErr(field, "must be a state label or number")
+			return "", webhook.FieldError(field, "must be a state label or number")
 		}
 		s = n.String()
 	}
@@ -200,12 +200,12 @@ func stateLabel(field string, raw json.RawMessage) (string, error) {
 	if n, err := strconv.Atoi(s); err == nil {
 		label, ok := stateLabels[n]
 		if !ok {
-			return "", fieldErr(field, "%d is not a state of the default change model", n)
+			return "", webhook.FieldError(field, "%d is not a state of the default change model", n)
 		}
 		return label, nil
 	}
 	if strings.ContainsAny(s, "0123456789") && strings.Trim(s, "+-.0123456789eE") == "" {
-		return "", fieldErr(field, "%q is not a state of the default change model", s)
+		return "", webhook.FieldError(field, "%q is not a state of the default change model", s)
 	}
 	for _, label := range stateLabels {
 		if strings.EqualFold(label, s) {
@@ -289,23 +289,23 @@ func approvalValue(s string) string {
 // delivery that Verify accepted: the raw event records signature_verified.
 func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	var b Body
-	if err := decode(body, &b); err != nil {
+	if err := webhook.Decode(body, &b); err != nil {
 		return nil, err
 	}
 	table := strings.TrimSpace(b.Table)
 	switch {
 	case table == "":
-		return nil, fieldErr("table", "missing: not a change request notification (see docs/webhooks.md)")
+		return nil, webhook.FieldError("table", "missing: not a change request notification (see docs/webhooks.md)")
 	case table != "change_request":
 		return nil, &webhook.Ignored{Reason: "table " + table + " holds no change tickets"}
 	}
 	key := strings.TrimSpace(b.Number)
 	if key == "" || strings.ContainsAny(key, " \t\n\f\r") {
-		return nil, fieldErr("number", "missing or not a change number: %q", b.Number)
+		return nil, webhook.FieldError("number", "missing or not a change number: %q", b.Number)
 	}
 	instance := strings.TrimRight(strings.TrimSpace(b.Instance), "/")
-	if webURL(instance) == "" {
-		return nil, fieldErr("instance", "missing or not the instance's address (https://<name>.service-now.com): %q", b.Instance)
+	if webhook.WebURL(instance) == "" {
+		return nil, webhook.FieldError("instance", "missing or not the instance's address (https://<name>.service-now.com): %q", b.Instance)
 	}
 	source := lowerHost(instance)
 	state, err := stateLabel("state", b.State)
@@ -345,10 +345,10 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	}
 	base.RawType = strings.TrimSpace(b.Type)
 	if sys := strings.TrimSpace(b.SysID); sys != "" {
-		base.URL = webURL(source + "/change_request.do?sys_id=" + url.QueryEscape(sys))
+		base.URL = webhook.WebURL(source + "/change_request.do?sys_id=" + url.QueryEscape(sys))
 	}
 	if !start.IsZero() || !end.IsZero() {
-		base.PlannedWindow = &window{Start: rfc3339(start), End: rfc3339(end)}
+		base.PlannedWindow = &window{Start: webhook.FormatTime(start), End: webhook.FormatTime(end)}
 	}
 	operation := strings.ToLower(strings.TrimSpace(b.Operation))
 	event := strings.TrimSpace(b.Event)
@@ -359,23 +359,25 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 		}
 		event = table + "." + op
 	}
-	d := newDelivery(h, body, event, p.now())
+	// ServiceNow gives no delivery id: a retry sends the same body, whose
+	// SHA-256 keys the events.
+	d := webhook.NewDelivery(providerName, event, h, keptHeaders, body, p.now())
 	var events []*ce.Event
 	add := func(suffix, typ string, t time.Time, data ticketData) error {
-		e, err := d.event(source, suffix, typ, key, t, data)
+		e, err := d.Event(source, suffix, typ, key, t, data)
 		if err == nil {
 			events = append(events, e)
 		}
 		return err
 	}
-	factTime := firstTime(updated, created, d.receivedAt)
+	factTime := webhook.FirstTime(updated, created, d.ReceivedAt)
 
 	isCreated := operation == "insert" ||
 		(operation == "" && previous == "" && !created.IsZero() && created.Equal(updated))
 	if isCreated {
 		c := base
-		c.CreatedAt = rfc3339(firstTime(created, updated))
-		if err := add("ticket.created", typeTicketCreated, firstTime(created, factTime), c); err != nil {
+		c.CreatedAt = webhook.FormatTime(webhook.FirstTime(created, updated))
+		if err := add("ticket.created", webhook.TypeTicketCreated, webhook.FirstTime(created, factTime), c); err != nil {
 			return nil, err
 		}
 	}
@@ -383,8 +385,8 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 		c := base
 		c.PreviousStatus = previous
 		c.TransitionedBy = ident(&User{UserName: b.SysUpdatedBy})
-		c.TransitionedAt = rfc3339(factTime)
-		if err := add("ticket.transitioned", typeTicketTransitioned, factTime, c); err != nil {
+		c.TransitionedAt = webhook.FormatTime(factTime)
+		if err := add("ticket.transitioned", webhook.TypeTicketTransitioned, factTime, c); err != nil {
 			return nil, err
 		}
 	}
@@ -398,13 +400,13 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 			field := fmt.Sprintf("approvers[%d]", i)
 			who := ident(&a.User)
 			if who == nil {
-				return nil, fieldErr(field+".user_name", "missing: the approver is required")
+				return nil, webhook.FieldError(field+".user_name", "missing: the approver is required")
 			}
 			when, err := timestamp(field+".sys_updated_on", a.SysUpdatedOn)
 			if err != nil {
 				return nil, err
 			}
-			when = firstTime(when, factTime)
+			when = webhook.FirstTime(when, factTime)
 			// One event per approval: the approver's login names it, with
 			// the approval's index when one person approved twice (for two
 			// groups).
@@ -416,11 +418,11 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 			c := base
 			c.Approver, c.ApprovalGroup = who, a.Group
 			if approval == "approved" {
-				c.ApprovedAt, c.Comment = rfc3339(when), a.Comments
-				err = add("ticket.approved/"+suffix, typeTicketApproved, when, c)
+				c.ApprovedAt, c.Comment = webhook.FormatTime(when), a.Comments
+				err = add("ticket.approved/"+suffix, webhook.TypeTicketApproved, when, c)
 			} else {
-				c.RejectedAt, c.Reason = rfc3339(when), a.Comments
-				err = add("ticket.rejected/"+suffix, typeTicketRejected, when, c)
+				c.RejectedAt, c.Reason = webhook.FormatTime(when), a.Comments
+				err = add("ticket.rejected/"+suffix, webhook.TypeTicketRejected, when, c)
 			}
 			if err != nil {
 				return nil, err
@@ -430,7 +432,7 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	if len(events) == 0 {
 		return nil, &webhook.Ignored{Reason: "change request update without creation, state change or approval"}
 	}
-	raw, err := d.raw(source, key, events[0].Time)
+	raw, err := d.Raw(source, key, events[0].Time)
 	if err != nil {
 		return nil, err
 	}
@@ -445,35 +447,35 @@ func (l *Links) normalize() (*links, error) {
 	}
 	out := &links{}
 	if len(l.Repositories) > 100 || len(l.Commits) > 1000 || len(l.Changes) > 100 {
-		return nil, fieldErr("links", "too many entries (at most 100 repositories, 1000 commits, 100 changes)")
+		return nil, webhook.FieldError("links", "too many entries (at most 100 repositories, 1000 commits, 100 changes)")
 	}
 	for i, r := range l.Repositories {
-		repo, err := repository(fmt.Sprintf("links.repositories[%d]", i), r)
+		repo, err := webhook.Repository(fmt.Sprintf("links.repositories[%d]", i), r)
 		if err != nil {
 			return nil, err
 		}
 		out.Repositories = append(out.Repositories, repo)
 	}
 	for i, c := range l.Commits {
-		s, err := sha(fmt.Sprintf("links.commits[%d]", i), c)
+		s, err := webhook.CommitSHA(fmt.Sprintf("links.commits[%d]", i), c)
 		if err != nil {
 			return nil, err
 		}
 		if s == "" {
-			return nil, fieldErr(fmt.Sprintf("links.commits[%d]", i), "empty")
+			return nil, webhook.FieldError(fmt.Sprintf("links.commits[%d]", i), "empty")
 		}
 		out.Commits = append(out.Commits, s)
 	}
 	for i, c := range l.Changes {
 		field := fmt.Sprintf("links.changes[%d]", i)
-		repo, err := repository(field+".repository", c.Repository)
+		repo, err := webhook.Repository(field+".repository", c.Repository)
 		if err != nil {
 			return nil, err
 		}
 		if c.Number < 1 {
-			return nil, fieldErr(field+".number", "must be a pull or merge request number ≥ 1")
+			return nil, webhook.FieldError(field+".number", "must be a pull or merge request number ≥ 1")
 		}
-		out.Changes = append(out.Changes, changeRef{Repository: repo, Number: c.Number, URL: webURL(c.URL)})
+		out.Changes = append(out.Changes, changeRef{Repository: repo, Number: c.Number, URL: webhook.WebURL(c.URL)})
 	}
 	if len(out.Repositories) == 0 && len(out.Commits) == 0 && len(out.Changes) == 0 {
 		return nil, nil
