@@ -7,6 +7,11 @@
 // A provider is a small interface: it verifies a delivery and translates
 // it. Kinds of deliveries that carry no evidence are acknowledged with 200
 // and counted, not archived.
+//
+// The adapters share the rest of their plumbing from here: Delivery builds
+// each delivery's events and the webhook.received event that keeps the
+// original payload; Decode, FieldError, CommitSHA and ParseTime read
+// payloads with errors that name the field at fault.
 package webhook
 
 import (
