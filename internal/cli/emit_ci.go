@@ -70,7 +70,7 @@ func ciFlagSet(name, synopsis, about string, env Env) (*flag.FlagSet, *ciOpts) {
 		name:     name,
 		server:   serverFlag(fs, env),
 		source:   fs.String("source", "", "CloudEvents source (default: the repository's web URL when the run URL is on the same host, else urn:evidence:ci:SYSTEM:REPOSITORY)"),
-		id:       fs.String("id", "", "event id (default: derived from the type, repository, commit, run id, run attempt and the event's key facts, so a re-run of the same step is stored once)"),
+		id:       fs.String("id", "", "event id (default: derived from the type, repository, commit, run id, run attempt and the event's key facts, so a re-run of the same step is stored once; random without a run id)"),
 		at:       fs.String("time", "", "when it happened, RFC 3339 (default: now)"),
 		repo:     fs.String("repo", "", "repository, host/owner/name or a URL (env EVIDENCE_REPO; default: from CI)"),
 		commit:   fs.String("commit", "", "commit SHA (env EVIDENCE_COMMIT; default: from CI)"),
@@ -110,11 +110,16 @@ var (
 // resolve detects the CI facts, applies the flags (which win over the
 // EVIDENCE_* variables, which win over detection) and checks that the
 // needed fields are known and well formed.
-func (o *ciOpts) resolve(fs *flag.FlagSet, env Env, need ...ci.Field) (ciRun, error) {
-	if fs.NArg() > 0 {
-		return ciRun{}, usagef("unexpected argument %q", fs.Arg(0))
+func (o *ciOpts) resolve(rest []string, env Env, need ...ci.Field) (ciRun, error) {
+	if len(rest) > 0 {
+		return ciRun{}, usagef("unexpected argument %q", rest[0])
 	}
 	info := ci.Detect(env.Getenv)
+	if strings.TrimSpace(*o.commit) == "" && env.Getenv("EVIDENCE_COMMIT") == "" {
+		if head := pullRequestHead(info, env); head != "" {
+			info.Commit = head
+		}
+	}
 	if v := strings.TrimSpace(*o.repo); v != "" {
 		info.Repository = ci.NormalizeRepository(v)
 	}
@@ -157,6 +162,51 @@ func (o *ciOpts) resolve(fs *flag.FlagSet, env Env, need ...ci.Field) (ciRun, er
 		r.attempt = n
 	}
 	return r, nil
+}
+
+// pullRequestHead returns the head commit of the pull or merge request a
+// run is for, when the commit the CI system reports is a temporary merge
+// commit: the catalog wants the change's head commit, which is what
+// reviews are about. GitHub Actions reports the merge commit in
+// GITHUB_SHA for pull_request events and gives the head only in the event
+// payload (GITHUB_EVENT_PATH); GitLab's merged results pipelines give it
+// in CI_MERGE_REQUEST_SOURCE_BRANCH_SHA. "" when there is none.
+func pullRequestHead(info ci.Info, env Env) string {
+	var head string
+	switch info.System {
+	case ci.GitHubActions:
+		if info.Event != "pull_request" && info.Event != "pull_request_target" {
+			return ""
+		}
+		path := strings.TrimSpace(env.Getenv("GITHUB_EVENT_PATH"))
+		if path == "" {
+			return ""
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "evidence: warning: reading the pull request's head commit: %v; using GITHUB_SHA (the merge commit)\n", err)
+			return ""
+		}
+		var payload struct {
+			PullRequest struct {
+				Head struct {
+					SHA string `json:"sha"`
+				} `json:"head"`
+			} `json:"pull_request"`
+		}
+		if err := json.Unmarshal(b, &payload); err != nil {
+			fmt.Fprintf(env.Stderr, "evidence: warning: reading the pull request's head commit from %s: %v; using GITHUB_SHA (the merge commit)\n", path, err)
+			return ""
+		}
+		head = payload.PullRequest.Head.SHA
+	case ci.GitLabCI:
+		head = env.Getenv("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA")
+	}
+	head = strings.ToLower(strings.TrimSpace(head))
+	if !shaRE.MatchString(head) {
+		return ""
+	}
+	return head
 }
 
 // meta returns the attributes of the event; key names the event's own
@@ -351,7 +401,7 @@ func runEmitPipeline(ctx context.Context, args []string, env Env) int {
 	default:
 		return fail(env, ExitUsage, "emit pipeline: --status %q: want started, success, failure, cancelled or error", *status)
 	}
-	r, err := o.resolve(fs, env, ci.FieldRepository, ci.FieldCommit, ci.FieldRunID)
+	r, err := o.resolve(fs.Args(), env, ci.FieldRepository, ci.FieldCommit, ci.FieldRunID)
 	if err != nil {
 		return done(env, o.name, err)
 	}
@@ -430,7 +480,7 @@ func runEmitArtifact(ctx context.Context, args []string, env Env) int {
 			a.Name = filepath.Base(*file)
 		}
 	}
-	r, err := o.resolve(fs, env, ci.FieldRepository, ci.FieldCommit, ci.FieldRunID)
+	r, err := o.resolve(fs.Args(), env, ci.FieldRepository, ci.FieldCommit, ci.FieldRunID)
 	if err != nil {
 		return done(env, o.name, err)
 	}
@@ -521,8 +571,9 @@ func fileDigest(path string) (string, error) {
 // --- test -------------------------------------------------------------------
 
 func runEmitTest(ctx context.Context, args []string, env Env) int {
-	fs, o := ciFlagSet("test", "--junit FILE [--junit FILE...] [--suite NAME]",
-		"Reports test results read from JUnit XML (test.reported): passed only when no test failed or errored.", env)
+	fs, o := ciFlagSet("test", "[--suite NAME] --junit FILE [--junit FILE...] [FILE...]",
+		"Reports test results read from JUnit XML (test.reported): passed only when no test failed or errored.\n"+
+			"Files after the flags are more reports, so that a glob works: --junit reports/TEST-*.xml", env)
 	var files stringList
 	fs.Var(&files, "junit", "a JUnit XML report (repeatable; the reports are summed)")
 	suite := fs.String("suite", "", "suite name (default: the report's only suite, else the first file's name without .xml)")
@@ -532,7 +583,8 @@ func runEmitTest(ctx context.Context, args []string, env Env) int {
 	if len(files) == 0 {
 		return fail(env, ExitUsage, "emit test: --junit FILE required")
 	}
-	r, err := o.resolve(fs, env, ci.FieldRepository, ci.FieldCommit)
+	files = append(files, fs.Args()...) // the rest of a glob
+	r, err := o.resolve(nil, env, ci.FieldRepository, ci.FieldCommit)
 	if err != nil {
 		return done(env, o.name, err)
 	}
@@ -636,7 +688,7 @@ func runEmitScan(ctx context.Context, args []string, env Env) int {
 		}
 		dig = d
 	}
-	r, err := o.resolve(fs, env, ci.FieldRepository, ci.FieldCommit)
+	r, err := o.resolve(fs.Args(), env, ci.FieldRepository, ci.FieldCommit)
 	if err != nil {
 		return done(env, o.name, err)
 	}
@@ -754,7 +806,10 @@ func runEmitDeploy(ctx context.Context, args []string, env Env) int {
 		if err != nil {
 			return fail(env, ExitUsage, "emit deploy: --image: %v", err)
 		}
-		d.Digest, d.Artifact = ref.Digest, strings.TrimSpace(*image)
+		d.Digest, d.Artifact = ref.Digest, ref.Name
+		if ref.Tag != "" {
+			d.Artifact += ":" + ref.Tag
+		}
 	}
 	for _, t := range tickets {
 		if t = strings.TrimSpace(t); t == "" || strings.ContainsAny(t, " \t\n") {
@@ -762,7 +817,7 @@ func runEmitDeploy(ctx context.Context, args []string, env Env) int {
 		}
 		d.TicketKeys = append(d.TicketKeys, strings.TrimSpace(t))
 	}
-	r, err := o.resolve(fs, env)
+	r, err := o.resolve(fs.Args(), env)
 	if err != nil {
 		return done(env, o.name, err)
 	}
