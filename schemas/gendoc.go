@@ -140,10 +140,11 @@ CloudEvents attributes to set:
 The receiver validates the ` + "`data`" + ` of every event whose type is in this catalog
 against the type's schema and refuses an event that does not match, listing
 each problem with the JSON path at fault (` + "`data/decision`" + `; a missing field is
-reported on the object that lacks it, ` + "`data`" + ` or ` + "`data/change`" + `). Fields not in the
+named by its own path, ` + "`data/change/number`" + `). Fields not in the
 schema are accepted and kept (forward compatibility); known fields are
 strictly typed. CDEvents types (` + "`dev.cdevents.*`" + `, v0.4 and v0.5) are accepted
-as-is: their attributes are checked, their data is not validated here.
+as they are and their data is checked against the CDEvents spec
+(see [cdevents.md](cdevents.md)).
 
 Conventions shared by every type (see [Shared shapes](#shared-shapes)):
 

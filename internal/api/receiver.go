@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/cdevents"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -173,14 +174,20 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, out)
 }
 
+// validateData checks the data of catalog types against their JSON Schema
+// and of CDEvents types against the CDEvents spec; other types' data is
+// accepted as it is.
 func (s *Server) validateData(e *ce.Event) error {
-	if s.cfg.Catalog == nil || !s.cfg.Catalog.Has(e.Type) {
+	catalog := s.cfg.Catalog != nil && s.cfg.Catalog.Has(e.Type)
+	cde := !catalog && cdevents.Is(e.Type)
+	if !catalog && !cde {
 		return nil
 	}
-	if !e.IsJSONData() {
-		if e.DataBase64 {
-			return &ce.Error{Field: "data", Message: "events of type " + e.Type + " carry JSON data, not binary"}
-		}
+	if e.DataBase64 {
+		return &ce.Error{Field: "data", Message: "events of type " + e.Type + " carry JSON data, not binary"}
+	}
+	if cde {
+		return cdevents.Validate(e.Type, e.Data)
 	}
 	return s.cfg.Catalog.Validate(e.Type, e.Data)
 }
@@ -202,10 +209,17 @@ func problemsOf(i int, e *ce.Event, raw []byte, err error) []Problem {
 	}
 	var fe *ce.Error
 	var ve *schemas.ValidationError
+	var cv *cdevents.ValidationError
 	switch {
 	case errors.As(err, &ve):
 		out := make([]Problem, len(ve.Problems))
 		for k, p := range ve.Problems {
+			out[k] = Problem{Index: i, ID: id, Field: p.Path, Message: p.Message}
+		}
+		return out
+	case errors.As(err, &cv):
+		out := make([]Problem, len(cv.Problems))
+		for k, p := range cv.Problems {
 			out[k] = Problem{Index: i, ID: id, Field: p.Path, Message: p.Message}
 		}
 		return out

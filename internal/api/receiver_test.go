@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -316,5 +319,53 @@ func TestMetricsCountTheReceiver(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestCDEvents posts real CDEvents v0.5.1 conformance examples as they are,
+// and a broken one, which is refused naming the path.
+func TestCDEvents(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "corpus", "cdevents", "spec-v0.5.1", "conformance")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) == 0 {
+		if testenv.InCI() {
+			t.Fatalf("CDEvents corpus missing in CI: %s", dir)
+		}
+		t.Skipf("CDEvents corpus not found at %s", dir)
+	}
+	f := newFixture(t, nil, 0)
+	for i, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var head struct {
+			Context struct {
+				Type string `json:"type"`
+			} `json:"context"`
+		}
+		if err := json.Unmarshal(data, &head); err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf(`{"specversion":"1.0","id":"cde-%d","source":"/event/source/123","type":%q,"data":%s}`, i, head.Context.Type, data)
+		if code, r := f.post(t, ct(api.MediaStructured), body); code != 202 {
+			t.Errorf("%s: %d %+v", filepath.Base(file), code, r)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "service_deployed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(data), `"artifactId"`, `"artifactID"`, 1)
+	code, r := f.post(t, ct(api.MediaStructured), `{"specversion":"1.0","id":"cde-bad","source":"s","type":"dev.cdevents.service.deployed.0.3.0","data":`+broken+`}`)
+	if code != 400 || len(r.Invalid) == 0 {
+		t.Fatalf("broken service.deployed: %d %+v", code, r)
+	}
+	paths := []string{}
+	for _, p := range r.Invalid {
+		paths = append(paths, p.Field)
+	}
+	if !slices.Contains(paths, "data/subject/content/artifactId") {
+		t.Fatalf("problems %v do not name data/subject/content/artifactId", paths)
 	}
 }
