@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -141,11 +142,25 @@ func (a *Archive) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 
+	// The writer stores batches in order while the reader prepares the
+	// next one: parsing overlaps the INSERT.
+	w := a.startWriter()
+	defer w.close()
+
+	readSeq := a.lastSeq // highest sequence taken into a batch
 	batch := make([]pending, 0, a.cfg.BatchSize)
 	var month int64 = -1
 	var deadline time.Time
 	var skipped jetstream.Msg // newest message skipped as already archived
+	hand := func(c context.Context) error {
+		err := w.send(c, batch)
+		batch, month = make([]pending, 0, a.cfg.BatchSize), -1
+		return err
+	}
 	for {
+		if err := w.failed(); err != nil {
+			return a.stopErr(ctx, err)
+		}
 		wait := a.cfg.FlushInterval
 		if len(batch) > 0 {
 			wait = time.Until(deadline)
@@ -163,16 +178,16 @@ func (a *Archive) Run(ctx context.Context) error {
 				// Store what is in hand if ClickHouse answers promptly;
 				// otherwise leave it to be replayed.
 				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				_ = a.flush(fctx, batch)
+				_ = hand(fctx)
+				w.close()
 				cancel()
 			}
 			return nil
 		case errors.Is(err, nats.ErrTimeout):
 			if len(batch) > 0 {
-				if err := a.flush(ctx, batch); err != nil {
+				if err := hand(ctx); err != nil {
 					return a.stopErr(ctx, err)
 				}
-				batch, month = batch[:0], -1
 			} else if skipped != nil {
 				_ = skipped.Ack()
 				skipped = nil
@@ -188,10 +203,11 @@ func (a *Archive) Run(ctx context.Context) error {
 			continue
 		}
 		seq := md.Sequence.Stream
-		if seq <= a.highestSeen(batch) {
+		if seq <= readSeq {
 			skipped = msg // already archived (a replay after a crash or a redelivery)
 			continue
 		}
+		readSeq = seq
 		a.stage.Received(1)
 		e, err := ce.ParseJSON(msg.Data())
 		if err != nil {
@@ -202,10 +218,9 @@ func (a *Archive) Run(ctx context.Context) error {
 		// One INSERT stays within one partition (month), so that it is
 		// atomic.
 		if m := monthOf(row.ReceivedNs); month != -1 && m != month {
-			if err := a.flush(ctx, batch); err != nil {
+			if err := hand(ctx); err != nil {
 				return a.stopErr(ctx, err)
 			}
-			batch = batch[:0]
 		}
 		month = monthOf(row.ReceivedNs)
 		if len(batch) == 0 {
@@ -213,10 +228,9 @@ func (a *Archive) Run(ctx context.Context) error {
 		}
 		batch = append(batch, pending{msg: msg, row: row, canon: e.MarshalCanonical()})
 		if len(batch) >= a.cfg.BatchSize {
-			if err := a.flush(ctx, batch); err != nil {
+			if err := hand(ctx); err != nil {
 				return a.stopErr(ctx, err)
 			}
-			batch, month = batch[:0], -1
 		}
 		if a.lag != nil {
 			a.lag.Set(float64(md.NumPending))
@@ -224,18 +238,70 @@ func (a *Archive) Run(ctx context.Context) error {
 	}
 }
 
+// writer stores batches one after the other, in the order given.
+type writer struct {
+	jobs chan job
+	errc chan error
+	done chan struct{}
+	once sync.Once
+}
+
+type job struct {
+	ctx   context.Context
+	batch []pending
+}
+
+func (a *Archive) startWriter() *writer {
+	w := &writer{jobs: make(chan job, 1), errc: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for j := range w.jobs {
+			if err := a.flush(j.ctx, j.batch); err != nil {
+				w.errc <- err
+				// Leave the rest unacknowledged: it is replayed.
+				for range w.jobs {
+				}
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// send queues a batch, waiting while the writer is busy with the previous
+// one; it returns the writer's error, if it failed.
+func (w *writer) send(ctx context.Context, b []pending) error {
+	select {
+	case w.jobs <- job{ctx: ctx, batch: b}:
+		return nil
+	case err := <-w.errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// failed returns the writer's error without waiting, or nil.
+func (w *writer) failed() error {
+	select {
+	case err := <-w.errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// close waits for the queued batches to be stored (or abandoned).
+func (w *writer) close() {
+	w.once.Do(func() { close(w.jobs) })
+	<-w.done
+}
+
 func (a *Archive) stopErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
-}
-
-func (a *Archive) highestSeen(batch []pending) uint64 {
-	if len(batch) > 0 {
-		return batch[len(batch)-1].row.StreamSeq
-	}
-	return a.lastSeq
 }
 
 func monthOf(ns int64) int64 {

@@ -295,6 +295,11 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 			return err
 		}
 		fmt.Printf("  drain round %d: archive %.0f events/s, bare %.0f events/s\n", r+1, a, b)
+		// Drop both so that their background merges do not weigh on the
+		// next round.
+		if err := dropDatabases(ctx, ch, fmt.Sprintf("drain_bare_%d", r), fmt.Sprintf("drain_archive_%d", r)); err != nil {
+			return err
+		}
 		archiveRates, bareRates = append(archiveRates, a), append(bareRates, b)
 	}
 	archiveRate, bareRate := median(archiveRates), median(bareRates)
@@ -305,6 +310,20 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 	fmt.Printf("  bare baseline (raw insert):          %8.0f events/s\n", bareRate)
 	fmt.Printf("  ratio archive/bare:                  %8.2f\n", archiveRate/bareRate)
 	fmt.Printf("\nGo heap in use at the end: %d MiB; total allocated: %d MiB\n", ms.HeapInuse>>20, ms.TotalAlloc>>20)
+	return nil
+}
+
+func dropDatabases(ctx context.Context, ch *chlocal.Server, names ...string) error {
+	st, err := store.Open(ctx, ch.URL("default"), nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, n := range names {
+		if err := st.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+n); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
