@@ -45,17 +45,18 @@ func (s *Store) InsertEvents(ctx context.Context, rows []EventRow) error {
 	defer b.Close()
 	n := len(rows)
 	var (
-		seq                          = make([]uint64, n)
-		id, src, typ, sub            = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		et, ra                       = make([]time.Time, n), make([]time.Time, n)
-		etn, rn                      = make([]int64, n), make([]int64, n)
-		dct, dsc, ext, data, ph, hsh = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		b64                          = make([]uint8, n)
+		seq                    = make([]uint64, n)
+		id, src, typ, sub      = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		et, ra                 = make([]time.Time, n), make([]time.Time, n)
+		etn, rn                = make([]int64, n), make([]int64, n)
+		dct, dsc, ext, ph, hsh = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		data                   = make([][]byte, n)
+		b64                    = make([]uint8, n)
 	)
 	for i, r := range rows {
 		seq[i], id[i], src[i], typ[i], sub[i] = r.StreamSeq, r.EventID, r.Source, r.Type, r.Subject
 		et[i], etn[i], ra[i], rn[i] = secs(r.EventTimeNs), r.EventTimeNs, secs(r.ReceivedNs), r.ReceivedNs
-		dct[i], dsc[i], ext[i], data[i] = r.DataContentType, r.DataSchema, r.Extensions, string(r.Data)
+		dct[i], dsc[i], ext[i], data[i] = r.DataContentType, r.DataSchema, r.Extensions, r.Data
 		if r.DataBase64 {
 			b64[i] = 1
 		}

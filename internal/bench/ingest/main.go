@@ -50,6 +50,7 @@ func main() {
 	archiveBatch := flag.Int("archive-batch", 10000, "archive (and baseline) rows per insert")
 	rounds := flag.Int("rounds", 3, "drain rounds of each of the archive and the baseline")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&drainProfile, "drain-cpuprofile", "", "write a CPU profile of the first archive drain to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -66,6 +67,8 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+var drainProfile string
 
 // commits records, per stream sequence, when its row was committed.
 type commits struct {
@@ -286,11 +289,27 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 	total := uint64(nEvents + ticks*per)
 	var archiveRates, bareRates []float64
 	for r := 0; r < rounds; r++ {
+		if err := waitMerges(ctx, ch); err != nil {
+			return err
+		}
 		b, err := drainBare(ctx, d.JetStream(), ch, total, archiveBatch, r)
 		if err != nil {
 			return err
 		}
+		if err := waitMerges(ctx, ch); err != nil {
+			return err
+		}
+		if drainProfile != "" && r == 0 {
+			f, err := os.Create(drainProfile)
+			if err != nil {
+				return err
+			}
+			_ = pprof.StartCPUProfile(f)
+		}
 		a, err := drainArchive(ctx, d.JetStream(), ch, total, archiveBatch, r)
+		if drainProfile != "" && r == 0 {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return err
 		}
@@ -310,6 +329,29 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 	fmt.Printf("  bare baseline (raw insert):          %8.0f events/s\n", bareRate)
 	fmt.Printf("  ratio archive/bare:                  %8.2f\n", archiveRate/bareRate)
 	fmt.Printf("\nGo heap in use at the end: %d MiB; total allocated: %d MiB\n", ms.HeapInuse>>20, ms.TotalAlloc>>20)
+	return nil
+}
+
+// waitMerges waits until ClickHouse has no merge running (at most a
+// minute), so that one measurement does not pay for the previous one's
+// background work.
+func waitMerges(ctx context.Context, ch *chlocal.Server) error {
+	st, err := store.Open(ctx, ch.URL("default"), nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var n uint64
+		if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	return nil
 }
 
