@@ -67,7 +67,9 @@ var reserved = map[string]bool{
 }
 
 // ParseJSON parses one event in the CloudEvents JSON format
-// (application/cloudevents+json) and validates its attributes.
+// (application/cloudevents+json) and validates its attributes. The event
+// shares memory with b (its strings and data are not copied): b must not
+// be modified afterwards.
 func ParseJSON(b []byte) (*Event, error) {
 	var buf [16]member
 	ms, err := objectMembers(b, buf[:0])
@@ -231,8 +233,10 @@ func (e *Event) validateAttributes() error {
 	if strings.TrimSpace(e.Source) == "" {
 		return fieldErr("source", "must be a non-empty URI-reference")
 	}
-	if _, err := url.Parse(e.Source); err != nil {
-		return fieldErr("source", "not a URI-reference: %v", err)
+	if !plainURI(e.Source) {
+		if _, err := url.Parse(e.Source); err != nil {
+			return fieldErr("source", "not a URI-reference: %v", err)
+		}
 	}
 	if strings.TrimSpace(e.Type) == "" {
 		return fieldErr("type", "must be a non-empty string")
@@ -259,6 +263,23 @@ func (e *Event) validateAttributes() error {
 		}
 	}
 	return nil
+}
+
+// plainURI reports whether s holds only characters that url.Parse accepts
+// anywhere (unreserved and sub-delims, ":", "/", "?", "@"), so that the
+// parse, on the ingest hot path, can be skipped. Anything else ("%",
+// "[", "#", spaces, non-ASCII) goes through url.Parse.
+func plainURI(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:/?@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func validExtName(s string) bool {
@@ -331,17 +352,24 @@ func writeExtensions(b *bytes.Buffer, ext map[string]json.RawMessage, braces boo
 // 3339 with nanoseconds. The same event always encodes to the same bytes.
 func (e *Event) MarshalCanonical() []byte {
 	var b bytes.Buffer
-	b.Grow(128 + len(e.Data) + len(e.Source) + len(e.Type))
+	e.WriteCanonical(&b)
+	return b.Bytes()
+}
+
+// WriteCanonical appends the canonical encoding to b (see
+// MarshalCanonical), so that a caller can reuse one buffer.
+func (e *Event) WriteCanonical(b *bytes.Buffer) {
+	b.Grow(128 + len(e.Data) + len(e.Source) + len(e.Type) + len(e.ID) + len(e.Subject))
 	b.WriteString(`{"specversion":"1.0","id":`)
-	writeString(&b, e.ID)
+	writeString(b, e.ID)
 	b.WriteString(`,"source":`)
-	writeString(&b, e.Source)
+	writeString(b, e.Source)
 	b.WriteString(`,"type":`)
-	writeString(&b, e.Type)
+	writeString(b, e.Type)
 	opt := func(name, v string) {
 		if v != "" {
 			b.WriteString(`,"` + name + `":`)
-			writeString(&b, v)
+			writeString(b, v)
 		}
 	}
 	opt("subject", e.Subject)
@@ -351,7 +379,7 @@ func (e *Event) MarshalCanonical() []byte {
 	opt("datacontenttype", e.DataContentType)
 	opt("dataschema", e.DataSchema)
 	if len(e.Extensions) > 0 {
-		writeExtensions(&b, e.Extensions, false)
+		writeExtensions(b, e.Extensions, false)
 	}
 	switch {
 	case e.DataBase64:
@@ -363,7 +391,7 @@ func (e *Event) MarshalCanonical() []byte {
 		b.Write(e.Data)
 	}
 	b.WriteByte('}')
-	return b.Bytes()
+
 }
 
 // writeString writes s as a JSON string literal.

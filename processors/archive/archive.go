@@ -20,6 +20,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,7 @@ type Archive struct {
 
 	lastSeq  uint64
 	lastHash string
+	canon    bytes.Buffer // the writer's scratch for canonical encodings
 }
 
 // New returns an archive reading js's event stream into st. log and m may
@@ -119,7 +121,7 @@ func New(js jetstream.JetStream, st *store.Store, cfg Config, log *slog.Logger, 
 type pending struct {
 	msg   jetstream.Msg
 	row   store.EventRow
-	canon []byte // the event's canonical JSON, hashed into the chain
+	event *ce.Event // encoded canonically into the chain
 }
 
 // Run archives until ctx ends; it returns nil then, after the batch in hand
@@ -226,7 +228,7 @@ func (a *Archive) Run(ctx context.Context) error {
 		if len(batch) == 0 {
 			deadline = time.Now().Add(a.cfg.FlushInterval)
 		}
-		batch = append(batch, pending{msg: msg, row: row, canon: e.MarshalCanonical()})
+		batch = append(batch, pending{msg: msg, row: row, event: e})
 		if len(batch) >= a.cfg.BatchSize {
 			if err := hand(ctx); err != nil {
 				return a.stopErr(ctx, err)
@@ -362,7 +364,7 @@ func (a *Archive) flush(ctx context.Context, batch []pending) error {
 		return nil
 	}
 	start := time.Now()
-	rows := chain(a.lastHash, batch)
+	rows := a.chain(a.lastHash, batch)
 	attempts := 0
 	err := a.retry(ctx, "insert batch", batch, func() error {
 		attempts++
@@ -407,13 +409,15 @@ type errPermanent struct{ err error }
 func (e errPermanent) Error() string { return e.err.Error() }
 
 // chain returns the rows of the batch with prev_hash and hash set,
-// starting from prev.
-func chain(prev string, batch []pending) []store.EventRow {
+// starting from prev. It runs in the writer only (it reuses a.canon).
+func (a *Archive) chain(prev string, batch []pending) []store.EventRow {
 	rows := make([]store.EventRow, len(batch))
 	for i := range batch {
 		r := batch[i].row
 		r.PrevHash = prev
-		r.Hash = chainHash(prev, r.StreamSeq, r.ReceivedNs, batch[i].canon)
+		a.canon.Reset()
+		batch[i].event.WriteCanonical(&a.canon)
+		r.Hash = chainHash(prev, r.StreamSeq, r.ReceivedNs, a.canon.Bytes())
 		rows[i] = r
 		prev = r.Hash
 	}
@@ -428,7 +432,7 @@ func (a *Archive) insertOneByOne(ctx context.Context, batch []pending) ([]store.
 	prev := a.lastHash
 	for i := range batch {
 		p := batch[i]
-		rows := chain(prev, batch[i:i+1])
+		rows := a.chain(prev, batch[i:i+1])
 		attempts := 0
 		err := a.retry(ctx, "insert row", nil, func() error {
 			attempts++
