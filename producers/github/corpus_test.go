@@ -14,6 +14,7 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/corpus.golden from the corpus")
@@ -25,7 +26,7 @@ func formEscape(s string) string { return url.QueryEscape(s) }
 // not a payload gives a clean error. The outcome of each file is compared
 // with testdata/corpus.golden (go test -run TestCorpus -update rewrites it).
 func TestCorpus(t *testing.T) {
-	dir := corpusDir(t)
+	dir := webhooktest.Corpus(t, "github")
 	p := newProvider()
 	var summary strings.Builder
 	for _, f := range corpusFiles(t, dir) {
@@ -71,7 +72,7 @@ func TestCorpus(t *testing.T) {
 
 // shortTypes are the types without their common prefix and version.
 func shortTypes(events []*ce.Event) []string {
-	out := types(events)
+	out := webhooktest.Types(events)
 	for i, s := range out {
 		out[i] = strings.TrimSuffix(strings.TrimPrefix(s, "dev.evidencepipeline."), ".v1")
 	}

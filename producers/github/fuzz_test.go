@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 // FuzzTranslate feeds deliveries of every handled event: the corpus and
@@ -17,8 +18,8 @@ func FuzzTranslate(f *testing.F) {
 	events := []string{"pull_request", "pull_request_review", "push", "workflow_run", "workflow_job",
 		"check_suite", "check_run", "status", "deployment", "deployment_status", "deployment_review", "release", "ping"}
 	seeded := false
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "github")
-	if _, err := os.Stat(dir); err == nil {
+	dir, ok := webhooktest.CorpusPath("github")
+	if ok {
 		for _, c := range corpusFiles(f, dir) {
 			f.Add(c.event, c.header.Get("Content-Type"), c.body)
 			seeded = true

@@ -1,14 +1,10 @@
 package github_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +12,8 @@ import (
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/producers/github"
-	"github.com/evidencepipeline/evidence/schemas"
+	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -31,101 +28,32 @@ func newProvider() *github.Provider {
 
 // headers is a JSON delivery's headers.
 func headers(event, delivery string) http.Header {
-	h := http.Header{}
-	h.Set("X-GitHub-Event", event)
-	h.Set("X-GitHub-Delivery", delivery)
-	h.Set("X-GitHub-Hook-ID", "531374501")
-	h.Set("User-Agent", "GitHub-Hookshot/044aadd")
-	h.Set("Content-Type", "application/json")
-	return h
+	return webhooktest.Header("X-GitHub-Event", event, "X-GitHub-Delivery", delivery, "X-GitHub-Hook-ID", "531374501",
+		"User-Agent", "GitHub-Hookshot/044aadd", "Content-Type", "application/json")
 }
 
 // sign sets X-Hub-Signature-256 for body.
 func sign(h http.Header, secret string, body []byte) {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	h.Set("X-Hub-Signature-256", webhooktest.SignHex(secret, body))
 }
 
-// checkEvents asserts what every translation must give: valid CloudEvents
-// whose data matches its catalog schema, distinct ids, one source, and
-// exactly one webhook.received event, last, whose id is the delivery.
+// checkEvents asserts what every translation must give (see
+// webhooktest.CheckEvents), and that the webhook.received event is last,
+// with the delivery as its id, and the other ids start with the delivery.
 func checkEvents(t testing.TB, events []*ce.Event, delivery string) {
 	t.Helper()
-	cat, err := schemas.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(events) == 0 {
-		t.Fatal("no events and no error")
-	}
-	ids := map[string]bool{}
-	for _, e := range events {
-		if err := e.Validate(); err != nil {
-			t.Fatalf("event %s (%s) is invalid: %v", e.ID, e.Type, err)
-		}
-		if !cat.Has(e.Type) {
-			t.Fatalf("event %s has type %s, not in the catalog", e.ID, e.Type)
-		}
-		if err := cat.Validate(e.Type, e.Data); err != nil {
-			t.Fatalf("event %s: %v\ndata: %s", e.ID, err, e.Data)
-		}
-		if ids[e.ID] {
-			t.Fatalf("two events with id %s", e.ID)
-		}
-		ids[e.ID] = true
-		if e.Source != events[0].Source {
-			t.Fatalf("events of one delivery have sources %s and %s", events[0].Source, e.Source)
-		}
-		if e.DataContentType != "application/json" || e.Time.IsZero() || e.Subject == "" {
-			t.Fatalf("event %s: datacontenttype %q, time %v, subject %q", e.ID, e.DataContentType, e.Time, e.Subject)
-		}
+	if !webhooktest.CheckEvents(t, events) {
+		t.FailNow()
 	}
 	last := events[len(events)-1]
-	if last.Type != "dev.evidencepipeline.webhook.received.v1" || last.ID != delivery {
+	if last.Type != webhook.TypeWebhookReceived || last.ID != delivery {
 		t.Fatalf("last event is %s with id %s, want webhook.received with the delivery id %s", last.Type, last.ID, delivery)
 	}
 	for _, e := range events[:len(events)-1] {
-		if e.Type == last.Type {
-			t.Fatalf("two webhook.received events")
-		}
 		if !strings.HasPrefix(e.ID, delivery+"/") {
 			t.Fatalf("derived event id %s does not start with the delivery id", e.ID)
 		}
 	}
-}
-
-// dataOf decodes an event's data.
-func dataOf(t testing.TB, e *ce.Event) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(e.Data, &m); err != nil {
-		t.Fatalf("data of %s: %v", e.ID, err)
-	}
-	return m
-}
-
-// types lists the events' types.
-func types(events []*ce.Event) []string {
-	out := make([]string, len(events))
-	for i, e := range events {
-		out[i] = e.Type
-	}
-	return out
-}
-
-// corpusDir is the shared corpus of real GitHub payloads. Without it the
-// corpus tests fail in CI and are skipped elsewhere.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "github")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the GitHub payload corpus is required in CI: %v", err)
-		}
-		t.Skipf("the GitHub payload corpus is not here (%v); set CI=true to make this a failure", err)
-	}
-	return dir
 }
 
 // corpusFile is one file of the corpus as a delivery.
@@ -145,15 +73,10 @@ type corpusFile struct {
 func corpusFiles(t testing.TB, dir string) []corpusFile {
 	t.Helper()
 	var out []corpusFile
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		rel = filepath.ToSlash(rel)
-		b, err := os.ReadFile(path)
+	for _, rel := range webhooktest.CorpusFiles(t, dir) {
+		b, err := os.ReadFile(filepath.Join(dir, rel))
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		f := corpusFile{rel: rel, body: b, header: headers("", "corpus-"+rel)}
 		parts := strings.Split(rel, "/")
@@ -166,11 +89,11 @@ func corpusFiles(t testing.TB, dir string) []corpusFile {
 		case parts[0] == "cdevents-github-translator-samples" && len(parts) == 2:
 			hb, err := os.ReadFile(filepath.Join(dir, parts[0], "headers", parts[1]))
 			if err != nil {
-				return err
+				t.Fatal(err)
 			}
 			var captured struct{ Headers map[string]string }
 			if err := json.Unmarshal(hb, &captured); err != nil {
-				return err
+				t.Fatalf("%s: %v", rel, err)
 			}
 			f.header = http.Header{}
 			for k, v := range captured.Headers {
@@ -186,14 +109,6 @@ func corpusFiles(t testing.TB, dir string) []corpusFile {
 		}
 		f.header.Set("X-GitHub-Event", f.event)
 		out = append(out, f)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
-	if len(out) == 0 {
-		t.Fatalf("no files in %s", dir)
 	}
 	return out
 }

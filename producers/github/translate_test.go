@@ -7,8 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,16 +17,13 @@ import (
 	"github.com/evidencepipeline/evidence/producers/github"
 	"github.com/evidencepipeline/evidence/producers/ticketkeys"
 	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 // payload reads testdata/<name>.json.
 func payload(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return webhooktest.Testdata(t, name+".json")
 }
 
 // modify edits a JSON payload.
@@ -266,13 +261,13 @@ func TestTranslateFields(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			event, _, _ := strings.Cut(tc.file, ".")
 			events := translate(t, event, payload(t, tc.file))
-			if diff := cmp.Diff([]string{tc.typ, "dev.evidencepipeline.webhook.received.v1"}, types(events)); diff != "" {
+			if diff := cmp.Diff([]string{tc.typ, "dev.evidencepipeline.webhook.received.v1"}, webhooktest.Types(events)); diff != "" {
 				t.Fatalf("types (-want +got):\n%s", diff)
 			}
 			e := events[0]
 			wantTime, _ := time.Parse(time.RFC3339, tc.time)
 			gotAttrs := []any{e.ID, e.Source, e.Subject, e.Time, e.DataContentType}
-			wantAttrs := []any{tc.id, "https://" + dataOf(t, e)["repository"].(string), tc.subject, wantTime, "application/json"}
+			wantAttrs := []any{tc.id, "https://" + webhooktest.DataMap(t, e)["repository"].(string), tc.subject, wantTime, "application/json"}
 			if diff := cmp.Diff(wantAttrs, gotAttrs); diff != "" {
 				t.Errorf("id, source, subject, time, datacontenttype (-want +got):\n%s", diff)
 			}
@@ -280,7 +275,7 @@ func TestTranslateFields(t *testing.T) {
 			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(want, dataOf(t, e)); diff != "" {
+			if diff := cmp.Diff(want, webhooktest.DataMap(t, e)); diff != "" {
 				t.Errorf("data (-want +got):\n%s", diff)
 			}
 		})
@@ -291,10 +286,10 @@ func TestTranslatePushToDefaultBranch(t *testing.T) {
 	body := payload(t, "push.default_branch")
 	events := translate(t, "push", body)
 	if len(events) != 1 {
-		t.Fatalf("got %v, want only webhook.received (the correlator reads the raw push)", types(events))
+		t.Fatalf("got %v, want only webhook.received (the correlator reads the raw push)", webhooktest.Types(events))
 	}
 	e := events[0]
-	got := dataOf(t, e)
+	got := webhooktest.DataMap(t, e)
 	sum := sha256.Sum256(body)
 	var raw any
 	if err := json.Unmarshal(body, &raw); err != nil {
@@ -347,7 +342,7 @@ func TestReceivedKeepsOnlySafeHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEvents(t, events, "d-1")
-	got := dataOf(t, events[len(events)-1])["headers"]
+	got := webhooktest.DataMap(t, events[len(events)-1])["headers"]
 	want := map[string]any{
 		"x-github-event":                         "pull_request",
 		"x-github-delivery":                      "d-1",
@@ -376,7 +371,7 @@ func TestTranslateFormEncoded(t *testing.T) {
 	if diff := cmp.Diff(jsonEvents[0].Data, events[0].Data); diff != "" {
 		t.Errorf("form-encoded and JSON deliveries differ (-json +form):\n%s", diff)
 	}
-	raw := dataOf(t, events[1])
+	raw := webhooktest.DataMap(t, events[1])
 	var want any
 	_ = json.Unmarshal(js, &want)
 	if diff := cmp.Diff(want, raw["payload"]); diff != "" {
@@ -507,7 +502,7 @@ func TestTranslateVariants(t *testing.T) {
 			if events[0].Type != tc.typ {
 				t.Fatalf("type %s, want %s", events[0].Type, tc.typ)
 			}
-			data := dataOf(t, events[0])
+			data := webhooktest.DataMap(t, events[0])
 			for k, want := range tc.check {
 				if diff := cmp.Diff(want, data[k]); diff != "" {
 					t.Errorf("data.%s (-want +got):\n%s", k, diff)
@@ -528,7 +523,7 @@ func TestTranslateStatus(t *testing.T) {
 	started := translate(t, "status", status("pending"))
 	finished := translate(t, "status", status("failure"))
 	if started[0].Type != "dev.evidencepipeline.pipelinerun.started.v1" || finished[0].Type != "dev.evidencepipeline.pipelinerun.finished.v1" {
-		t.Fatalf("types %v and %v", types(started), types(finished))
+		t.Fatalf("types %v and %v", webhooktest.Types(started), webhooktest.Types(finished))
 	}
 	want := map[string]any{
 		"repository":  "github.com/codertocat/hello-world",
@@ -540,10 +535,10 @@ func TestTranslateStatus(t *testing.T) {
 		"outcome":     "failure",
 		"finished_at": "2019-05-15T15:20:55Z",
 	}
-	if diff := cmp.Diff(want, dataOf(t, finished[0])); diff != "" {
+	if diff := cmp.Diff(want, webhooktest.DataMap(t, finished[0])); diff != "" {
 		t.Errorf("finished (-want +got):\n%s", diff)
 	}
-	if got := dataOf(t, started[0])["run_id"]; got != want["run_id"] {
+	if got := webhooktest.DataMap(t, started[0])["run_id"]; got != want["run_id"] {
 		t.Errorf("pending run_id %v does not pair with %v", got, want["run_id"])
 	}
 }
@@ -698,7 +693,7 @@ func TestTicketMatcherOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEvents(t, events, "d-1")
-	if diff := cmp.Diff([]any{"INC12345"}, dataOf(t, events[0])["ticket_keys"]); diff != "" {
+	if diff := cmp.Diff([]any{"INC12345"}, webhooktest.DataMap(t, events[0])["ticket_keys"]); diff != "" {
 		t.Errorf("ticket_keys with a configured matcher (-want +got):\n%s", diff)
 	}
 }

@@ -2,14 +2,12 @@ package gitlab_test
 
 import (
 	"encoding/json"
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 // corpusWant is what each file of the shared corpus gives: the catalog
@@ -41,32 +39,11 @@ var corpusWant = map[string]string{
 	"xanzy-go-gitlab-testdata/service_merge_request.json":      "dev.evidencepipeline.change.updated.v1",
 }
 
-// corpusFiles lists every file of the corpus folder, relative to it.
-func corpusFiles(t testing.TB, dir string) []string {
-	t.Helper()
-	var files []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		files = append(files, filepath.ToSlash(rel))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no files in %s", dir)
-	}
-	return files
-}
-
 func TestCorpus(t *testing.T) {
-	dir := corpusDir(t, "gitlab")
+	dir := webhooktest.Corpus(t, "gitlab")
 	p := newProvider()
 	seen := map[string]bool{}
-	for _, rel := range corpusFiles(t, dir) {
+	for _, rel := range webhooktest.CorpusFiles(t, dir) {
 		t.Run(rel, func(t *testing.T) {
 			seen[rel] = true
 			body, err := os.ReadFile(filepath.Join(dir, rel))
@@ -74,7 +51,7 @@ func TestCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Deliveries carry X-Gitlab-Event; derive it as GitLab would.
-			h := header("X-Gitlab-Event-UUID", "corpus-"+rel)
+			h := webhooktest.Header("X-Gitlab-Event-UUID", "corpus-"+rel)
 			var kind struct {
 				ObjectKind string `json:"object_kind"`
 			}
@@ -82,25 +59,7 @@ func TestCorpus(t *testing.T) {
 				h.Set("X-Gitlab-Event", hooks[kind.ObjectKind])
 			}
 			events, err := p.Translate(h, body)
-			got := ""
-			var fe *ce.Error
-			switch {
-			case isIgnored(err):
-				got = "ignored"
-			case errors.As(err, &fe):
-				got = "error:" + fe.Field
-			case err != nil:
-				t.Fatalf("error without a field: %v", err)
-			default:
-				checkEvents(t, events)
-				var types []string
-				for _, e := range events {
-					if e.Type != typeRaw {
-						types = append(types, e.Type)
-					}
-				}
-				got = strings.Join(types, ",")
-			}
+			got := webhooktest.Outcome(t, events, err)
 			want, listed := corpusWant[rel]
 			if !listed {
 				if strings.HasPrefix(got, "error:") && strings.HasSuffix(rel, ".json") {

@@ -2,12 +2,11 @@ package gitlab_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -16,16 +15,7 @@ import (
 // must fail with *ce.Error or *webhook.Ignored, and everything it emits
 // must be valid.
 func FuzzTranslate(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if dir := filepath.Join("..", "..", "..", "shared", "corpus", "gitlab"); dirExists(dir) {
-		more, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
-		seeds = append(seeds, more...)
-	}
-	for _, name := range seeds {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range webhooktest.Seeds(f, "gitlab") {
 		f.Add(b, "")
 	}
 	for _, s := range []struct{ body, hook string }{
@@ -42,10 +32,10 @@ func FuzzTranslate(f *testing.F) {
 	}
 	p := newProvider()
 	f.Fuzz(func(t *testing.T, body []byte, hook string) {
-		events, err := p.Translate(header("X-Gitlab-Event", hook, "X-Gitlab-Event-UUID", "fuzz"), body)
+		events, err := p.Translate(webhooktest.Header("X-Gitlab-Event", hook, "X-Gitlab-Event-UUID", "fuzz"), body)
 		if err != nil {
 			var fe *ce.Error
-			if !errors.As(err, &fe) && !isIgnored(err) {
+			if !errors.As(err, &fe) && !webhooktest.IsIgnored(err) {
 				t.Fatalf("error %v is neither a field error nor Ignored", err)
 			}
 			if len(events) != 0 {
@@ -75,9 +65,4 @@ func FuzzTranslate(f *testing.F) {
 			t.Fatalf("%d raw events", raws)
 		}
 	})
-}
-
-func dirExists(dir string) bool {
-	st, err := os.Stat(dir)
-	return err == nil && st.IsDir()
 }

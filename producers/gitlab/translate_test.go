@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 const (
@@ -170,19 +171,19 @@ func TestTranslateFixtures(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.file, func(t *testing.T) {
-			body := fixture(t, tc.file)
-			h := header("X-Gitlab-Event", tc.hook, "X-Gitlab-Event-UUID", "uuid-1", "X-Gitlab-Token", "s3cret",
+			body := webhooktest.Testdata(t, tc.file)
+			h := webhooktest.Header("X-Gitlab-Event", tc.hook, "X-Gitlab-Event-UUID", "uuid-1", "X-Gitlab-Token", "s3cret",
 				"Content-Type", "application/json", "User-Agent", "GitLab/17.3.0")
 			events, err := newProvider().Translate(h, body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkEvents(t, events)
+			webhooktest.CheckEvents(t, events)
 			if len(events) != 2 {
 				t.Fatalf("%d events, want the catalog event and the raw one", len(events))
 			}
 			e := events[0]
-			got := want{Type: e.Type, ID: e.ID, Subject: e.Subject, Time: e.Time, Data: dataOf(t, e)}
+			got := want{Type: e.Type, ID: e.ID, Subject: e.Subject, Time: e.Time, Data: webhooktest.DataMap(t, e)}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("catalog event (-want +got):\n%s", diff)
 			}
@@ -211,7 +212,7 @@ func TestTranslateFixtures(t *testing.T) {
 					"received_at":        "2025-03-05T12:00:00Z",
 				},
 			}
-			gotRaw := want{Type: raw.Type, ID: raw.ID, Subject: raw.Subject, Time: raw.Time, Data: dataOf(t, raw)}
+			gotRaw := want{Type: raw.Type, ID: raw.ID, Subject: raw.Subject, Time: raw.Time, Data: webhooktest.DataMap(t, raw)}
 			if diff := cmp.Diff(wantRaw, gotRaw); diff != "" {
 				t.Errorf("raw event (-want +got):\n%s", diff)
 			}
@@ -224,7 +225,7 @@ func TestTranslateFixtures(t *testing.T) {
 func edit(t testing.TB, name string, edits ...[]any) []byte {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(fixture(t, name), &m); err != nil {
+	if err := json.Unmarshal(webhooktest.Testdata(t, name), &m); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range edits {
@@ -313,15 +314,15 @@ func TestTranslateVariants(t *testing.T) {
 			"dev.evidencepipeline.deployment.finished.v1", map[string]any{"repository": repo, "service": "payments-api"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			events, err := newProvider().Translate(header("X-Gitlab-Event-UUID", "uuid-2"), tc.body)
+			events, err := newProvider().Translate(webhooktest.Header("X-Gitlab-Event-UUID", "uuid-2"), tc.body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkEvents(t, events)
+			webhooktest.CheckEvents(t, events)
 			if events[0].Type != tc.wantType {
 				t.Fatalf("type %s, want %s", events[0].Type, tc.wantType)
 			}
-			data := dataOf(t, events[0])
+			data := webhooktest.DataMap(t, events[0])
 			got := map[string]any{}
 			for k := range tc.want {
 				got[k] = data[k]
@@ -351,12 +352,12 @@ func TestIgnored(t *testing.T) {
 		"header-only push tag": []byte(`{"ref":"refs/tags/v2","after":"9f2c1e7a4b5d6c8e0f1a2b3c4d5e6f708192a3b4"}`),
 	} {
 		t.Run(name, func(t *testing.T) {
-			h := header()
+			h := webhooktest.Header()
 			if name == "header-only push tag" {
 				h.Set("X-Gitlab-Event", "Push Hook")
 			}
 			events, err := newProvider().Translate(h, body)
-			if !isIgnored(err) {
+			if !webhooktest.IsIgnored(err) {
 				t.Fatalf("Translate() = %d events, %v; want *webhook.Ignored", len(events), err)
 			}
 		})
@@ -367,11 +368,11 @@ func TestPushKeepsRaw(t *testing.T) {
 	body := []byte(`{"object_kind":"push","ref":"refs/heads/main","before":"9f2c1e7a4b5d6c8e0f1a2b3c4d5e6f708192a3b4",
 		"after":"c0ffee1234567890abcdef1234567890abcdef12","user_username":"alice",
 		"project":{"web_url":"https://gitlab.acme.example/Payments/Payments-API","default_branch":"main"}}`)
-	events, err := newProvider().Translate(header("X-Gitlab-Event", "Push Hook"), body)
+	events, err := newProvider().Translate(webhooktest.Header("X-Gitlab-Event", "Push Hook"), body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkEvents(t, events)
+	webhooktest.CheckEvents(t, events)
 	if len(events) != 1 || events[0].Type != typeRaw {
 		t.Fatalf("got %d events, want only webhook.received", len(events))
 	}
@@ -379,7 +380,7 @@ func TestPushKeepsRaw(t *testing.T) {
 	if e.Subject != repo+"@c0ffee1234567890abcdef1234567890abcdef12" || !e.Time.Equal(received) || e.Source != source {
 		t.Errorf("subject %q, time %v, source %q", e.Subject, e.Time, e.Source)
 	}
-	if got := dataOf(t, e)["event"]; got != "Push Hook" {
+	if got := webhooktest.DataMap(t, e)["event"]; got != "Push Hook" {
 		t.Errorf("event %v", got)
 	}
 }
@@ -409,8 +410,8 @@ func TestMalformed(t *testing.T) {
 		{"job bad sha", string(edit(t, "job_environment.json", at("sha", "not-a-sha"))), "sha"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			events, err := newProvider().Translate(header(), []byte(tc.body))
-			if err == nil || isIgnored(err) {
+			events, err := newProvider().Translate(webhooktest.Header(), []byte(tc.body))
+			if err == nil || webhooktest.IsIgnored(err) {
 				t.Fatalf("Translate() = %d events, %v; want an error naming %s", len(events), err, tc.field)
 			}
 			var fe *ce.Error
@@ -431,10 +432,10 @@ func fieldOf(err error) string {
 
 func TestIDs(t *testing.T) {
 	p := newProvider()
-	body := fixture(t, "mr_approved.json")
+	body := webhooktest.Testdata(t, "mr_approved.json")
 	ids := func(h map[string]string, body []byte) []string {
 		t.Helper()
-		hh := header()
+		hh := webhooktest.Header()
 		for k, v := range h {
 			hh.Set(k, v)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/evidencepipeline/evidence/producers/gitlab"
 	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 func TestVerify(t *testing.T) {
@@ -19,12 +20,12 @@ func TestVerify(t *testing.T) {
 		secret  string
 		wantErr string // "" for success
 	}{
-		{"match", header(gitlab.TokenHeader, "s3cret"), "s3cret", ""},
-		{"wrong token", header(gitlab.TokenHeader, "guess"), "s3cret", "does not match"},
-		{"prefix of the token", header(gitlab.TokenHeader, "s3cre"), "s3cret", "does not match"},
-		{"token longer", header(gitlab.TokenHeader, "s3cret "), "s3cret", "does not match"},
-		{"missing header", header("X-Gitlab-Event", "Push Hook"), "s3cret", "is missing"},
-		{"no secret configured", header(gitlab.TokenHeader, ""), "", "is missing"},
+		{"match", webhooktest.Header(gitlab.TokenHeader, "s3cret"), "s3cret", ""},
+		{"wrong token", webhooktest.Header(gitlab.TokenHeader, "guess"), "s3cret", "does not match"},
+		{"prefix of the token", webhooktest.Header(gitlab.TokenHeader, "s3cre"), "s3cret", "does not match"},
+		{"token longer", webhooktest.Header(gitlab.TokenHeader, "s3cret "), "s3cret", "does not match"},
+		{"missing header", webhooktest.Header("X-Gitlab-Event", "Push Hook"), "s3cret", "is missing"},
+		{"no secret configured", webhooktest.Header(gitlab.TokenHeader, ""), "", "is missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := p.Verify(tc.h, body, tc.secret)

@@ -1,37 +1,14 @@
 package jira_test
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/producers/jira"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
-
-// corpusFiles lists every file of the corpus folder, relative to it.
-func corpusFiles(t testing.TB, dir string) []string {
-	t.Helper()
-	var files []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		files = append(files, filepath.ToSlash(rel))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no files in %s", dir)
-	}
-	return files
-}
 
 // TestCorpus translates every published Jira payload twice: with the
 // default options (the corpus's issues are Stories, not change tickets: all
@@ -39,7 +16,7 @@ func corpusFiles(t testing.TB, dir string) []string {
 // translation of real payloads. Results are "ignored", "error:<field>" or
 // the catalog types emitted (the raw event aside).
 func TestCorpus(t *testing.T) {
-	dir := corpusDir(t, "jira")
+	dir := webhooktest.Corpus(t, "jira")
 	const prefix = "cdevents-jira-translator-testdata/"
 	asChange := map[string]string{
 		"issue_created.json":         "dev.evidencepipeline.ticket.created.v1",
@@ -70,32 +47,14 @@ func TestCorpus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seen := 0
-			for _, rel := range corpusFiles(t, dir) {
+			for _, rel := range webhooktest.CorpusFiles(t, dir) {
 				t.Run(rel, func(t *testing.T) {
 					body, err := os.ReadFile(filepath.Join(dir, rel))
 					if err != nil {
 						t.Fatal(err)
 					}
-					events, err := tc.p.Translate(header(), body)
-					var got string
-					var fe *ce.Error
-					switch {
-					case isIgnored(err):
-						got = "ignored"
-					case errors.As(err, &fe):
-						got = "error:" + fe.Field
-					case err != nil:
-						t.Fatalf("error without a field: %v", err)
-					default:
-						checkEvents(t, events)
-						var types []string
-						for _, e := range events {
-							if e.Type != typeRaw {
-								types = append(types, e.Type)
-							}
-						}
-						got = strings.Join(types, ",")
-					}
+					events, err := tc.p.Translate(webhooktest.Header(), body)
+					got := webhooktest.Outcome(t, events, err)
 					want, listed := tc.want(rel)
 					if !listed {
 						if strings.HasPrefix(got, "error:") && strings.HasSuffix(rel, ".json") {

@@ -2,13 +2,12 @@ package jira_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/producers/jira"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -18,16 +17,7 @@ import (
 // Options that read custom fields and take every issue type are on, so
 // that more of the translation is reached.
 func FuzzTranslate(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if dir := filepath.Join("..", "..", "..", "shared", "corpus", "jira"); dirExists(dir) {
-		more, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
-		seeds = append(seeds, more...)
-	}
-	for _, name := range seeds {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range webhooktest.Seeds(f, "jira") {
 		f.Add(b)
 	}
 	for _, s := range []string{
@@ -46,10 +36,10 @@ func FuzzTranslate(f *testing.F) {
 		o.LinksField = "customfield_1"
 	})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := p.Translate(header("X-Atlassian-Webhook-Identifier", "fuzz"), body)
+		events, err := p.Translate(webhooktest.Header("X-Atlassian-Webhook-Identifier", "fuzz"), body)
 		if err != nil {
 			var fe *ce.Error
-			if !errors.As(err, &fe) && !isIgnored(err) {
+			if !errors.As(err, &fe) && !webhooktest.IsIgnored(err) {
 				t.Fatalf("error %v is neither a field error nor Ignored", err)
 			}
 			if len(events) != 0 {
@@ -76,9 +66,4 @@ func FuzzTranslate(f *testing.F) {
 			t.Fatalf("%d events, %d raw", len(events), raws)
 		}
 	})
-}
-
-func dirExists(dir string) bool {
-	st, err := os.Stat(dir)
-	return err == nil && st.IsDir()
 }

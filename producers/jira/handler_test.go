@@ -1,56 +1,28 @@
 package jira_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/evidencepipeline/evidence/internal/bus"
-	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 func TestHandler(t *testing.T) {
-	env := testenv.NATS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	streamCount := func() uint64 {
+	post := func(h *webhooktest.Fixture, signature string, body []byte) (int, webhook.Response) {
 		t.Helper()
-		s, err := env.JS.Stream(ctx, bus.EventStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Msgs
-	}
-	post := func(h http.Handler, signature string, body []byte) (int, webhook.Response) {
-		t.Helper()
-		req := httptest.NewRequest(http.MethodPost, "/webhooks/jira", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Atlassian-Webhook-Identifier", "4f1c7c2e-2b7e-4b9e-9d36-0c1b2a3d4e5f")
+		hdr := webhooktest.Header("Content-Type", "application/json",
+			"X-Atlassian-Webhook-Identifier", "4f1c7c2e-2b7e-4b9e-9d36-0c1b2a3d4e5f")
 		if signature != "" {
-			req.Header.Set("X-Hub-Signature", signature)
+			hdr.Set("X-Hub-Signature", signature)
 		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		var r webhook.Response
-		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
-			t.Fatalf("response %q: %v", rec.Body.String(), err)
-		}
-		return rec.Code, r
+		return h.Post(t, hdr, body)
 	}
-	body := fixture(t, "change_approved.json")
-	h := webhook.NewHandler(newProvider(), "s3cret", bus.NewPublisher(env.JS), 0, nil, nil)
+	body := webhooktest.Testdata(t, "change_approved.json")
+	h := webhooktest.Handler(t, newProvider(), "s3cret")
 
-	code, r := post(h, sign("s3cret", body), body)
+	code, r := post(h, webhooktest.SignHex("s3cret", body), body)
 	if code != http.StatusAccepted || r.Accepted != 3 || r.Duplicates != 0 {
 		t.Fatalf("signed post: %d %+v, want 202 with 3 events accepted", code, r)
 	}
@@ -58,19 +30,19 @@ func TestHandler(t *testing.T) {
 	if strings.Join(r.Events, ",") != strings.Join(want, ",") {
 		t.Errorf("events %v, want %v", r.Events, want)
 	}
-	if n := streamCount(); n != 3 {
+	if n := h.StreamCount(t); n != 3 {
 		t.Fatalf("stream holds %d events, want 3", n)
 	}
 
-	code, r = post(h, sign("s3cret", body), body)
+	code, r = post(h, webhooktest.SignHex("s3cret", body), body)
 	if code != http.StatusAccepted || r.Duplicates != r.Accepted || r.Accepted != 3 {
 		t.Errorf("replay: %d %+v, want every event a duplicate", code, r)
 	}
-	if n := streamCount(); n != 3 {
+	if n := h.StreamCount(t); n != 3 {
 		t.Errorf("after the replay the stream holds %d events, want 3", n)
 	}
 
-	code, r = post(h, sign("guess", body), body)
+	code, r = post(h, webhooktest.SignHex("guess", body), body)
 	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "X-Hub-Signature") {
 		t.Errorf("bad signature: %d %+v, want 401 naming the header", code, r)
 	}
@@ -79,12 +51,12 @@ func TestHandler(t *testing.T) {
 		t.Errorf("no signature: %d %+v, want 401 saying it is missing", code, r)
 	}
 
-	unconfigured := webhook.NewHandler(newProvider(), "", bus.NewPublisher(env.JS), 0, nil, nil)
-	code, r = post(unconfigured, sign("s3cret", body), body)
+	unconfigured := h.Another(t, newProvider(), "")
+	code, r = post(unconfigured, webhooktest.SignHex("s3cret", body), body)
 	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "EVIDENCE_JIRA_SECRET") {
 		t.Errorf("no secret configured: %d %+v, want 401 naming EVIDENCE_JIRA_SECRET", code, r)
 	}
-	if n := streamCount(); n != 3 {
+	if n := h.StreamCount(t); n != 3 {
 		t.Errorf("refused deliveries stored events: the stream holds %d, want 3", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/producers/jira"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 var (
@@ -37,7 +38,7 @@ func got(t *testing.T, events []*ce.Event) []want {
 		if e.Type == typeRaw {
 			continue
 		}
-		out = append(out, want{Type: e.Type, ID: e.ID, Source: e.Source, Subject: e.Subject, Time: e.Time, Data: dataOf(t, e)})
+		out = append(out, want{Type: e.Type, ID: e.ID, Source: e.Source, Subject: e.Subject, Time: e.Time, Data: webhooktest.DataMap(t, e)})
 	}
 	return out
 }
@@ -117,14 +118,14 @@ func TestTranslateFixtures(t *testing.T) {
 			if tc.opts != nil {
 				opts = append(opts, tc.opts)
 			}
-			body := fixture(t, tc.file)
-			h := header("X-Atlassian-Webhook-Identifier", "d-1", "X-Hub-Signature", "sha256=00", "X-Evidence-Token", "s3cret",
+			body := webhooktest.Testdata(t, tc.file)
+			h := webhooktest.Header("X-Atlassian-Webhook-Identifier", "d-1", "X-Hub-Signature", "sha256=00", "X-Evidence-Token", "s3cret",
 				"Content-Type", "application/json; charset=utf-8", "User-Agent", "Atlassian Webhook HTTP Client")
 			events, err := newProvider(opts...).Translate(h, body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkEvents(t, events)
+			webhooktest.CheckEvents(t, events)
 			if diff := cmp.Diff(tc.want, got(t, events)); diff != "" {
 				t.Errorf("catalog events (-want +got):\n%s", diff)
 			}
@@ -137,7 +138,7 @@ func TestTranslateFixtures(t *testing.T) {
 			wantRaw := want{
 				Type: typeRaw, ID: "d-1/webhook.received", Source: tc.want[0].Source, Subject: tc.want[0].Subject, Time: tc.want[0].Time,
 				Data: map[string]any{
-					"provider": "jira", "event": dataOf(t, raw)["event"], "delivery_id": "d-1",
+					"provider": "jira", "event": webhooktest.DataMap(t, raw)["event"], "delivery_id": "d-1",
 					"headers": map[string]any{ // never x-evidence-token
 						"x-atlassian-webhook-identifier": "d-1", "x-hub-signature": "sha256=00",
 						"content-type": "application/json; charset=utf-8", "user-agent": "Atlassian Webhook HTTP Client",
@@ -146,7 +147,7 @@ func TestTranslateFixtures(t *testing.T) {
 					"signature_verified": true, "received_at": "2025-03-05T12:00:00Z",
 				},
 			}
-			gotRaw := want{Type: raw.Type, ID: raw.ID, Source: raw.Source, Subject: raw.Subject, Time: raw.Time, Data: dataOf(t, raw)}
+			gotRaw := want{Type: raw.Type, ID: raw.ID, Source: raw.Source, Subject: raw.Subject, Time: raw.Time, Data: webhooktest.DataMap(t, raw)}
 			if diff := cmp.Diff(wantRaw, gotRaw); diff != "" {
 				t.Errorf("raw event (-want +got):\n%s", diff)
 			}
@@ -163,7 +164,7 @@ func TestTranslateFixtures(t *testing.T) {
 func edit(t testing.TB, name string, edits ...[]any) []byte {
 	t.Helper()
 	var m any
-	if err := json.Unmarshal(fixture(t, name), &m); err != nil {
+	if err := json.Unmarshal(webhooktest.Testdata(t, name), &m); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range edits {
@@ -224,7 +225,7 @@ func TestTranslateVariants(t *testing.T) {
 		{"links field of another shape", edit(t, "change_created.json", at("issue", "fields", "customfield_10050", 12.0)),
 			func(o *jira.Options) { o.LinksField = "customfield_10050" },
 			[]string{"dev.evidencepipeline.ticket.created.v1"}, map[string]any{"links": nil}},
-		{"base URL option", fixture(t, "change_transitioned.json"),
+		{"base URL option", webhooktest.Testdata(t, "change_transitioned.json"),
 			func(o *jira.Options) { o.BaseURL = "https://jira.acme.example/jira/" },
 			[]string{"dev.evidencepipeline.ticket.transitioned.v1"}, map[string]any{"url": "https://jira.acme.example/jira/browse/OPS-88"}},
 		{"no timestamp", edit(t, "change_transitioned.json", at("timestamp", nil)), nil,
@@ -238,11 +239,11 @@ func TestTranslateVariants(t *testing.T) {
 			if tc.opts != nil {
 				opts = append(opts, tc.opts)
 			}
-			events, err := newProvider(opts...).Translate(header(), tc.body)
+			events, err := newProvider(opts...).Translate(webhooktest.Header(), tc.body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkEvents(t, events)
+			webhooktest.CheckEvents(t, events)
 			evs := got(t, events)
 			var types []string
 			for _, e := range evs {
@@ -273,8 +274,8 @@ func TestIgnored(t *testing.T) {
 		"deleted":               edit(t, "change_approved.json", at("webhookEvent", "jira:issue_deleted")),
 	} {
 		t.Run(name, func(t *testing.T) {
-			events, err := newProvider().Translate(header(), body)
-			if !isIgnored(err) {
+			events, err := newProvider().Translate(webhooktest.Header(), body)
+			if !webhooktest.IsIgnored(err) {
 				t.Fatalf("Translate() = %d events, %v; want *webhook.Ignored", len(events), err)
 			}
 		})
@@ -310,8 +311,8 @@ func TestMalformed(t *testing.T) {
 			if tc.opts != nil {
 				opts = append(opts, tc.opts)
 			}
-			events, err := newProvider(opts...).Translate(header(), tc.body)
-			if err == nil || isIgnored(err) {
+			events, err := newProvider(opts...).Translate(webhooktest.Header(), tc.body)
+			if err == nil || webhooktest.IsIgnored(err) {
 				t.Fatalf("Translate() = %d events, %v; want an error naming %s", len(events), err, tc.field)
 			}
 			var fe *ce.Error
@@ -324,10 +325,10 @@ func TestMalformed(t *testing.T) {
 
 func TestIDs(t *testing.T) {
 	p := newProvider()
-	body := fixture(t, "change_approved.json")
+	body := webhooktest.Testdata(t, "change_approved.json")
 	ids := func(h map[string]string, body []byte) []string {
 		t.Helper()
-		hh := header()
+		hh := webhooktest.Header()
 		for k, v := range h {
 			hh.Set(k, v)
 		}

@@ -1,9 +1,6 @@
 package jira_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -11,17 +8,12 @@ import (
 
 	"github.com/evidencepipeline/evidence/producers/jira"
 	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
-
-func sign(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
 
 func TestVerify(t *testing.T) {
 	p := newProvider()
-	body := fixture(t, "change_approved.json")
+	body := webhooktest.Testdata(t, "change_approved.json")
 	tampered := []byte(strings.Replace(string(body), "Approved", "Approvee", 1))
 	for _, tc := range []struct {
 		name    string
@@ -30,18 +22,18 @@ func TestVerify(t *testing.T) {
 		secret  string
 		wantErr string // "" for success
 	}{
-		{"signature", header(jira.SignatureHeader, sign("s3cret", body)), body, "s3cret", ""},
-		{"signature in upper-case hex", header(jira.SignatureHeader, "sha256="+strings.ToUpper(sign("s3cret", body)[7:])), body, "s3cret", ""},
-		{"no sha256= prefix", header(jira.SignatureHeader, sign("s3cret", body)[7:]), body, "s3cret", "sha256=<64 hex digits>"},
-		{"token", header(jira.TokenHeader, "s3cret"), body, "s3cret", ""},
-		{"wrong secret", header(jira.SignatureHeader, sign("other", body)), body, "s3cret", "does not match"},
-		{"tampered body", header(jira.SignatureHeader, sign("s3cret", body)), tampered, "s3cret", "does not match"},
-		{"not hex", header(jira.SignatureHeader, "sha256=zz"), body, "s3cret", "sha256=<64 hex digits>"},
-		{"sha1", header(jira.SignatureHeader, "sha1=0123"), body, "s3cret", "sha256=<64 hex digits>"},
-		{"a bad signature is not rescued by a token", header(jira.SignatureHeader, sign("other", body), jira.TokenHeader, "s3cret"), body, "s3cret", "does not match"},
-		{"wrong token", header(jira.TokenHeader, "guess"), body, "s3cret", "X-Evidence-Token header does not match"},
-		{"missing", header("Content-Type", "application/json"), body, "s3cret", "neither"},
-		{"empty secret never matches", header(jira.SignatureHeader, sign("", body)), body, "", "does not match"},
+		{"signature", webhooktest.Header(jira.SignatureHeader, webhooktest.SignHex("s3cret", body)), body, "s3cret", ""},
+		{"signature in upper-case hex", webhooktest.Header(jira.SignatureHeader, "sha256="+strings.ToUpper(webhooktest.SignHex("s3cret", body)[7:])), body, "s3cret", ""},
+		{"no sha256= prefix", webhooktest.Header(jira.SignatureHeader, webhooktest.SignHex("s3cret", body)[7:]), body, "s3cret", "sha256=<64 hex digits>"},
+		{"token", webhooktest.Header(jira.TokenHeader, "s3cret"), body, "s3cret", ""},
+		{"wrong secret", webhooktest.Header(jira.SignatureHeader, webhooktest.SignHex("other", body)), body, "s3cret", "does not match"},
+		{"tampered body", webhooktest.Header(jira.SignatureHeader, webhooktest.SignHex("s3cret", body)), tampered, "s3cret", "does not match"},
+		{"not hex", webhooktest.Header(jira.SignatureHeader, "sha256=zz"), body, "s3cret", "sha256=<64 hex digits>"},
+		{"sha1", webhooktest.Header(jira.SignatureHeader, "sha1=0123"), body, "s3cret", "sha256=<64 hex digits>"},
+		{"a bad signature is not rescued by a token", webhooktest.Header(jira.SignatureHeader, webhooktest.SignHex("other", body), jira.TokenHeader, "s3cret"), body, "s3cret", "does not match"},
+		{"wrong token", webhooktest.Header(jira.TokenHeader, "guess"), body, "s3cret", "X-Evidence-Token header does not match"},
+		{"missing", webhooktest.Header("Content-Type", "application/json"), body, "s3cret", "neither"},
+		{"empty secret never matches", webhooktest.Header(jira.SignatureHeader, webhooktest.SignHex("", body)), body, "", "does not match"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := p.Verify(tc.h, tc.body, tc.secret)

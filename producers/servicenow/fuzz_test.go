@@ -2,11 +2,10 @@ package servicenow_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -15,12 +14,7 @@ import (
 // project's): Translate must not panic, must fail with *ce.Error or
 // *webhook.Ignored, and everything it emits must be valid.
 func FuzzTranslate(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, name := range seeds {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range webhooktest.Seeds(f, "") {
 		f.Add(b)
 	}
 	for _, s := range []string{
@@ -39,10 +33,10 @@ func FuzzTranslate(f *testing.F) {
 	}
 	p := newProvider()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := p.Translate(header(), body)
+		events, err := p.Translate(webhooktest.Header(), body)
 		if err != nil {
 			var fe *ce.Error
-			if !errors.As(err, &fe) && !isIgnored(err) {
+			if !errors.As(err, &fe) && !webhooktest.IsIgnored(err) {
 				t.Fatalf("error %v is neither a field error nor Ignored", err)
 			}
 			if len(events) != 0 {

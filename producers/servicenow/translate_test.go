@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
 
 const (
@@ -44,7 +45,7 @@ func catalogEvents(t *testing.T, events []*ce.Event) []want {
 		if e.Source != source {
 			t.Errorf("%s: source %q, want %q", e.Type, e.Source, source)
 		}
-		out = append(out, want{Type: e.Type, ID: e.ID, Subject: e.Subject, Time: e.Time, Data: dataOf(t, e)})
+		out = append(out, want{Type: e.Type, ID: e.ID, Subject: e.Subject, Time: e.Time, Data: webhooktest.DataMap(t, e)})
 	}
 	return out
 }
@@ -157,14 +158,14 @@ func TestTranslateFixtures(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.file, func(t *testing.T) {
-			body := fixture(t, tc.file)
-			h := header("X-Evidence-Signature", "sha256=abc", "X-Evidence-Token", "s3cret", "Authorization", "Basic eDp5",
+			body := webhooktest.Testdata(t, tc.file)
+			h := webhooktest.Header("X-Evidence-Signature", "sha256=abc", "X-Evidence-Token", "s3cret", "Authorization", "Basic eDp5",
 				"Content-Type", "application/json", "User-Agent", "ServiceNow/1.0")
 			events, err := newProvider().Translate(h, body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkEvents(t, events)
+			webhooktest.CheckEvents(t, events)
 			id := bodyID(body)
 			wants := tc.want(id)
 			if diff := cmp.Diff(wants, catalogEvents(t, events)); diff != "" {
@@ -186,7 +187,7 @@ func TestTranslateFixtures(t *testing.T) {
 					"signature_verified": true, "received_at": "2025-03-05T12:00:00Z",
 				},
 			}
-			gotRaw := want{Type: raw.Type, ID: raw.ID, Subject: raw.Subject, Time: raw.Time, Data: dataOf(t, raw)}
+			gotRaw := want{Type: raw.Type, ID: raw.ID, Subject: raw.Subject, Time: raw.Time, Data: webhooktest.DataMap(t, raw)}
 			if diff := cmp.Diff(wantRaw, gotRaw); diff != "" {
 				t.Errorf("raw event (-want +got):\n%s", diff)
 			}
@@ -198,7 +199,7 @@ func TestTranslateFixtures(t *testing.T) {
 func edit(t testing.TB, name string, kv ...any) []byte {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(fixture(t, name), &m); err != nil {
+	if err := json.Unmarshal(webhooktest.Testdata(t, name), &m); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -226,9 +227,9 @@ func TestNumericStates(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.state), func(t *testing.T) {
 			body := edit(t, "approved.json", "state", tc.state, "previous_state", "-3", "approval", "requested")
-			events, err := newProvider().Translate(header(), body)
+			events, err := newProvider().Translate(webhooktest.Header(), body)
 			if tc.label == "Authorize" { // the same state as before: no transition
-				if !isIgnored(err) {
+				if !webhooktest.IsIgnored(err) {
 					t.Fatalf("Translate() = %d events, %v; want *webhook.Ignored", len(events), err)
 				}
 				return
@@ -236,11 +237,11 @@ func TestNumericStates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkEvents(t, events)
+			webhooktest.CheckEvents(t, events)
 			if events[0].Type != "dev.evidencepipeline.ticket.transitioned.v1" {
 				t.Fatalf("type %s", events[0].Type)
 			}
-			d := dataOf(t, events[0])
+			d := webhooktest.DataMap(t, events[0])
 			if d["status"] != tc.label || d["previous_status"] != "Authorize" {
 				t.Errorf("status %v from %v, want %s from Authorize", d["status"], d["previous_status"], tc.label)
 			}
@@ -270,11 +271,11 @@ func TestTranslateVariants(t *testing.T) {
 		{"unknown type kept raw", edit(t, "created.json", "type", "Model B"), []string{"dev.evidencepipeline.ticket.created.v1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			events, err := newProvider().Translate(header(), tc.body)
+			events, err := newProvider().Translate(webhooktest.Header(), tc.body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkEvents(t, events)
+			webhooktest.CheckEvents(t, events)
 			var types []string
 			for _, e := range catalogEvents(t, events) {
 				types = append(types, e.Type)
@@ -294,8 +295,8 @@ func TestIgnored(t *testing.T) {
 		"approval still requested": edit(t, "approved.json", "previous_state", nil, "approval", "requested"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			events, err := newProvider().Translate(header(), body)
-			if !isIgnored(err) {
+			events, err := newProvider().Translate(webhooktest.Header(), body)
+			if !webhooktest.IsIgnored(err) {
 				t.Fatalf("Translate() = %d events, %v; want *webhook.Ignored", len(events), err)
 			}
 		})
@@ -329,8 +330,8 @@ func TestMalformed(t *testing.T) {
 		{"bad link change", edit(t, "approved.json", "links", map[string]any{"changes": []any{map[string]any{"repository": "github.com/a/b"}}}), "links.changes[0].number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			events, err := newProvider().Translate(header(), tc.body)
-			if err == nil || isIgnored(err) {
+			events, err := newProvider().Translate(webhooktest.Header(), tc.body)
+			if err == nil || webhooktest.IsIgnored(err) {
 				t.Fatalf("Translate() = %d events, %v; want an error naming %s", len(events), err, tc.field)
 			}
 			var fe *ce.Error
@@ -342,9 +343,9 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestReplayIDs(t *testing.T) {
-	body := fixture(t, "approved.json")
+	body := webhooktest.Testdata(t, "approved.json")
 	ids := func() []string {
-		events, err := newProvider().Translate(header(), body)
+		events, err := newProvider().Translate(webhooktest.Header(), body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +359,7 @@ func TestReplayIDs(t *testing.T) {
 	if diff := cmp.Diff(first, ids()); diff != "" {
 		t.Errorf("a redelivery changed the ids (-first +replay):\n%s", diff)
 	}
-	other, err := newProvider().Translate(header(), edit(t, "approved.json", "sys_updated_on", "2025-03-03 17:06:00"))
+	other, err := newProvider().Translate(webhooktest.Header(), edit(t, "approved.json", "sys_updated_on", "2025-03-03 17:06:00"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,6 @@
 package servicenow_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -12,26 +9,12 @@ import (
 
 	"github.com/evidencepipeline/evidence/producers/servicenow"
 	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
 )
-
-func mac(secret string, body []byte) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-func signHex(secret string, body []byte) string {
-	return "sha256=" + hex.EncodeToString(mac(secret, body))
-}
-
-// signBase64 is what GlideCertificateEncryption.generateMac gives.
-func signBase64(secret string, body []byte) string {
-	return "sha256=" + base64.StdEncoding.EncodeToString(mac(secret, body))
-}
 
 func TestVerify(t *testing.T) {
 	p := newProvider()
-	body := fixture(t, "approved.json")
+	body := webhooktest.Testdata(t, "approved.json")
 	tampered := []byte(strings.Replace(string(body), `"approved"`, `"rejected"`, 1))
 	for _, tc := range []struct {
 		name    string
@@ -40,17 +23,17 @@ func TestVerify(t *testing.T) {
 		secret  string
 		wantErr string // "" for success
 	}{
-		{"hex signature", header(servicenow.SignatureHeader, signHex("s3cret", body)), body, "s3cret", ""},
-		{"base64 signature", header(servicenow.SignatureHeader, signBase64("s3cret", body)), body, "s3cret", ""},
-		{"token", header(servicenow.TokenHeader, "s3cret"), body, "s3cret", ""},
-		{"wrong secret", header(servicenow.SignatureHeader, signHex("other", body)), body, "s3cret", "does not match"},
-		{"tampered body", header(servicenow.SignatureHeader, signBase64("s3cret", body)), tampered, "s3cret", "does not match"},
-		{"truncated", header(servicenow.SignatureHeader, signHex("s3cret", body)[:40]), body, "s3cret", "hex or base64"},
-		{"no prefix", header(servicenow.SignatureHeader, hex.EncodeToString(mac("s3cret", body))), body, "s3cret", "hex or base64"},
-		{"bad signature not rescued by a token", header(servicenow.SignatureHeader, signHex("x", body), servicenow.TokenHeader, "s3cret"), body, "s3cret", "does not match"},
-		{"wrong token", header(servicenow.TokenHeader, "guess"), body, "s3cret", "X-Evidence-Token header does not match"},
-		{"missing", header("Content-Type", "application/json"), body, "s3cret", "neither"},
-		{"empty secret never matches", header(servicenow.SignatureHeader, signHex("", body)), body, "", "does not match"},
+		{"hex signature", webhooktest.Header(servicenow.SignatureHeader, webhooktest.SignHex("s3cret", body)), body, "s3cret", ""},
+		{"base64 signature", webhooktest.Header(servicenow.SignatureHeader, webhooktest.SignBase64("s3cret", body)), body, "s3cret", ""},
+		{"token", webhooktest.Header(servicenow.TokenHeader, "s3cret"), body, "s3cret", ""},
+		{"wrong secret", webhooktest.Header(servicenow.SignatureHeader, webhooktest.SignHex("other", body)), body, "s3cret", "does not match"},
+		{"tampered body", webhooktest.Header(servicenow.SignatureHeader, webhooktest.SignBase64("s3cret", body)), tampered, "s3cret", "does not match"},
+		{"truncated", webhooktest.Header(servicenow.SignatureHeader, webhooktest.SignHex("s3cret", body)[:40]), body, "s3cret", "hex or base64"},
+		{"no prefix", webhooktest.Header(servicenow.SignatureHeader, hex.EncodeToString(webhooktest.MAC("s3cret", body))), body, "s3cret", "hex or base64"},
+		{"bad signature not rescued by a token", webhooktest.Header(servicenow.SignatureHeader, webhooktest.SignHex("x", body), servicenow.TokenHeader, "s3cret"), body, "s3cret", "does not match"},
+		{"wrong token", webhooktest.Header(servicenow.TokenHeader, "guess"), body, "s3cret", "X-Evidence-Token header does not match"},
+		{"missing", webhooktest.Header("Content-Type", "application/json"), body, "s3cret", "neither"},
+		{"empty secret never matches", webhooktest.Header(servicenow.SignatureHeader, webhooktest.SignHex("", body)), body, "", "does not match"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := p.Verify(tc.h, tc.body, tc.secret)
