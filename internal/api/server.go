@@ -17,6 +17,7 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/metrics"
+	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/producers/webhook"
 	"github.com/evidencepipeline/evidence/schemas"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
+	// Changes reads change records for GET /v1/changes (role auditor);
+	// nil leaves those routes out (404).
+	Changes correlate.Reader
 }
 
 // Server is the HTTP API.
@@ -69,6 +73,10 @@ func New(cfg Config) *Server {
 	s.Handle("GET /healthz", auth.None, http.HandlerFunc(s.healthz))
 	s.Handle("GET /readyz", auth.None, http.HandlerFunc(s.readyz))
 	s.Handle("GET /metrics", auth.None, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	if cfg.Changes != nil {
+		s.Handle("GET /v1/changes", auth.Auditor, http.HandlerFunc(s.listChanges))
+		s.Handle("GET /v1/changes/{id...}", auth.Auditor, http.HandlerFunc(s.getChange))
+	}
 	return s
 }
 

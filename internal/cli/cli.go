@@ -34,8 +34,9 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"emit":  {"send evidence: emit pipeline|artifact|test|scan|deploy from CI, --flush the spool, or one CloudEvent", runEmit},
-	"token": {"make API tokens (token new --role R --name N)", runToken},
+	"changes": {"show a change record: changes show ID, or --repo R --commit SHA (default: the CI run's)", runChanges},
+	"emit":    {"send evidence: emit pipeline|artifact|test|scan|deploy from CI, --flush the spool, or one CloudEvent", runEmit},
+	"token":   {"make API tokens (token new --role R --name N)", runToken},
 }
 
 // Run runs the command line args (without the program name).
