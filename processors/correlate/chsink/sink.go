@@ -1,0 +1,113 @@
+package chsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+)
+
+// Sink writes change records to the changes and deployments tables. It
+// holds no state of its own: it is safe for concurrent use, and several
+// replicas may write the same records.
+type Sink struct {
+	store *store.Store
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Sink writing through st. log may be nil.
+func New(st *store.Store, log *slog.Logger) (*Sink, error) {
+	if st == nil {
+		return nil, errors.New("chsink: no store")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{store: st, log: log, now: time.Now}, nil
+}
+
+// Put writes the current version of each record: one row in changes, and
+// one per deployment in deployments, as one INSERT per table. It returns
+// once ClickHouse has stored both; on error, retrying the same Put is
+// safe. A record without an id refuses the whole Put.
+func (s *Sink) Put(ctx context.Context, records []correlate.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	now := s.now()
+	changes := make([]store.ChangeRow, 0, len(records))
+	var deps []store.DeploymentRow
+	for i, r := range records {
+		c, ds, err := Rows(r, now)
+		if err != nil {
+			return fmt.Errorf("chsink: record %d: %w", i, err)
+		}
+		changes = append(changes, c)
+		deps = append(deps, ds...)
+	}
+	if err := s.store.InsertChanges(ctx, changes); err != nil {
+		return fmt.Errorf("chsink: %w", err)
+	}
+	if err := s.store.InsertDeployments(ctx, deps); err != nil {
+		return fmt.Errorf("chsink: %w", err)
+	}
+	return nil
+}
+
+// Retire marks the records ids as no longer derived (an unmatched
+// deployment since linked to its change, a direct push since found to be a
+// pull request's merge): the newest row of each is written again with
+// retired = 1 and the version [Tombstone] of its class, so it keeps its
+// last content, is left out of counts, and outranks any late write of an
+// older version. An id never written gets a row with only its id. An id
+// already retired is left as it is. A merged pull request's record is
+// never retired (the correlator never loses one): Retire logs such an id
+// and leaves it. It returns once the rows are stored; retrying is safe.
+func (s *Sink) Retire(ctx context.Context, ids []string) error {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" })
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	latest, err := s.store.LatestChanges(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("chsink: retire: %w", err)
+	}
+	byID := make(map[string]store.ChangeRow, len(latest))
+	for _, r := range latest {
+		byID[r.ChangeID] = r
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	var rows []store.ChangeRow
+	for _, id := range ids {
+		row, ok := byID[id]
+		class := classOfID(id)
+		if ok {
+			if row.Retired {
+				continue
+			}
+			class = ClassOfVersion(row.Version)
+		} else {
+			row = store.ChangeRow{ChangeID: id, Unmatched: class == ClassUnmatched}
+		}
+		if class >= ClassMerge {
+			s.log.Warn("not retiring a merged pull request's change record", "change_id", id)
+			continue
+		}
+		row.Retired, row.Version, row.UpdatedAt = true, Tombstone(class), now
+		rows = append(rows, row)
+	}
+	if err := s.store.InsertChanges(ctx, rows); err != nil {
+		return fmt.Errorf("chsink: retire: %w", err)
+	}
+	return nil
+}
+
+var _ correlate.Sink = (*Sink)(nil)
