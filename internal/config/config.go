@@ -43,6 +43,9 @@ type Config struct {
 	DedupeWindow time.Duration
 	// Archive runs the archive stage in this process.
 	Archive bool
+	// Correlate runs the correlation stage (every replica may) and serves
+	// change records from its live state.
+	Correlate bool
 	// ArchiveBatchSize and ArchiveFlushInterval tune the archive.
 	ArchiveBatchSize     int
 	ArchiveFlushInterval time.Duration
@@ -139,6 +142,7 @@ func (c *Config) flags() []Flag {
 		{Name: "stream-max-age", Env: "EVIDENCE_STREAM_MAX_AGE", Default: "720h", Usage: "how long events stay in JetStream (0: forever); the archive must catch up within it", set: dur(&c.StreamMaxAge)},
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
 		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
+		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
 		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
 		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
 		{Name: "shutdown-timeout", Env: "EVIDENCE_SHUTDOWN_TIMEOUT", Default: "30s", Usage: "how long SIGTERM waits for in-flight work", set: dur(&c.ShutdownTimeout)},

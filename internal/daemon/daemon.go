@@ -27,6 +27,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/processors/archive"
+	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -94,6 +95,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	if err != nil {
 		return nil, fmt.Errorf("event catalog: %w", err)
 	}
+	var kv *correlate.KVState
+	var changes correlate.Reader
+	if cfg.Correlate {
+		if kv, err = correlate.NewKVState(ctx, d.js, correlate.KVOptions{}); err != nil {
+			return nil, fmt.Errorf("correlation state: %w", err)
+		}
+		changes = correlate.KVReader{KV: kv}
+	}
 
 	srv := api.New(api.Config{
 		Publisher:    bus.NewPublisher(d.js),
@@ -114,6 +123,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 			}
 			return st.Ping(ctx)
 		}},
+		Changes:  changes,
 		Gatherer: d.Registry,
 		Metrics:  m,
 		Log:      log,
@@ -139,7 +149,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		}
 		d.served <- err
 	}()
-	log.Info("evidenced listening", "http", "http://"+l.Addr().String())
+	log.Info("evidenced listening", "http", "http://"+l.Addr().String(), "correlation", cfg.Correlate)
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.bgCancel = cancel
@@ -148,6 +158,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		defer d.bg.Done()
 		d.runStorage(bg, m, opts)
 	}()
+	if kv != nil {
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			d.runCorrelation(bg, kv, m)
+		}()
+	}
 	ok = true
 	return d, nil
 }

@@ -191,7 +191,9 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 
 	c := &commits{at: make(map[uint64]time.Time, nEvents+rate*int(pacedFor.Seconds())+1000)}
 	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
-		"--clickhouse-url", ch.URL("evidence"), "--archive-batch-size", fmt.Sprint(archiveBatch), "--max-body-bytes", "64MiB"}, func(string) string { return "" })
+		"--clickhouse-url", ch.URL("evidence"), "--archive-batch-size", fmt.Sprint(archiveBatch), "--max-body-bytes", "64MiB",
+		// The ingest path alone: correlation has its own benchmark.
+		"--correlate=false"}, func(string) string { return "" })
 	if err != nil {
 		return err
 	}
