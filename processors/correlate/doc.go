@@ -19,9 +19,23 @@
 // "approved before deployed" is judged on when things happened. Ticket keys
 // are also looked for in change titles, branch names and pushed commit
 // messages ([Extractor.Tickets], the project's ticketkeys pattern by
-// default). A type outside the catalog (CDEvents, for now) gives no fact;
-// catalog data that cannot be read is a *ce.Error naming the field
-// ("data/change/number").
+// default). A type outside the catalog and CDEvents gives no fact; data
+// that cannot be read is a *ce.Error naming the field ("data/change/number").
+//
+// # CDEvents
+//
+// A CDEvents event (0.4, 0.5; the CloudEvent's data is the CDEvent
+// {context, subject{id, source, content}}) gives a fact of a catalog kind
+// when what it states forms that kind's keys; the table in cdevents.go maps
+// every type and says why the others give none. service.deployed,
+// .upgraded and .rolledback give a finished, successful deployment of
+// subject.id to content.environment.id, keyed by the artifactId purl (and
+// the digest an OCI purl states), so it joins the change whose commit built
+// that artifact (matched_by artifact). ticket.created, .updated and .closed
+// give ticket.state facts keyed by subject.id. Changes, artifacts, builds,
+// pipeline and task runs and test runs state no commit (nor repository):
+// they give no fact, as a commit is never guessed. The fact's time is
+// context.timestamp, its event the CloudEvent's source and id.
 //
 // A fact's ID is the SHA-256 of its canonical JSON, so the same event seen
 // twice is one fact, and a fact read back from storage can be verified
@@ -138,5 +152,5 @@
 // checks this). Left for that step: which records a new fact affects (the
 // roots reachable backwards from its keys), splitting entries of hot keys
 // (a standard ticket many changes name; KV values are limited to 1 MB by
-// default), and CDEvents extractors.
+// default).
 package correlate

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/cdevents"
 	"github.com/evidencepipeline/evidence/producers/ticketkeys"
 )
 
@@ -49,12 +50,17 @@ var defaultExtractor = Extractor{Tickets: ticketkeys.Default()}
 // and ServiceNow change numbers).
 func Extract(e *ce.Event) ([]Fact, error) { return defaultExtractor.Extract(e) }
 
-// Extract returns the facts of one event. An event whose type is not in
-// the catalog gives no facts and no error (CDEvents and future types are
-// archived but not correlated yet), and so does a raw webhook that is not
-// a push to a default branch. Data of a catalog type that cannot be read
-// is an error (*ce.Error) naming the field at fault, e.g. "data/change/number".
+// Extract returns the facts of one event. A CDEvents event
+// (cdevents.Is) gives the fact its type maps to (cdevents.go), or none
+// when what it states cannot form that fact's keys. An event of another
+// type outside the catalog gives no facts and no error (future types are
+// archived but not correlated), and so does a raw webhook that is not a
+// push to a default branch. Data that cannot be read is an error
+// (*ce.Error) naming the field at fault, e.g. "data/change/number".
 func (x Extractor) Extract(e *ce.Event) ([]Fact, error) {
+	if cdevents.Is(e.Type) {
+		return x.cdevent(e)
+	}
 	fn, ok := extractors[e.Type]
 	if !ok {
 		return nil, nil
