@@ -1,8 +1,9 @@
 // Package correlate turns events into facts, and facts into change records,
-// whatever order the events arrive in. It is the pure core of the
-// correlation stage: no NATS, no ClickHouse, no clock. The stage that
-// consumes the stream, keeps the facts in a NATS KV bucket and writes
-// records to ClickHouse wraps it.
+// whatever order the events arrive in. Its core (facts, State, derivation)
+// is pure: no NATS, no ClickHouse, no clock. Around it, [KVState] keeps the
+// facts in a NATS KV bucket, [Stage] consumes the event stream and sends
+// changed records to a [Sink] (package chsink writes them to ClickHouse),
+// and [KVReader] derives records live for the API.
 //
 // # Facts
 //
@@ -133,24 +134,24 @@
 // ticket re-typed), the latest by fact time (then fact ID) gives it; every
 // fact's event stays listed.
 //
-// # Planned KV layout
+// # KV layout
 //
 // One NATS KV entry per link key (commit, change, ticket, run, artifact,
 // exception, deployment, deploy; and env, service, repo for exceptions),
-// under an encoding of the key that KV accepts (e.g. base64url), holding
-// an [Entry]: the key and its facts sorted by ID. Its links are the other
-// keys its facts are filed under ([Entry.Links]): the correlation graph's
-// edges are in the facts, not kept beside them. A fact is written into the
-// entry of each of its keys by read, [Entry.Merge] (union), and
-// compare-and-set on the revision, retried on conflict: replicas and
-// redeliveries converge because union is idempotent and commutative.
+// under the encoding of [KVKey], holding an [Entry]: the key and its facts
+// sorted by ID. Its links are the other keys its facts are filed under
+// ([Entry.Links]): the correlation graph's edges are in the facts, not
+// kept beside them. A fact is written into the entry of each of its keys
+// by read, [Entry.Merge] (union), and compare-and-set on the revision,
+// retried on conflict: replicas and redeliveries converge because union
+// is idempotent and commutative (see kv.go and stage.go).
 //
 // A record is derived from the entries its walk reads: load the root's
 // entry into a State, ask [State.Reachable] which keys the derivation
 // reads, load those not loaded yet, and repeat until none is missing; the
 // record is then the one the whole State would give (the property test
-// checks this). Left for that step: which records a new fact affects (the
-// roots reachable backwards from its keys), splitting entries of hot keys
-// (a standard ticket many changes name; KV values are limited to 1 MB by
-// default).
+// checks this). [State.Affected] gives the records a new fact may change.
+// Left: splitting entries of hot keys (a standard ticket many changes
+// name; KV values are limited to 1 MB by default, and a fact that would
+// pass it is dead-lettered naming the key).
 package correlate
