@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,8 +11,6 @@ import (
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/chlocal"
 	"github.com/evidencepipeline/evidence/internal/cli"
-	"github.com/evidencepipeline/evidence/internal/config"
-	"github.com/evidencepipeline/evidence/internal/daemon"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 )
 
@@ -34,24 +31,11 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) res
 	return result{code, out.String(), errb.String()}
 }
 
-// evidenced runs in-process; ClickHouse is not needed to accept events.
+// startEvidenced runs evidenced in-process and returns its URL.
 func startEvidenced(t *testing.T) string {
 	t.Helper()
-	port, err := chlocal.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "d"),
-		"--clickhouse-url", "clickhouse://127.0.0.1:" + strconv.Itoa(port) + "/none"}, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(context.Background(), cfg, nil, daemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
-	return "http://" + d.Addr()
+	_, url := startDaemon(t)
+	return url
 }
 
 const runType = "dev.evidencepipeline.pipelinerun.finished.v1"

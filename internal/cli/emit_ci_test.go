@@ -104,7 +104,8 @@ func with(base map[string]string, kv ...string) map[string]string {
 }
 
 // startDaemon runs evidenced in-process and returns it (for its JetStream)
-// with its URL.
+// with its URL. ClickHouse is not needed to accept events: the URL points
+// at a port nothing listens on.
 func startDaemon(t *testing.T) (*daemon.Daemon, string) {
 	t.Helper()
 	port, err := chlocal.FreePort()
