@@ -18,6 +18,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/producers/webhook"
 	"github.com/evidencepipeline/evidence/schemas"
 )
@@ -47,6 +48,10 @@ type Config struct {
 	// Changes reads change records for GET /v1/changes (role auditor);
 	// nil leaves those routes out (404).
 	Changes correlate.Reader
+	// Gate judges changes for GET /v1/gate (role gate; docs/gate.md) with
+	// GateParams; the route is mounted only when Changes and Gate are set.
+	Gate       *evaluate.Engine
+	GateParams evaluate.Params
 }
 
 // Server is the HTTP API.
@@ -76,6 +81,9 @@ func New(cfg Config) *Server {
 	if cfg.Changes != nil {
 		s.Handle("GET /v1/changes", auth.Auditor, http.HandlerFunc(s.listChanges))
 		s.Handle("GET /v1/changes/{id...}", auth.Auditor, http.HandlerFunc(s.getChange))
+	}
+	if cfg.Changes != nil && cfg.Gate != nil {
+		s.Handle("GET /v1/gate", auth.Gate, http.HandlerFunc(s.gate))
 	}
 	return s
 }

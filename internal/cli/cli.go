@@ -35,6 +35,7 @@ type command struct {
 
 var commands = map[string]command{
 	"changes": {"show a change record: changes show ID, or --repo R --commit SHA (default: the CI run's)", runChanges},
+	"gate":    {"ask the deployment gate: gate --env production (repository and commit from CI); exit 0 allow, 1 deny, 2 error", runGate},
 	"emit":    {"send evidence: emit pipeline|artifact|test|scan|deploy from CI, --flush the spool, or one CloudEvent", runEmit},
 	"token":   {"make API tokens (token new --role R --name N)", runToken},
 }

@@ -1,0 +1,262 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
+	"github.com/evidencepipeline/evidence/producers/ci"
+)
+
+// The deployment gate (role gate; docs/gate.md):
+//
+//	GET /v1/gate?repo=R&commit=C&env=E
+//	GET /v1/gate?repo=R&artifact=sha256:...&env=E
+//
+// It judges the change records of R that hold commit C (or carry the
+// artifact) against every control, as of now and as if deployed now to E,
+// from the live state (cfg.Changes), not from the lagging ClickHouse copy.
+
+// Gate decisions.
+const (
+	GateAllow = "allow"
+	GateDeny  = "deny"
+)
+
+// GateResponse is the body of a 200 answer of GET /v1/gate.
+type GateResponse struct {
+	Decision    string `json:"decision"` // allow or deny
+	Repo        string `json:"repo"`
+	Commit      string `json:"commit"`
+	Artifact    string `json:"artifact,omitempty"`
+	Environment string `json:"environment"`
+	// Production: the environment is one of the production environments;
+	// otherwise the controls are informational and the decision is allow.
+	Production bool `json:"production"`
+	// Change is the judged record's id; null when no record holds the
+	// commit (the change is unknown: deny).
+	Change *string `json:"change"`
+	// Changes lists every judged record when more than one holds the
+	// commit (each must be allowed).
+	Changes []string `json:"changes,omitempty"`
+	// Reasons say why the decision was taken, in one line each.
+	Reasons     []string      `json:"reasons"`
+	Controls    []GateControl `json:"controls"`
+	BundleHash  string        `json:"bundle_hash"`
+	EvaluatedAt time.Time     `json:"evaluated_at"`
+}
+
+// GateControl is one control's verdict in a gate answer.
+type GateControl struct {
+	ID     string          `json:"id"`
+	Title  string          `json:"title"`
+	Change string          `json:"change,omitempty"` // set when several records are judged
+	Status evaluate.Status `json:"status"`
+	// Reasons are the control's own, human-readable.
+	Reasons   []string   `json:"reasons"`
+	Deadline  *time.Time `json:"deadline,omitempty"`  // a pending control's
+	Exception string     `json:"exception,omitempty"` // a waived control's exception id
+}
+
+// digestParamRE is an artifact digest as the catalog spells it.
+var digestParamRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// errArtifactOnly is the answer to an artifact lookup without repo: the
+// Reader answers by repository and commit only.
+const errArtifactOnly = "artifact lookup not supported yet without repo: the live state is indexed by repository and commit; give repo with artifact (or repo and commit)"
+
+type gateQuery struct {
+	repo, commit, artifact, env string
+}
+
+func parseGateQuery(r *http.Request) (gateQuery, []string) {
+	q := r.URL.Query()
+	rawRepo := strings.TrimSpace(q.Get("repo"))
+	g := gateQuery{
+		repo:     strings.ToLower(ci.NormalizeRepository(rawRepo)),
+		commit:   strings.ToLower(strings.TrimSpace(q.Get("commit"))),
+		artifact: strings.ToLower(strings.TrimSpace(q.Get("artifact"))),
+		env:      strings.TrimSpace(q.Get("env")),
+	}
+	var problems []string
+	switch {
+	case rawRepo == "" && g.artifact != "":
+		problems = append(problems, errArtifactOnly)
+	case rawRepo == "":
+		problems = append(problems, "repo is required (host/owner/name, e.g. github.com/acme/payments)")
+	case strings.Count(g.repo, "/") < 2 || strings.ContainsAny(g.repo, "#@ "):
+		problems = append(problems, "repo "+quote(rawRepo)+" is not a repository as host/owner/name (e.g. github.com/acme/payments)")
+	}
+	switch {
+	case g.commit != "" && g.artifact != "":
+		problems = append(problems, "give commit or artifact, not both")
+	case g.commit == "" && g.artifact == "":
+		problems = append(problems, "commit is required (a commit SHA, 7 to 64 hex digits), or artifact (sha256:<64 hex digits>)")
+	case g.commit != "" && !commitParamRE.MatchString(g.commit):
+		problems = append(problems, "commit "+quote(q.Get("commit"))+" is not a commit SHA (7 to 64 hex digits)")
+	case g.artifact != "" && !digestParamRE.MatchString(g.artifact):
+		problems = append(problems, "artifact "+quote(q.Get("artifact"))+" is not a digest (sha256:<64 hex digits>)")
+	}
+	switch {
+	case g.env == "":
+		problems = append(problems, "env is required (the environment to deploy to, e.g. production)")
+	case len(g.env) > 200 || strings.ContainsAny(g.env, "\x00\n\r"):
+		problems = append(problems, "env "+quote(g.env)+" is not an environment name")
+	}
+	return g, problems
+}
+
+// gate answers GET /v1/gate.
+func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
+	g, problems := parseGateQuery(r)
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
+		return
+	}
+	ctx := r.Context()
+	var recs []correlate.Record
+	var err error
+	if g.artifact != "" {
+		recs, err = s.cfg.Changes.ChangesOf(ctx, g.repo, "")
+		recs = slices.DeleteFunc(recs, func(rec correlate.Record) bool { return !carries(rec, g.artifact) })
+	} else {
+		recs, err = s.cfg.Changes.ChangesOf(ctx, g.repo, g.commit)
+	}
+	if err != nil {
+		s.log.Error("gate: reading change records", "repo", g.repo, "commit", g.commit, "artifact", g.artifact, "err", err)
+		writeError(w, http.StatusInternalServerError, "reading the change records of "+g.repo+": "+err.Error())
+		return
+	}
+	recs = primary(recs, g.commit)
+
+	params := s.cfg.GateParams
+	prodEnvs := params.ProductionEnvironments
+	if len(prodEnvs) == 0 {
+		prodEnvs = evaluate.DefaultParams().ProductionEnvironments
+	}
+	now := time.Now().UTC()
+	out := GateResponse{
+		Repo: g.repo, Commit: g.commit, Artifact: g.artifact, Environment: g.env,
+		Production: slices.ContainsFunc(prodEnvs, func(e string) bool { return strings.EqualFold(e, g.env) }),
+		Reasons:    []string{}, Controls: []GateControl{},
+		BundleHash: s.cfg.Gate.BundleHash(), EvaluatedAt: now,
+	}
+	if len(recs) == 0 {
+		what := g.repo + "@" + g.commit
+		if g.artifact != "" {
+			what = g.repo + " carrying artifact " + g.artifact
+		}
+		reason := "no change record for " + what + ": the change is unknown (CM-8)"
+		out.Decision = GateDeny
+		c := GateControl{ID: "CM-8", Title: s.controlTitle("CM-8"), Status: evaluate.Fail, Reasons: []string{reason}}
+		if !out.Production {
+			out.Decision = GateAllow
+			reason = "environment " + g.env + " is not a production environment: the controls are informational; " + reason
+		}
+		out.Reasons = append(out.Reasons, reason)
+		out.Controls = append(out.Controls, c)
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	if g.commit == "" && len(recs) == 1 {
+		out.Commit = recs[0].Commit
+	}
+	id := recs[0].ID
+	out.Change = &id
+	if len(recs) > 1 {
+		for _, rec := range recs {
+			out.Changes = append(out.Changes, rec.ID)
+		}
+	}
+	// A non-production environment is judged like production (the record
+	// does not change), but the verdicts are informational.
+	evalParams := params
+	if out.Production {
+		evalParams.ProductionEnvironments = prodEnvs
+	}
+	blocking := 0
+	for _, rec := range recs {
+		res, err := s.cfg.Gate.Evaluate(ctx, rec, now, evalParams)
+		if err != nil {
+			s.log.Error("gate: evaluating", "change", rec.ID, "err", err)
+			writeError(w, http.StatusInternalServerError, "evaluating change "+rec.ID+": "+err.Error())
+			return
+		}
+		for _, x := range res {
+			c := GateControl{ID: x.Control.ID, Title: x.Control.Title, Status: x.Status, Reasons: x.Reasons,
+				Deadline: x.Deadline, Exception: x.Exception}
+			if c.Reasons == nil {
+				c.Reasons = []string{}
+			}
+			if len(recs) > 1 {
+				c.Change = rec.ID
+			}
+			if x.Status == evaluate.Fail || x.Status == evaluate.Pending {
+				blocking++
+				if out.Production {
+					out.Reasons = append(out.Reasons, fmt.Sprintf("%s %s: %s", x.Control.ID, x.Status, strings.Join(x.Reasons, "; ")))
+				}
+			}
+			out.Controls = append(out.Controls, c)
+		}
+	}
+	switch {
+	case !out.Production:
+		out.Decision = GateAllow
+		out.Reasons = append(out.Reasons, fmt.Sprintf("environment %s is not a production environment (%s): the controls are informational (%d failing or pending)",
+			g.env, strings.Join(prodEnvs, ", "), blocking))
+	case blocking > 0:
+		out.Decision = GateDeny
+	default:
+		out.Decision = GateAllow
+		out.Reasons = append(out.Reasons, "every control passes or is waived")
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// carries reports whether the record built or deployed the artifact.
+func carries(rec correlate.Record, digest string) bool {
+	for _, a := range rec.Artifacts {
+		if strings.EqualFold(a.Digest, digest) {
+			return true
+		}
+	}
+	for _, d := range rec.Deployments {
+		if strings.EqualFold(d.Digest, digest) {
+			return true
+		}
+	}
+	return false
+}
+
+// primary keeps the records that introduced the commit (their own commit,
+// the merge or pushed commit) when there are some; otherwise the records
+// that hold it in another role (a pull request head, a deployment). A
+// matched record wins over an unmatched deployment's.
+func primary(recs []correlate.Record, commit string) []correlate.Record {
+	if commit != "" {
+		own := slices.DeleteFunc(slices.Clone(recs), func(r correlate.Record) bool { return !strings.HasPrefix(r.Commit, commit) })
+		if len(own) > 0 {
+			return own
+		}
+	}
+	matched := slices.DeleteFunc(slices.Clone(recs), func(r correlate.Record) bool { return strings.HasPrefix(r.ID, "unmatched:") })
+	if len(matched) > 0 {
+		return matched
+	}
+	return recs
+}
+
+func (s *Server) controlTitle(id string) string {
+	for _, c := range s.cfg.Gate.Controls() {
+		if c.ID == id {
+			return c.Title
+		}
+	}
+	return ""
+}

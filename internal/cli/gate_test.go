@@ -1,0 +1,185 @@
+package cli_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
+)
+
+const gateCommit = "c0ffee1234567890abcdef1234567890abcdef12"
+
+// lockedReader lets a test add facts while the server reads.
+type lockedReader struct {
+	mu sync.RWMutex
+	s  *correlate.State
+}
+
+func (l *lockedReader) Change(ctx context.Context, id string) (correlate.Record, bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return correlate.StateReader{State: l.s}.Change(ctx, id)
+}
+
+func (l *lockedReader) ChangesOf(ctx context.Context, repo, commit string) ([]correlate.Record, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return correlate.StateReader{State: l.s}.ChangesOf(ctx, repo, commit)
+}
+
+func (l *lockedReader) add(facts ...correlate.Fact) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.s.Add(facts...)
+}
+
+// gateFacts: testdata/gate/compliant.events.json (squash_merge before its
+// deployment, plus SAST and dependency scans), the ticket approval apart.
+func gateFacts(t *testing.T) (base, approval []correlate.Fact) {
+	t.Helper()
+	b, err := os.ReadFile("testdata/gate/compliant.events.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raws, err := ce.ParseBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range raws {
+		e, err := ce.ParseJSON(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		facts, err := correlate.Extract(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == "dev.evidencepipeline.ticket.approved.v1" {
+			approval = append(approval, facts...)
+		} else {
+			base = append(base, facts...)
+		}
+	}
+	return base, approval
+}
+
+func gateAPI(t *testing.T, r correlate.Reader) string {
+	t.Helper()
+	e, err := evaluate.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Changes: r, Gate: e}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+var (
+	nowRE    = regexp.MustCompile(`20[2-9][0-9]-[0-9]{2}-[0-9]{2}T[0-9:.]+Z`)
+	bundleRE = regexp.MustCompile(`policy bundle: [0-9a-f]{64}`)
+)
+
+// gateGolden compares the verdict with testdata/gate/name (times other
+// than the fixture's 2025-03 ones and the bundle hash normalized).
+func gateGolden(t *testing.T, name, got string) {
+	t.Helper()
+	got = nowRE.ReplaceAllStringFunc(got, func(s string) string {
+		if strings.HasPrefix(s, "2025-03-") {
+			return s
+		}
+		return "<now>"
+	})
+	got = bundleRE.ReplaceAllString(got, "policy bundle: <hash>")
+	path := filepath.Join("testdata", "gate", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestGateCLI(t *testing.T) {
+	base, approval := gateFacts(t)
+	st := &lockedReader{s: correlate.NewState()}
+	st.add(base...)
+	vars := map[string]string{"EVIDENCE_SERVER": gateAPI(t, st)}
+
+	r := run(t, vars, "", "gate", "--env", "production", "--repo", "github.com/acme/payments", "--commit", gateCommit)
+	if r.code != 1 || !strings.Contains(r.stdout, "PENDING CM-1") {
+		t.Fatalf("without approval: %+v", r)
+	}
+	gateGolden(t, "deny_pending.txt.golden", r.stdout)
+
+	r = run(t, vars, "", "gate", "--env", "production", "--repo", "github.com/acme/payments", "--commit", "0123456789abcdef")
+	if r.code != 1 || !strings.Contains(r.stdout, "the change is unknown (CM-8)") {
+		t.Fatalf("unknown: %+v", r)
+	}
+	gateGolden(t, "deny_unknown.txt.golden", r.stdout)
+
+	// --wait: the approval arrives during the wait.
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		st.add(approval...)
+	}()
+	r = run(t, vars, "", "gate", "--env", "production", "--repo", "github.com/acme/payments", "--commit", gateCommit, "--wait", "20s", "--poll-interval", "50ms")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ALLOW") || !strings.Contains(r.stderr, "asking again") {
+		t.Fatalf("wait: %+v", r)
+	}
+	gateGolden(t, "allow.txt.golden", r.stdout)
+
+	// Repository and commit from GitHub Actions; JSON output.
+	ci := map[string]string{"EVIDENCE_SERVER": vars["EVIDENCE_SERVER"], "GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com",
+		"GITHUB_REPOSITORY": "acme/payments", "GITHUB_SHA": gateCommit}
+	r = run(t, ci, "", "gate", "--env", "production", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"decision": "allow"`) {
+		t.Fatalf("from CI: %+v", r)
+	}
+	// --wait gives up on a definite failure at once, and after D on pending.
+	r = run(t, vars, "", "gate", "--env", "production", "--repo", "github.com/acme/payments", "--commit", "0123456789abcdef", "--wait", "200ms", "--poll-interval", "50ms")
+	if r.code != 1 {
+		t.Fatalf("wait expiring: %+v", r)
+	}
+}
+
+func TestGateCLIErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"gate"}, "--env is required"},
+		{[]string{"gate", "--env", "production"}, "--repo is required outside CI"},
+		{[]string{"gate", "--env", "production", "--repo", "github.com/a/b"}, "--commit or --artifact is required"},
+		{[]string{"gate", "--env", "production", "--repo", "github.com/a/b", "--commit", "xyz"}, "is not a commit SHA"},
+		{[]string{"gate", "--env", "p", "--repo", "github.com/a/b", "--commit", "abcdef1", "-o", "yaml"}, "want text or json"},
+		{[]string{"gate", "--env", "p", "--server", "http://127.0.0.1:1", "--repo", "github.com/a/b", "--commit", "abcdef1"}, "cannot reach evidenced"},
+	} {
+		r := run(t, nil, "", tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: %+v, want 2 and %q", tc.args, r, tc.want)
+		}
+	}
+	// A server error (here 400 from the server) is exit 2.
+	url := gateAPI(t, correlate.StateReader{State: correlate.NewState()})
+	r := run(t, map[string]string{"EVIDENCE_SERVER": url}, "", "gate", "--env", "p", "--repo", "github.com/a/b", "--artifact", "sha256:zz")
+	if r.code != 2 || !strings.Contains(r.stderr, "is not a digest") {
+		t.Fatalf("server 400: %+v", r)
+	}
+}
