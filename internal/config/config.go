@@ -44,8 +44,10 @@ type Config struct {
 	// Archive runs the archive stage in this process.
 	Archive bool
 	// Correlate runs the correlation stage (every replica may) and serves
-	// change records from its live state.
+	// change records and the gate from its live state.
 	Correlate bool
+	// PoliciesDir adds custom controls (*.rego) to the built-in pack.
+	PoliciesDir string
 	// ArchiveBatchSize and ArchiveFlushInterval tune the archive.
 	ArchiveBatchSize     int
 	ArchiveFlushInterval time.Duration
@@ -143,6 +145,7 @@ func (c *Config) flags() []Flag {
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
 		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
+		{Name: "policies-dir", Env: "EVIDENCE_POLICIES_DIR", Usage: "directory of custom controls (*.rego) added to the built-in CM-1..CM-8 pack", set: str(&c.PoliciesDir)},
 		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
 		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
 		{Name: "shutdown-timeout", Env: "EVIDENCE_SHUTDOWN_TIMEOUT", Default: "30s", Usage: "how long SIGTERM waits for in-flight work", set: dur(&c.ShutdownTimeout)},
@@ -244,6 +247,11 @@ func (c *Config) Validate() error {
 	if c.TokensFile != "" {
 		if _, err := os.Stat(c.TokensFile); err != nil {
 			return bad("tokens-file", "EVIDENCE_TOKENS_FILE", "%v", err)
+		}
+	}
+	if c.PoliciesDir != "" {
+		if fi, err := os.Stat(c.PoliciesDir); err != nil || !fi.IsDir() {
+			return bad("policies-dir", "EVIDENCE_POLICIES_DIR", "%q is not a directory", c.PoliciesDir)
 		}
 	}
 	if c.NATSURL == "" && c.DataDir == "" {

@@ -2,26 +2,37 @@ package daemon
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
 )
 
-// errNoClickHouse makes the stage retry a batch: its facts are already in
-// the KV bucket (the live state the API reads), only the ClickHouse rows
-// wait.
+// OutboxBucket holds the ids of change records whose ClickHouse rows are
+// behind the live state: written while ClickHouse was unavailable, and
+// flushed when it is back.
+const OutboxBucket = "EVIDENCE_CHANGES_OUTBOX"
+
+// errNoClickHouse: the daemon has not connected to ClickHouse yet.
 var errNoClickHouse = errors.New("ClickHouse not connected yet")
 
-// storeSink writes change records to ClickHouse once the daemon has
-// connected to it; until then Put and Retire fail, and the stage retries.
+// storeSink writes change records to ClickHouse. When ClickHouse is not
+// available it notes the records' ids in the outbox bucket and succeeds,
+// so that the correlation stage goes on (the live state, which the gate
+// reads, never waits for ClickHouse); flushOutbox writes them later, as
+// they are then.
 type storeSink struct {
-	d    *Daemon
-	mu   sync.Mutex
-	sink *chsink.Sink
+	d      *Daemon
+	outbox jetstream.KeyValue
+	mu     sync.Mutex
+	sink   *chsink.Sink
 }
 
 func (s *storeSink) get() (*chsink.Sink, error) {
@@ -42,22 +53,47 @@ func (s *storeSink) get() (*chsink.Sink, error) {
 	return sink, nil
 }
 
+const (
+	opPut    = "put"
+	opRetire = "retire"
+)
+
+func outboxKey(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+// note writes the ids into the outbox; it fails only when NATS does.
+func (s *storeSink) note(ctx context.Context, op string, ids []string, cause error) error {
+	for _, id := range ids {
+		if _, err := s.outbox.Put(ctx, outboxKey(id), []byte(op)); err != nil {
+			return errors.Join(cause, fmt.Errorf("outbox: %w", err))
+		}
+	}
+	return nil
+}
+
 // Put implements correlate.Sink.
 func (s *storeSink) Put(ctx context.Context, records []correlate.Record) error {
 	sink, err := s.get()
-	if err != nil {
-		return err
+	if err == nil {
+		if err = sink.Put(ctx, records); err == nil {
+			return nil
+		}
 	}
-	return sink.Put(ctx, records)
+	ids := make([]string, len(records))
+	for i, r := range records {
+		ids[i] = r.ID
+	}
+	return s.note(ctx, opPut, ids, err)
 }
 
 // Retire implements correlate.Retirer.
 func (s *storeSink) Retire(ctx context.Context, ids []string) error {
 	sink, err := s.get()
-	if err != nil {
-		return err
+	if err == nil {
+		if err = sink.Retire(ctx, ids); err == nil {
+			return nil
+		}
 	}
-	return sink.Retire(ctx, ids)
+	return s.note(ctx, opRetire, ids, err)
 }
 
 var (
@@ -65,13 +101,85 @@ var (
 	_ correlate.Retirer = (*storeSink)(nil)
 )
 
+// flushOutbox writes the records noted in the outbox to ClickHouse, as the
+// live state derives them now, and removes each entry that was not noted
+// again meanwhile. It returns how many it flushed.
+func (s *storeSink) flushOutbox(ctx context.Context, reader correlate.Reader) (int, error) {
+	sink, err := s.get()
+	if err != nil {
+		return 0, err
+	}
+	lister, err := s.outbox.ListKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for key := range lister.Keys() {
+		entry, err := s.outbox.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(key)
+		if err != nil {
+			_ = s.outbox.Delete(ctx, key)
+			continue
+		}
+		id := string(raw)
+		rec, ok, err := reader.Change(ctx, id)
+		switch {
+		case err != nil:
+			return n, err
+		case ok && string(entry.Value()) == opPut:
+			err = sink.Put(ctx, []correlate.Record{rec})
+		case !ok:
+			err = sink.Retire(ctx, []string{id})
+		}
+		if err != nil {
+			return n, err
+		}
+		// Noted again since we read it: keep it for the next round.
+		if err := s.outbox.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // runCorrelation runs the correlation stage until ctx ends, restarting it
-// after a failure. It does not wait for ClickHouse: the live state in the
-// KV bucket is kept current, and the ClickHouse rows follow.
+// after a failure, and flushes the outbox while ClickHouse is available.
 func (d *Daemon) runCorrelation(ctx context.Context, kv *correlate.KVState, m *metrics.Metrics) {
+	outbox, err := d.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: OutboxBucket, Description: "change records whose ClickHouse rows wait for ClickHouse",
+		Storage: jetstream.FileStorage, History: 1,
+	})
+	if err != nil {
+		d.log.Error("correlation: outbox bucket", "err", err)
+		return
+	}
+	sink := &storeSink{d: d, outbox: outbox}
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if n, err := sink.flushOutbox(ctx, correlate.KVReader{KV: kv}); err != nil && !errors.Is(err, errNoClickHouse) && ctx.Err() == nil {
+				d.log.Warn("correlation: outbox flush failed; will retry", "err", err, "flushed", n)
+			} else if n > 0 {
+				d.log.Info("correlation: change records written to ClickHouse after a delay", "records", n)
+			}
+		}
+	}()
 	backoff := time.Second
 	for {
-		stage, err := correlate.NewStage(d.js, kv, &storeSink{d: d}, correlate.StageConfig{
+		stage, err := correlate.NewStage(d.js, kv, sink, correlate.StageConfig{
 			Extractor: &correlate.Extractor{Tickets: d.cfg.Tickets()},
 		}, d.log, m)
 		if err == nil {

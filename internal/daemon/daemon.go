@@ -28,6 +28,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/processors/archive"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -97,11 +98,21 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	}
 	var kv *correlate.KVState
 	var changes correlate.Reader
+	var gate *evaluate.Engine
 	if cfg.Correlate {
 		if kv, err = correlate.NewKVState(ctx, d.js, correlate.KVOptions{}); err != nil {
 			return nil, fmt.Errorf("correlation state: %w", err)
 		}
 		changes = correlate.KVReader{KV: kv}
+		if cfg.PoliciesDir != "" {
+			gate, err = evaluate.LoadDir(ctx, cfg.PoliciesDir)
+		} else {
+			gate, err = evaluate.New(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--policies-dir: %w", err)
+		}
+		log.Info("controls loaded", "controls", len(gate.Controls()), "bundle_hash", gate.BundleHash())
 	}
 
 	srv := api.New(api.Config{
@@ -123,10 +134,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 			}
 			return st.Ping(ctx)
 		}},
-		Changes:  changes,
-		Gatherer: d.Registry,
-		Metrics:  m,
-		Log:      log,
+		Changes:    changes,
+		Gate:       gate,
+		GateParams: evaluate.DefaultParams(),
+		Gatherer:   d.Registry,
+		Metrics:    m,
+		Log:        log,
 	})
 	registerWebhooks(srv, cfg, bus.NewPublisher(d.js), log, m)
 
