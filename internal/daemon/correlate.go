@@ -128,13 +128,15 @@ func (s *storeSink) flushOutbox(ctx context.Context, reader correlate.Reader) (i
 			continue
 		}
 		id := string(raw)
+		// Whatever was noted (put or retire), the live state decides now:
+		// a record that exists is written as it is, one that does not is
+		// retired.
 		rec, ok, err := reader.Change(ctx, id)
 		switch {
 		case err != nil:
-			return n, err
-		case ok && string(entry.Value()) == opPut:
+		case ok:
 			err = sink.Put(ctx, []correlate.Record{rec})
-		case !ok:
+		default:
 			err = sink.Retire(ctx, []string{id})
 		}
 		if err != nil {
