@@ -70,6 +70,10 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// DataProblems lists the problems (the receiver reports catalog and
+// CDEvents validation errors alike through it).
+func (e *ValidationError) DataProblems() []Problem { return e.Problems }
+
 func (e *ValidationError) Error() string {
 	parts := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

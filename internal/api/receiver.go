@@ -208,18 +208,12 @@ func problemsOf(i int, e *ce.Event, raw []byte, err error) []Problem {
 		}
 	}
 	var fe *ce.Error
-	var ve *schemas.ValidationError
-	var cv *cdevents.ValidationError
+	var de interface{ DataProblems() []schemas.Problem } // catalog and CDEvents data
 	switch {
-	case errors.As(err, &ve):
-		out := make([]Problem, len(ve.Problems))
-		for k, p := range ve.Problems {
-			out[k] = Problem{Index: i, ID: id, Field: p.Path, Message: p.Message}
-		}
-		return out
-	case errors.As(err, &cv):
-		out := make([]Problem, len(cv.Problems))
-		for k, p := range cv.Problems {
+	case errors.As(err, &de):
+		ps := de.DataProblems()
+		out := make([]Problem, len(ps))
+		for k, p := range ps {
 			out[k] = Problem{Index: i, ID: id, Field: p.Path, Message: p.Message}
 		}
 		return out

@@ -2,6 +2,7 @@ package cdevents
 
 import (
 	"bytes"
+	"github.com/evidencepipeline/evidence/schemas"
 	"strings"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
@@ -20,6 +21,16 @@ type Problem struct {
 type ValidationError struct {
 	Type     string // the CloudEvents type of the event
 	Problems []Problem
+}
+
+// DataProblems lists the problems; the receiver reports catalog and
+// CDEvents validation errors alike through it.
+func (e *ValidationError) DataProblems() []schemas.Problem {
+	out := make([]schemas.Problem, len(e.Problems))
+	for i, p := range e.Problems {
+		out[i] = schemas.Problem(p)
+	}
+	return out
 }
 
 func (e *ValidationError) Error() string {
