@@ -34,10 +34,15 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"changes": {"show a change record: changes show ID, or --repo R --commit SHA (default: the CI run's)", runChanges},
-	"gate":    {"ask the deployment gate: gate --env production (repository and commit from CI); exit 0 allow, 1 deny, 2 error", runGate},
-	"emit":    {"send evidence: emit pipeline|artifact|test|scan|deploy from CI, --flush the spool, or one CloudEvent", runEmit},
-	"token":   {"make API tokens (token new --role R --name N)", runToken},
+	"changes":    {"show a change record: changes show ID, or --repo R --commit SHA (default: the CI run's)", runChanges},
+	"dashboards": {"push the Grafana dashboards to a Grafana: dashboards push --grafana-url URL (token from GRAFANA_TOKEN)", runDashboards},
+	"gate":       {"ask the deployment gate: gate --env production (repository and commit from CI); exit 0 allow, 1 deny, 2 error", runGate},
+	"emit":       {"send evidence: emit pipeline|artifact|test|scan|deploy from CI, --flush the spool, or one CloudEvent", runEmit},
+	"keys":       {"make the ed25519 signing key of checkpoints and evidence packages: keys new --out DIR", runKeys},
+	"policy":     {"controls as code: policy test DIR (run the Rego tests), policy replay --policies DIR --from --to", runPolicy},
+	"report":     {"auditor reports from ClickHouse: report population|sample|controls|trace|package", runReport},
+	"token":      {"make API tokens (token new --role R --name N)", runToken},
+	"verify":     {"check the archive against its signed checkpoints (verify --from --to), or an evidence package (verify package FILE.zip)", runVerify},
 }
 
 // Run runs the command line args (without the program name).
@@ -67,7 +72,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every command takes --server (EVIDENCE_SERVER, default http://127.0.0.1:8080);")

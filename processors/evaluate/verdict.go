@@ -1,0 +1,92 @@
+package evaluate
+
+import (
+	"slices"
+	"time"
+)
+
+// LiveSubject is the core NATS subject (not a stream) on which the
+// evaluation stage announces each evaluation that changed a verdict, as a
+// JSON Verdict: the live page's feed. ClickHouse keeps the record of them
+// (control_results, deployment_verdicts); a subscriber that misses a
+// message reads the current state from there or from the gate.
+const LiveSubject = "evidence.live.verdicts"
+
+// Evaluation triggers (control_results.trigger).
+const (
+	TriggerUpdate   = "update"   // the change record was updated with new evidence
+	TriggerDeadline = "deadline" // a pending control's deadline passed
+	TriggerBundle   = "bundle"   // evidenced started with another policy bundle
+)
+
+// Verdict is one evaluation of a change, as announced on LiveSubject.
+type Verdict struct {
+	Change       string    `json:"change"`
+	Repository   string    `json:"repository"`
+	Title        string    `json:"title,omitempty"` // the pull request's title, if any
+	Commit       string    `json:"commit,omitempty"`
+	Environments []string  `json:"environments"`
+	Services     []string  `json:"services"`
+	Status       Status    `json:"status"` // Overall of Results
+	Trigger      string    `json:"trigger"`
+	Results      []Result  `json:"results"`
+	Changed      []string  `json:"changed"` // ids of the controls whose status changed
+	EvaluatedAt  time.Time `json:"evaluated_at"`
+	// Deployments are the production deployments judged for the first
+	// time by this evaluation (their verdict at the moment of deployment).
+	Deployments []DeploymentVerdict `json:"deployments,omitempty"`
+}
+
+// DeploymentVerdict is the verdict in force at the moment of a production
+// deployment: decided once, when the deployment is first seen, and never
+// changed (a row of deployment_verdicts).
+type DeploymentVerdict struct {
+	Environment   string    `json:"environment"`
+	Service       string    `json:"service"`
+	DeploymentKey string    `json:"deployment_key"`
+	DeploymentID  string    `json:"deployment_id,omitempty"`
+	Change        string    `json:"change"`
+	Repository    string    `json:"repository"`
+	Commit        string    `json:"commit,omitempty"`
+	Deployer      string    `json:"deployer,omitempty"`
+	DeployedAt    time.Time `json:"deployed_at"`
+	Verdict       Status    `json:"verdict"` // pass, fail or pending (Overall)
+	Failing       []string  `json:"failing"`
+	Pending       []string  `json:"pending"`
+	Waived        []string  `json:"waived"`
+	Results       []Result  `json:"results"`
+	RecordHash    string    `json:"record_hash"`
+	BundleHash    string    `json:"bundle_hash"`
+	DecidedAt     time.Time `json:"decided_at"`
+}
+
+// Overall is the verdict of a set of results: fail when one fails,
+// pending when none fails and one is pending, else pass (every control
+// passed or was waived). No results at all is not a pass: it is fail.
+func Overall(rs []Result) Status {
+	if len(rs) == 0 {
+		return Fail
+	}
+	st := Pass
+	for _, r := range rs {
+		switch r.Status {
+		case Fail:
+			return Fail
+		case Pending:
+			st = Pending
+		}
+	}
+	return st
+}
+
+// ByStatus lists the sorted ids of the controls with status s.
+func ByStatus(rs []Result, s Status) []string {
+	out := []string{}
+	for _, r := range rs {
+		if r.Status == s {
+			out = append(out, r.Control.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
