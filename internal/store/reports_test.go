@@ -38,7 +38,7 @@ func TestPopulationJoinsTheNewestVersions(t *testing.T) {
 	must(st.InsertChanges(ctx, []store.ChangeRow{a2}))
 	must(st.InsertDeployments(ctx, []store.DeploymentRow{
 		dep("production", "id:1", "unmatched:x", at(2, 10), 0, 1, "old"),
-		dep("production", "id:2", "r@b", 0, at(3, 9), 1, "bot"), // no start: dated by its finish
+		dep("production", "id:2", "r@b", 0, at(3, 9), 1, "bot"),   // no start: dated by its finish
 		dep("production", "id:3", "r@a", at(1, 0)-1, 0, 1, "bot"), // before the period
 		dep("staging", "id:4", "r@a", at(2, 12), 0, 1, "bot"),     // another environment
 		dep("production", "id:5", "r@a", at(10, 0), 0, 1, "bot"),  // at the end: excluded
