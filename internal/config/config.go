@@ -48,6 +48,14 @@ type Config struct {
 	Correlate bool
 	// PoliciesDir adds custom controls (*.rego) to the built-in pack.
 	PoliciesDir string
+	// The built-in controls' parameters (evaluate.Params; docs/gate.md).
+	ProductionEnvironments []string
+	EmergencyWindow        time.Duration
+	ScanSeverityThreshold  string
+	RequiredScanCategories []string // empty: none required
+	PipelineIdentities     []string // empty: none
+	ProtectedBranches      []string
+	PendingDeadline        time.Duration
 	// ArchiveBatchSize and ArchiveFlushInterval tune the archive.
 	ArchiveBatchSize     int
 	ArchiveFlushInterval time.Duration
@@ -146,6 +154,13 @@ func (c *Config) flags() []Flag {
 		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
 		{Name: "policies-dir", Env: "EVIDENCE_POLICIES_DIR", Usage: "directory of custom controls (*.rego) added to the built-in CM-1..CM-8 pack", set: str(&c.PoliciesDir)},
+		{Name: "production-environments", Env: "EVIDENCE_PRODUCTION_ENVIRONMENTS", Default: "production,prod", Usage: "comma-separated environments the controls apply to (case-insensitive)", set: list(&c.ProductionEnvironments)},
+		{Name: "emergency-window", Env: "EVIDENCE_EMERGENCY_WINDOW", Default: "24h", Usage: "how long after the deployment an emergency change's ticket may be approved (CM-1)", set: dur(&c.EmergencyWindow)},
+		{Name: "scan-severity-threshold", Env: "EVIDENCE_SCAN_SEVERITY_THRESHOLD", Default: "high", Usage: "an open finding at or above it fails CM-5: low, medium, high or critical", set: str(&c.ScanSeverityThreshold)},
+		{Name: "required-scan-categories", Env: "EVIDENCE_REQUIRED_SCAN_CATEGORIES", Default: "sast,dependency", Usage: "comma-separated scan categories that must have run on the deployed commit (CM-5); none for none", set: list(&c.RequiredScanCategories)},
+		{Name: "pipeline-identities", Env: "EVIDENCE_PIPELINE_IDENTITIES", Default: "github-actions[bot]", Usage: "comma-separated logins of the automated builders and deployers (CM-3, CM-6, CM-7); none for none", set: list(&c.PipelineIdentities)},
+		{Name: "protected-branches", Env: "EVIDENCE_PROTECTED_BRANCHES", Default: "main,master", Usage: "comma-separated branches changes must be merged into (CM-7)", set: list(&c.ProtectedBranches)},
+		{Name: "pending-deadline", Env: "EVIDENCE_PENDING_DEADLINE", Default: "1h", Usage: "how long after a production deployment missing evidence may still arrive (pending), before the control fails", set: dur(&c.PendingDeadline)},
 		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
 		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
 		{Name: "shutdown-timeout", Env: "EVIDENCE_SHUTDOWN_TIMEOUT", Default: "30s", Usage: "how long SIGTERM waits for in-flight work", set: dur(&c.ShutdownTimeout)},
@@ -254,6 +269,25 @@ func (c *Config) Validate() error {
 			return bad("policies-dir", "EVIDENCE_POLICIES_DIR", "%q is not a directory", c.PoliciesDir)
 		}
 	}
+	if len(c.ProductionEnvironments) == 0 {
+		return bad("production-environments", "EVIDENCE_PRODUCTION_ENVIRONMENTS", "give at least one environment")
+	}
+	if c.EmergencyWindow <= 0 {
+		return bad("emergency-window", "EVIDENCE_EMERGENCY_WINDOW", "must be positive, got %s", c.EmergencyWindow)
+	}
+	if c.PendingDeadline <= 0 {
+		return bad("pending-deadline", "EVIDENCE_PENDING_DEADLINE", "must be positive, got %s", c.PendingDeadline)
+	}
+	switch c.ScanSeverityThreshold {
+	case "low", "medium", "high", "critical":
+	default:
+		return bad("scan-severity-threshold", "EVIDENCE_SCAN_SEVERITY_THRESHOLD", "%q: want low, medium, high or critical", c.ScanSeverityThreshold)
+	}
+	if len(c.ProtectedBranches) == 0 {
+		return bad("protected-branches", "EVIDENCE_PROTECTED_BRANCHES", "give at least one branch")
+	}
+	c.RequiredScanCategories = noneIsEmpty(c.RequiredScanCategories)
+	c.PipelineIdentities = noneIsEmpty(c.PipelineIdentities)
 	if c.NATSURL == "" && c.DataDir == "" {
 		return bad("data-dir", "EVIDENCE_DATA_DIR", "required with the embedded NATS")
 	}
@@ -360,4 +394,13 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("not a size (like 1048576, 512KiB or 10MiB): %q", v)
 	}
 	return n * mult, nil
+}
+
+// noneIsEmpty turns the list "none" (or no list) into an empty, non-nil
+// list: nothing required.
+func noneIsEmpty(l []string) []string {
+	if len(l) == 0 || len(l) == 1 && strings.EqualFold(l[0], "none") {
+		return []string{}
+	}
+	return l
 }

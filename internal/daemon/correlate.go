@@ -13,6 +13,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
 )
 
 // OutboxBucket holds the ids of change records whose ClickHouse rows are
@@ -31,8 +32,11 @@ var errNoClickHouse = errors.New("ClickHouse not connected yet")
 type storeSink struct {
 	d      *Daemon
 	outbox jetstream.KeyValue
-	mu     sync.Mutex
-	sink   *chsink.Sink
+	// queue is the evaluation stage's: every record written is enqueued
+	// there to be judged.
+	queue jetstream.KeyValue
+	mu    sync.Mutex
+	sink  *chsink.Sink
 }
 
 func (s *storeSink) get() (*chsink.Sink, error) {
@@ -70,19 +74,26 @@ func (s *storeSink) note(ctx context.Context, op string, ids []string, cause err
 	return nil
 }
 
-// Put implements correlate.Sink.
+// Put implements correlate.Sink: it writes the records (or notes them in
+// the outbox), then enqueues them for evaluation.
 func (s *storeSink) Put(ctx context.Context, records []correlate.Record) error {
-	sink, err := s.get()
-	if err == nil {
-		if err = sink.Put(ctx, records); err == nil {
-			return nil
-		}
-	}
 	ids := make([]string, len(records))
 	for i, r := range records {
 		ids[i] = r.ID
 	}
-	return s.note(ctx, opPut, ids, err)
+	sink, err := s.get()
+	if err == nil {
+		err = sink.Put(ctx, records)
+	}
+	if err != nil {
+		if err := s.note(ctx, opPut, ids, err); err != nil {
+			return err
+		}
+	}
+	if s.queue == nil {
+		return nil
+	}
+	return evaluate.Enqueue(ctx, s.queue, ids, time.Now())
 }
 
 // Retire implements correlate.Retirer.
@@ -162,7 +173,12 @@ func (d *Daemon) runCorrelation(ctx context.Context, kv *correlate.KVState, m *m
 		d.log.Error("correlation: outbox bucket", "err", err)
 		return
 	}
-	sink := &storeSink{d: d, outbox: outbox}
+	queue, err := evaluate.OpenQueue(ctx, d.js)
+	if err != nil {
+		d.log.Error("correlation: evaluation queue", "err", err)
+		return
+	}
+	sink := &storeSink{d: d, outbox: outbox, queue: queue}
 	go func() {
 		tick := time.NewTicker(5 * time.Second)
 		defer tick.Stop()

@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		}},
 		Changes:    changes,
 		Gate:       gate,
-		GateParams: evaluate.DefaultParams(),
+		GateParams: d.controlParams(),
 		Gatherer:   d.Registry,
 		Metrics:    m,
 		Log:        log,
@@ -176,6 +176,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		go func() {
 			defer d.bg.Done()
 			d.runCorrelation(bg, kv, m)
+		}()
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			d.runEvaluation(bg, gate, changes, m)
 		}()
 	}
 	ok = true

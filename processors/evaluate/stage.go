@@ -1,0 +1,655 @@
+package evaluate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evidencepipeline/evidence/internal/metrics"
+	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
+)
+
+// The evaluation stage judges change records as they change.
+//
+// Its work list is the queue bucket (QueueBucket): one entry per change
+// record to evaluate, keyed by the record id, whose value is when to
+// evaluate it and why. The correlation stage's sink enqueues every record
+// it writes (Enqueue: now, "update"); an evaluation that leaves a control
+// pending enqueues the record again for the earliest deadline
+// ("deadline"). Entries survive a restart, so a pending deadline is
+// re-evaluated on time after one, and a burst of updates to a record is
+// judged once, as it stands when its turn comes.
+//
+// An evaluation appends to control_results the results of the controls
+// whose verdict changed since the last one written for the record (status,
+// reasons, evidence, exception, deadline, or the policy bundle), kept in
+// the last-results bucket (LastBucket). The first time it sees a production
+// deployment of the record, it decides the deployment's verdict: the record
+// judged as of the deployment's start. That verdict is kept in the verdicts
+// bucket (VerdictBucket), created once and never changed, and written to
+// deployment_verdicts. A queue entry is removed only once everything it
+// caused is in ClickHouse; until then it is retried with backoff.
+//
+// One evaluation stage runs per deployment of evidenced (like the archive):
+// two would each append the same changes to control_results.
+
+// Buckets of the evaluation stage.
+const (
+	QueueBucket   = "EVIDENCE_EVAL_QUEUE"
+	LastBucket    = "EVIDENCE_EVAL_LAST"
+	VerdictBucket = "EVIDENCE_DEPLOYMENT_VERDICTS"
+)
+
+// Writer stores what the stage decided: ClickHouse's control_results and
+// deployment_verdicts.
+type Writer interface {
+	Write(ctx context.Context, results []store.ControlResultRow, verdicts []store.DeploymentVerdictRow) error
+}
+
+// StoreWriter writes to the store Get returns; Get returns nil while there
+// is none (ClickHouse not connected yet), and Write then fails with
+// ErrNoStore, so the stage retries later.
+type StoreWriter struct{ Get func() *store.Store }
+
+// ErrNoStore: the store is not available yet.
+var ErrNoStore = errors.New("ClickHouse not connected yet")
+
+// Write implements Writer.
+func (w StoreWriter) Write(ctx context.Context, results []store.ControlResultRow, verdicts []store.DeploymentVerdictRow) error {
+	st := w.Get()
+	if st == nil {
+		return ErrNoStore
+	}
+	if err := st.InsertControlResults(ctx, results); err != nil {
+		return err
+	}
+	return st.InsertDeploymentVerdicts(ctx, verdicts)
+}
+
+// StageConfig configures the evaluation stage.
+type StageConfig struct {
+	Params Params
+	// Workers evaluate in parallel (default 2).
+	Workers int
+	// Batch is the most records evaluated and written together (default 256).
+	Batch int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Publish, when set, receives every evaluation that changed a verdict
+	// or decided a deployment's, once it is written.
+	Publish func(Verdict)
+}
+
+// Stage is the evaluation stage.
+type Stage struct {
+	engine   *Engine
+	reader   correlate.Reader
+	w        Writer
+	cfg      StageConfig
+	log      *slog.Logger
+	stage    *metrics.Stage
+	queue    jetstream.KeyValue
+	last     jetstream.KeyValue
+	verdicts jetstream.KeyValue
+}
+
+// NewStage creates (or opens) the stage's buckets.
+func NewStage(ctx context.Context, js jetstream.JetStream, engine *Engine, reader correlate.Reader, w Writer, cfg StageConfig, log *slog.Logger, m *metrics.Metrics) (*Stage, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 256
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Params = cfg.Params.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Stage{engine: engine, reader: reader, w: w, cfg: cfg, log: log.With("stage", "evaluate"), stage: m.Stage("evaluate")}
+	var err error
+	if s.queue, err = OpenQueue(ctx, js); err != nil {
+		return nil, err
+	}
+	for _, b := range []struct {
+		dst  *jetstream.KeyValue
+		name string
+		desc string
+	}{
+		{&s.last, LastBucket, "the control results last written to ClickHouse, per change record"},
+		{&s.verdicts, VerdictBucket, "the verdict in force at the moment of each production deployment, decided once"},
+	} {
+		if *b.dst, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: b.name, Description: b.desc, Storage: jetstream.FileStorage, History: 1,
+		}); err != nil {
+			return nil, fmt.Errorf("evaluate: bucket %s: %w", b.name, err)
+		}
+	}
+	return s, nil
+}
+
+// OpenQueue creates (or opens) the queue bucket.
+func OpenQueue(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: QueueBucket, Description: "change records to evaluate: when, and why",
+		Storage: jetstream.FileStorage, History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: bucket %s: %w", QueueBucket, err)
+	}
+	return kv, nil
+}
+
+func queueKey(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+// task is a queue entry's value.
+type task struct {
+	Due     time.Time `json:"due"`
+	Trigger string    `json:"trigger"`
+}
+
+// Enqueue asks for the records to be evaluated now, because they were
+// updated. It returns once the queue holds them.
+func Enqueue(ctx context.Context, queue jetstream.KeyValue, ids []string, now time.Time) error {
+	v, _ := json.Marshal(task{Due: now.UTC(), Trigger: TriggerUpdate})
+	for _, id := range ids {
+		if _, err := queue.Put(ctx, queueKey(id), v); err != nil {
+			return fmt.Errorf("evaluate: enqueue %q: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// entry is a queue entry as the scheduler holds it.
+type entry struct {
+	id      string
+	key     string
+	rev     uint64
+	task    task
+	attempt int
+	retryAt time.Time
+}
+
+func (e *entry) due() time.Time {
+	if e.retryAt.After(e.task.Due) {
+		return e.retryAt
+	}
+	return e.task.Due
+}
+
+// Run evaluates queued records until ctx ends.
+func (s *Stage) Run(ctx context.Context) error {
+	w, err := s.queue.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("evaluate: watch %s: %w", QueueBucket, err)
+	}
+	defer func() { _ = w.Stop() }()
+	pending := map[string]*entry{}
+	apply := func(kve jetstream.KeyValueEntry) {
+		if kve == nil {
+			return
+		}
+		if kve.Operation() != jetstream.KeyValuePut {
+			delete(pending, kve.Key())
+			return
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(kve.Key())
+		var t task
+		if err == nil {
+			err = json.Unmarshal(kve.Value(), &t)
+		}
+		if err != nil {
+			s.log.Error("evaluate: dropping a malformed queue entry", "key", kve.Key(), "err", err)
+			_ = s.queue.Delete(ctx, kve.Key(), jetstream.LastRevision(kve.Revision()))
+			return
+		}
+		e := pending[kve.Key()]
+		if e == nil {
+			e = &entry{key: kve.Key(), id: string(raw)}
+			pending[kve.Key()] = e
+		}
+		e.rev, e.task = kve.Revision(), t
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// Take in whatever the watcher has, without blocking.
+	drain:
+		for {
+			select {
+			case kve, ok := <-w.Updates():
+				if !ok {
+					return fmt.Errorf("evaluate: queue watcher stopped")
+				}
+				apply(kve)
+			default:
+				break drain
+			}
+		}
+		now := s.cfg.Now()
+		var due []*entry
+		next := time.Time{}
+		for _, e := range pending {
+			if !e.due().After(now) {
+				due = append(due, e)
+			} else if next.IsZero() || e.due().Before(next) {
+				next = e.due()
+			}
+		}
+		if len(due) > 0 {
+			slices.SortFunc(due, func(a, b *entry) int { return a.due().Compare(b.due()) })
+			if len(due) > s.cfg.Batch {
+				due = due[:s.cfg.Batch]
+			}
+			s.process(ctx, due, pending)
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(now), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case kve, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("evaluate: queue watcher stopped")
+			}
+			apply(kve)
+		case <-timer.C:
+		}
+	}
+}
+
+// outcome is what evaluating one queued record gave.
+type outcome struct {
+	e        *entry
+	results  []store.ControlResultRow // the rows to append: controls whose verdict changed
+	verdicts []heldVerdict            // deployment verdicts decided and not yet written
+	last     []byte                   // the new last-results value; nil: unchanged
+	lastRev  uint64                   // its revision when read; 0: none
+	deadline time.Time                // the earliest pending deadline; zero: none
+	publish  *Verdict
+	err      error
+}
+
+// heldVerdict is a deployment verdict as the verdicts bucket holds it.
+type heldVerdict struct {
+	v   DeploymentVerdict
+	key string
+	rev uint64
+}
+
+type storedVerdict struct {
+	DeploymentVerdict
+	// Written: the verdict is in deployment_verdicts.
+	Written bool `json:"written"`
+}
+
+// lastResults is the last-results bucket's value of a record: a digest of
+// each control's verdict as last written, and the bundle that judged.
+type lastResults struct {
+	Bundle   string            `json:"bundle"`
+	Controls map[string]string `json:"controls"`
+}
+
+// process evaluates a batch of due entries, writes what they gave in one
+// round, and settles their queue entries.
+func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*entry) {
+	start := time.Now()
+	s.stage.Received(len(due))
+	outs := make([]outcome, len(due))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(s.cfg.Workers, len(due)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				outs[i] = s.evaluate(ctx, due[i])
+			}
+		}()
+	}
+	for i := range due {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	var results []store.ControlResultRow
+	var verdicts []store.DeploymentVerdictRow
+	for i := range outs {
+		if o := &outs[i]; o.err == nil {
+			results = append(results, o.results...)
+			for _, h := range o.verdicts {
+				verdicts = append(verdicts, VerdictRow(h.v))
+			}
+		}
+	}
+	var werr error
+	if len(results) > 0 || len(verdicts) > 0 {
+		werr = s.w.Write(ctx, results, verdicts)
+	}
+	now := s.cfg.Now()
+	written := 0
+	for i := range outs {
+		o := &outs[i]
+		switch {
+		case o.err != nil:
+			if ctx.Err() == nil {
+				s.log.Warn("evaluate: evaluating a change record failed; will retry", "change", o.e.id, "attempt", o.e.attempt+1, "err", o.err)
+			}
+		case werr != nil:
+			o.err = werr
+		default:
+			if err := s.settle(ctx, o); err != nil {
+				o.err = err
+				if ctx.Err() == nil {
+					s.log.Warn("evaluate: settling a queue entry failed; will retry", "change", o.e.id, "err", err)
+				}
+			}
+		}
+		if o.err != nil {
+			o.e.attempt++
+			o.e.retryAt = now.Add(min(time.Duration(1)<<min(o.e.attempt, 5)*time.Second/2, 30*time.Second))
+			s.stage.Failed("retry", 1)
+			continue
+		}
+		written++
+		if o.publish != nil && s.cfg.Publish != nil {
+			s.cfg.Publish(*o.publish)
+		}
+		// The watcher will report the delete or the update; drop the entry
+		// now so that it is not taken again before that arrives.
+		if pending[o.e.key] == o.e {
+			delete(pending, o.e.key)
+		}
+	}
+	if werr != nil && ctx.Err() == nil {
+		lvl := slog.LevelWarn
+		if errors.Is(werr, ErrNoStore) {
+			lvl = slog.LevelDebug
+		}
+		s.log.Log(ctx, lvl, "evaluate: writing results failed; will retry", "records", len(due), "rows", len(results), "verdicts", len(verdicts), "err", werr)
+	}
+	s.stage.Written(written)
+	s.stage.Since(start)
+}
+
+// settle notes what was written and removes or re-schedules the queue
+// entry. An entry re-queued meanwhile (its revision moved on) is left
+// alone: it is evaluated again.
+func (s *Stage) settle(ctx context.Context, o *outcome) error {
+	for _, h := range o.verdicts {
+		b, _ := json.Marshal(storedVerdict{DeploymentVerdict: h.v, Written: true})
+		if _, err := s.verdicts.Update(ctx, h.key, b, h.rev); err != nil && !isConflict(err) {
+			return fmt.Errorf("verdict of deployment %s: %w", h.v.DeploymentKey, err)
+		}
+	}
+	if o.last != nil {
+		var err error
+		if o.lastRev == 0 {
+			_, err = s.last.Create(ctx, o.e.key, o.last)
+		} else {
+			_, err = s.last.Update(ctx, o.e.key, o.last, o.lastRev)
+		}
+		if err != nil && !isConflict(err) {
+			return fmt.Errorf("last results: %w", err)
+		}
+	}
+	if !o.deadline.IsZero() {
+		b, _ := json.Marshal(task{Due: o.deadline.UTC(), Trigger: TriggerDeadline})
+		if _, err := s.queue.Update(ctx, o.e.key, b, o.e.rev); err != nil && !isConflict(err) {
+			return fmt.Errorf("schedule deadline: %w", err)
+		}
+		return nil
+	}
+	if err := s.queue.Delete(ctx, o.e.key, jetstream.LastRevision(o.e.rev)); err != nil && !isConflict(err) {
+		return fmt.Errorf("dequeue: %w", err)
+	}
+	return nil
+}
+
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || strings.Contains(err.Error(), "wrong last sequence")
+}
+
+// evaluate judges one queued record: its controls now, and the verdict of
+// each production deployment not judged before.
+func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
+	o := outcome{e: e}
+	rec, ok, err := s.reader.Change(ctx, e.id)
+	if err != nil {
+		o.err = fmt.Errorf("read %s: %w", e.id, err)
+		return o
+	}
+	if !ok {
+		// Retired (an unmatched deployment since linked, a push since found
+		// to be a merge): its results stay as they were; nothing to do.
+		return o
+	}
+	now := s.cfg.Now().UTC()
+	res, err := s.engine.Evaluate(ctx, rec, now, s.cfg.Params)
+	if err != nil {
+		o.err = err
+		return o
+	}
+
+	// The controls whose verdict changed since the last written.
+	var prev lastResults
+	switch kve, err := s.last.Get(ctx, e.key); {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		o.err = fmt.Errorf("last results of %s: %w", e.id, err)
+		return o
+	default:
+		o.lastRev = kve.Revision()
+		if err := json.Unmarshal(kve.Value(), &prev); err != nil {
+			s.log.Warn("evaluate: unreadable last results; writing every result again", "change", e.id, "err", err)
+			prev = lastResults{}
+		}
+	}
+	trigger := e.task.Trigger
+	if trigger == "" {
+		trigger = TriggerUpdate
+	}
+	if prev.Bundle != "" && prev.Bundle != s.engine.BundleHash() {
+		trigger = TriggerBundle
+	}
+	next := lastResults{Bundle: s.engine.BundleHash(), Controls: map[string]string{}}
+	var changed []string
+	for _, r := range res {
+		fp := fingerprint(r)
+		next.Controls[r.Control.ID] = fp
+		if prev.Controls[r.Control.ID] != fp {
+			changed = append(changed, r.Control.ID)
+			o.results = append(o.results, ResultRow(rec, r, trigger))
+		}
+		if r.Status == Pending && r.Deadline != nil && r.Deadline.After(now) && (o.deadline.IsZero() || r.Deadline.Before(o.deadline)) {
+			o.deadline = *r.Deadline
+		}
+	}
+	if len(changed) > 0 || prev.Bundle != next.Bundle {
+		o.last, _ = json.Marshal(next)
+	}
+
+	// The verdict at the moment of each production deployment.
+	var decided []DeploymentVerdict
+	for _, d := range rec.Deployments {
+		if !s.production(d.Environment) {
+			continue
+		}
+		h, isNew, err := s.deploymentVerdict(ctx, rec, d, now)
+		if err != nil {
+			o.err = err
+			return o
+		}
+		if h == nil {
+			continue
+		}
+		o.verdicts = append(o.verdicts, *h)
+		if isNew {
+			decided = append(decided, h.v)
+		}
+	}
+	if len(changed) > 0 || len(decided) > 0 {
+		o.publish = &Verdict{
+			Change: rec.ID, Repository: rec.Repository, Commit: rec.Commit,
+			Environments: environments(rec), Services: services(rec),
+			Status: Overall(res), Trigger: trigger, Results: res, Changed: changed,
+			EvaluatedAt: now, Deployments: decided,
+		}
+		if rec.PullRequest != nil {
+			o.publish.Title = rec.PullRequest.Title
+		}
+	}
+	return o
+}
+
+func (s *Stage) production(env string) bool {
+	return slices.ContainsFunc(s.cfg.Params.ProductionEnvironments, func(p string) bool { return strings.EqualFold(p, env) })
+}
+
+// deploymentVerdict returns the deployment's verdict when it still has to
+// be written (nil when it was), deciding it first if it never was (isNew).
+func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d correlate.Deployment, now time.Time) (*heldVerdict, bool, error) {
+	dk := chsink.DeploymentKey(d)
+	key := queueKey(d.Environment + "\x00" + d.Service + "\x00" + dk)
+	for range 3 {
+		kve, err := s.verdicts.Get(ctx, key)
+		if err == nil {
+			var sv storedVerdict
+			if err := json.Unmarshal(kve.Value(), &sv); err != nil {
+				return nil, false, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+			}
+			if sv.Written {
+				return nil, false, nil
+			}
+			return &heldVerdict{v: sv.DeploymentVerdict, key: key, rev: kve.Revision()}, false, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, false, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+		}
+		at := d.StartedAt
+		if at.IsZero() {
+			at = d.FinishedAt
+		}
+		if at.IsZero() {
+			at = now
+		}
+		res, err := s.engine.Evaluate(ctx, rec, at, s.cfg.Params)
+		if err != nil {
+			return nil, false, err
+		}
+		v := DeploymentVerdict{
+			Environment: d.Environment, Service: d.Service, DeploymentKey: dk, DeploymentID: d.DeploymentID,
+			Change: rec.ID, Repository: rec.Repository, Commit: d.Commit, DeployedAt: at.UTC(),
+			Verdict: Overall(res), Failing: ByStatus(res, Fail), Pending: ByStatus(res, Pending), Waived: ByStatus(res, Waived),
+			Results: res, RecordHash: rec.Hash(), BundleHash: s.engine.BundleHash(), DecidedAt: now,
+		}
+		if d.Deployer != nil {
+			v.Deployer = d.Deployer.Login
+		}
+		if v.Commit == "" {
+			v.Commit = rec.Commit
+		}
+		b, _ := json.Marshal(storedVerdict{DeploymentVerdict: v})
+		rev, err := s.verdicts.Create(ctx, key, b)
+		if err == nil {
+			return &heldVerdict{v: v, key: key, rev: rev}, true, nil
+		}
+		if !isConflict(err) {
+			return nil, false, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+		}
+		// Decided meanwhile by another evaluation: take that one.
+	}
+	return nil, false, fmt.Errorf("verdict of deployment %s: kept changing", dk)
+}
+
+// fingerprint digests what makes a control's verdict: a change in any of
+// it is a new row in control_results.
+func fingerprint(r Result) string {
+	h := sha256.New()
+	b, _ := json.Marshal([]any{r.Status, r.Reasons, r.Evidence, r.Exception, r.Deadline, r.BundleHash, r.Control.Title, r.Control.Severity})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func environments(rec correlate.Record) []string {
+	var out []string
+	for _, d := range rec.Deployments {
+		out = append(out, d.Environment)
+	}
+	slices.Sort(out)
+	return slices.Compact(orEmpty(out))
+}
+
+func services(rec correlate.Record) []string {
+	var out []string
+	for _, d := range rec.Deployments {
+		out = append(out, d.Service)
+	}
+	slices.Sort(out)
+	return slices.Compact(orEmpty(out))
+}
+
+// ResultRow is a result's row of control_results.
+func ResultRow(rec correlate.Record, r Result, trigger string) store.ControlResultRow {
+	row := store.ControlResultRow{
+		ChangeID: r.Change, ControlID: r.Control.ID, ControlTitle: r.Control.Title, Severity: r.Control.Severity,
+		Status: string(r.Status), Reasons: r.Reasons, Evidence: r.Evidence, ExceptionID: r.Exception,
+		Repository: rec.Repository, Environments: environments(rec), Services: services(rec),
+		RecordHash: r.RecordHash, BundleHash: r.BundleHash, Trigger: trigger, EvaluatedNs: r.EvaluatedAt.UnixNano(),
+	}
+	if r.Deadline != nil {
+		row.DeadlineNs = r.Deadline.UnixNano()
+	}
+	return row
+}
+
+// resultJSON is a result as deployment_verdicts.results holds it.
+type resultJSON struct {
+	Control   string     `json:"control"`
+	Title     string     `json:"title"`
+	Severity  string     `json:"severity"`
+	Status    Status     `json:"status"`
+	Reasons   []string   `json:"reasons"`
+	Evidence  []string   `json:"evidence"`
+	Exception string     `json:"exception,omitempty"`
+	Deadline  *time.Time `json:"deadline,omitempty"`
+}
+
+// VerdictRow is a deployment verdict's row of deployment_verdicts.
+func VerdictRow(v DeploymentVerdict) store.DeploymentVerdictRow {
+	rs := make([]resultJSON, len(v.Results))
+	for i, r := range v.Results {
+		rs[i] = resultJSON{Control: r.Control.ID, Title: r.Control.Title, Severity: r.Control.Severity, Status: r.Status,
+			Reasons: orEmpty(r.Reasons), Evidence: orEmpty(r.Evidence), Exception: r.Exception, Deadline: r.Deadline}
+	}
+	b, _ := json.Marshal(rs)
+	return store.DeploymentVerdictRow{
+		Environment: v.Environment, Service: v.Service, DeploymentKey: v.DeploymentKey, DeploymentID: v.DeploymentID,
+		ChangeID: v.Change, Repository: v.Repository, Commit: v.Commit, Deployer: v.Deployer, DeployedNs: v.DeployedAt.UnixNano(),
+		Verdict: string(v.Verdict), Failing: v.Failing, Pending: v.Pending, Waived: v.Waived, Results: string(b),
+		RecordHash: v.RecordHash, BundleHash: v.BundleHash, DecidedAt: v.DecidedAt,
+	}
+}

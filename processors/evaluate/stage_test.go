@@ -1,0 +1,297 @@
+package evaluate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	stageRepo   = "github.com/acme/payments"
+	stageChange = "github.com/acme/payments@c0ffee1234567890abcdef1234567890abcdef12"
+)
+
+// stageFacts are the facts of the gate's compliant change
+// (internal/cli/testdata/gate), deployed to production at 2025-03-04
+// 07:02 by the pipeline, split into the ticket approval and the rest.
+func stageFacts(t testing.TB) (base, approval []correlate.Fact) {
+	t.Helper()
+	b, err := os.ReadFile("../../internal/cli/testdata/gate/compliant.events.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raws, err := ce.ParseBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy := `{"specversion":"1.0","id":"deploy-118","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
+		"time":"2025-03-04T07:02:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-118","environment":"production",
+		"service":"payments","digest":"sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899","repository":"github.com/acme/payments","commit":"c0ffee1234567890abcdef1234567890abcdef12","run_id":"9876543299",
+		"system":"github-actions","deployer":{"login":"github-actions[bot]","type":"service"},"ticket_keys":["PAY-123"],"started_at":"2025-03-04T07:02:00Z"}}`
+	raws = append(raws, []byte(deploy))
+	for i, raw := range raws {
+		e, err := ce.ParseJSON(raw)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		facts, err := correlate.Extract(e)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if e.Type == "dev.evidencepipeline.ticket.approved.v1" {
+			approval = append(approval, facts...)
+		} else {
+			base = append(base, facts...)
+		}
+	}
+	return base, approval
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time   { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time)  { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func at(s string) time.Time       { t, _ := time.Parse(time.RFC3339, s); return t }
+func (c *clock) String() string   { return c.Now().Format(time.RFC3339) }
+func (v Verdict) summary() string { return fmt.Sprintf("%s %s %v", v.Change, v.Status, v.Changed) }
+
+type resultRow struct {
+	Control, Status, Trigger string
+	Deadline                 int64
+	Evaluated                int64
+}
+
+func resultRows(t *testing.T, st *store.Store) []resultRow {
+	t.Helper()
+	rows, err := st.Conn().Query(context.Background(), `SELECT control_id, status, trigger, deadline_ns, evaluated_at_ns
+		FROM control_results WHERE change_id = ? ORDER BY control_id, evaluated_at_ns`, stageChange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []resultRow
+	for rows.Next() {
+		var r resultRow
+		if err := rows.Scan(&r.Control, &r.Status, &r.Trigger, &r.Deadline, &r.Evaluated); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func history(rows []resultRow, control string) []string {
+	var out []string
+	for _, r := range rows {
+		if r.Control == control {
+			out = append(out, r.Status+"/"+r.Trigger)
+		}
+	}
+	return out
+}
+
+// TestStage follows a change through the evaluation stage: deployed to
+// production without its ticket approval (CM-1 pending, the deployment's
+// verdict pending), judged again unchanged (no new rows), its deadline
+// passing across a restart of the stage (CM-1 fails, trigger deadline),
+// then the approval arriving (CM-1 passes). The deployment's verdict,
+// decided at the first evaluation, never changes.
+func TestStage(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.NATS(t)
+	st := testenv.Store(t)
+	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, approval := stageFacts(t)
+	if _, err := kv.Merge(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	eng := engine(t)
+	clk := &clock{t: at("2025-03-04T07:05:00Z")}
+	var mu sync.Mutex
+	var published []Verdict
+	start := func() (stop func()) {
+		s, err := NewStage(ctx, js.JS, eng, correlate.KVReader{KV: kv}, StoreWriter{Get: func() *store.Store { return st }},
+			StageConfig{Now: clk.Now, Publish: func(v Verdict) { mu.Lock(); published = append(published, v); mu.Unlock() }}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(rctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	queue, err := OpenQueue(ctx, js.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue := func() {
+		t.Helper()
+		if err := Enqueue(ctx, queue, []string{stageChange}, clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// queued is the queue entry's task, if any.
+	queued := func() (task, bool) {
+		e, err := queue.Get(ctx, queueKey(stageChange))
+		if err != nil {
+			return task{}, false
+		}
+		var tk task
+		_ = json.Unmarshal(e.Value(), &tk)
+		return tk, true
+	}
+
+	stop := start()
+	enqueue()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := len(resultRows(t, st)); n != 8 {
+			return fmt.Errorf("%d control results, want 8", n)
+		}
+		if tk, ok := queued(); !ok || tk.Trigger != TriggerDeadline {
+			return fmt.Errorf("queue entry %+v (present %v), want the CM-1 deadline", tk, ok)
+		}
+		return nil
+	})
+	rows := resultRows(t, st)
+	for _, r := range rows {
+		want := "pass"
+		if r.Control == "CM-1" {
+			want = "pending"
+		}
+		if r.Status != want || r.Trigger != TriggerUpdate {
+			t.Errorf("%s: %s/%s, want %s/update", r.Control, r.Status, r.Trigger, want)
+		}
+	}
+	deadline := at("2025-03-04T08:02:00Z")
+	if tk, _ := queued(); !tk.Due.Equal(deadline) {
+		t.Errorf("re-evaluation due %s, want the CM-1 deadline %s", tk.Due, deadline)
+	}
+	verdicts := func() []store.DeploymentVerdictRow {
+		r, err := st.Conn().Query(ctx, `SELECT environment, service, deployment_key, change_id, verdict, failing, pending, deployed_at_ns, deployer
+			FROM deployment_verdicts FINAL ORDER BY deployment_key`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []store.DeploymentVerdictRow
+		for r.Next() {
+			var v store.DeploymentVerdictRow
+			if err := r.Scan(&v.Environment, &v.Service, &v.DeploymentKey, &v.ChangeID, &v.Verdict, &v.Failing, &v.Pending, &v.DeployedNs, &v.Deployer); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	wantVerdict := func() {
+		t.Helper()
+		vs := verdicts()
+		if len(vs) != 1 {
+			t.Fatalf("deployment verdicts: %+v, want one", vs)
+		}
+		v := vs[0]
+		if v.Environment != "production" || v.DeploymentKey != "id:payments-production-118" || v.ChangeID != stageChange ||
+			v.Verdict != "pending" || !slices.Equal(v.Pending, []string{"CM-1"}) || len(v.Failing) != 0 ||
+			v.DeployedNs != at("2025-03-04T07:02:00Z").UnixNano() || v.Deployer != "github-actions[bot]" {
+			t.Errorf("deployment verdict %+v, want pending on CM-1 as of 07:02 for %s", v, stageChange)
+		}
+	}
+	wantVerdict()
+	mu.Lock()
+	if len(published) != 1 || published[0].Status != Pending || len(published[0].Changed) != 8 || len(published[0].Deployments) != 1 {
+		var got []string
+		for _, v := range published {
+			got = append(got, v.summary())
+		}
+		t.Errorf("published %q; want one, pending, 8 changed, 1 deployment decided", got)
+	}
+	mu.Unlock()
+
+	// Judged again with nothing new: no row, nothing announced.
+	enqueue()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if tk, ok := queued(); !ok || tk.Trigger != TriggerDeadline {
+			return fmt.Errorf("queue entry %+v (present %v), want the deadline back", tk, ok)
+		}
+		return nil
+	})
+	if n := len(resultRows(t, st)); n != 8 {
+		t.Errorf("%d control results after an unchanged evaluation, want still 8", n)
+	}
+	stop()
+
+	// The deadline passes while the stage is down; at restart it is due.
+	clk.Set(at("2025-03-04T08:03:00Z"))
+	stop = start()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if h := history(resultRows(t, st), "CM-1"); !slices.Equal(h, []string{"pending/update", "fail/deadline"}) {
+			return fmt.Errorf("CM-1 history %v", h)
+		}
+		if _, ok := queued(); ok {
+			return fmt.Errorf("queue entry still present")
+		}
+		return nil
+	})
+
+	// The approval arrives late: CM-1 passes, the deployment's verdict stays.
+	if _, err := kv.Merge(ctx, approval); err != nil {
+		t.Fatal(err)
+	}
+	enqueue()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if h := history(resultRows(t, st), "CM-1"); !slices.Equal(h, []string{"pending/update", "fail/deadline", "pass/update"}) {
+			return fmt.Errorf("CM-1 history %v", h)
+		}
+		return nil
+	})
+	stop()
+	// CM-3 names the ticket approver once there is one: a new row, still
+	// a pass. The others did not change.
+	for _, c := range []string{"CM-2", "CM-4", "CM-5", "CM-6", "CM-7", "CM-8"} {
+		if h := history(resultRows(t, st), c); !slices.Equal(h, []string{"pass/update"}) {
+			t.Errorf("%s history %v, want one pass", c, h)
+		}
+	}
+	if h := history(resultRows(t, st), "CM-3"); !slices.Equal(h, []string{"pass/update", "pass/update"}) {
+		t.Errorf("CM-3 history %v, want two passes (the approver is named in the second)", h)
+	}
+	wantVerdict()
+	mu.Lock()
+	defer mu.Unlock()
+	var got []string
+	for _, v := range published {
+		got = append(got, v.summary())
+	}
+	want := []string{
+		stageChange + " pending [CM-1 CM-2 CM-3 CM-4 CM-5 CM-6 CM-7 CM-8]",
+		stageChange + " fail [CM-1]",
+		stageChange + " pass [CM-1 CM-3]",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("published:\n%q\nwant\n%q", got, want)
+	}
+}
