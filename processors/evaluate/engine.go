@@ -11,49 +11,33 @@
 package evaluate
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate/policies"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 )
 
-//go:embed policies/*.rego
-var builtin embed.FS
-
 // Status is a control's verdict on a change.
-type Status string
+type Status = policies.Status
 
+// The statuses of a result.
 const (
-	Pass    Status = "pass"
-	Fail    Status = "fail"
-	Pending Status = "pending"
-	Waived  Status = "waived"
+	Pass    = policies.Pass
+	Fail    = policies.Fail
+	Pending = policies.Pending
+	Waived  = policies.Waived
 )
 
 // Control is a control's metadata.
-type Control struct {
-	ID          string `json:"id"`
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	Risk        string `json:"risk"`
-	Severity    string `json:"severity"`
-	Package     string `json:"package"` // e.g. data.evidence.controls.cm1
-	File        string `json:"file"`    // the policy file that declares it
-}
+type Control = policies.Control
 
 // Result is one control's verdict on one change.
 type Result struct {
@@ -69,17 +53,19 @@ type Result struct {
 	EvaluatedAt time.Time  `json:"evaluated_at"`
 }
 
-type control struct {
-	Control
-	query rego.PreparedEvalQuery
+// Engine evaluates a fixed policy bundle. It is safe for concurrent use.
+//
+// It keeps the parsed input of the records it judged last (by record
+// hash) and of the params: judging the same record again (the gate asked
+// twice, a pending deadline) parses nothing.
+type Engine struct {
+	bundle  *policies.Bundle
+	records *valueCache
+	params  *valueCache
 }
 
-// Engine evaluates a fixed policy bundle. It is safe for concurrent use.
-type Engine struct {
-	controls []control
-	hash     string
-	files    []string
-}
+// recordCacheSize bounds the parsed records kept.
+const recordCacheSize = 256
 
 // New loads the built-in controls.
 func New(ctx context.Context) (*Engine, error) { return load(ctx, nil) }
@@ -88,286 +74,131 @@ func New(ctx context.Context) (*Engine, error) { return load(ctx, nil) }
 // (files ending _test.rego are Rego tests, not loaded). Errors name file
 // and line.
 func LoadDir(ctx context.Context, dir string) (*Engine, error) {
-	custom := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		custom[path] = string(b)
-		return nil
-	})
+	custom, _, err := policies.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("policies %s: %w", dir, err)
+		return nil, err
 	}
 	return load(ctx, custom)
 }
 
 func load(ctx context.Context, custom map[string]string) (*Engine, error) {
-	files := map[string]string{}
-	ents, err := fs.Glob(builtin, "policies/*.rego")
+	b, err := policies.Load(ctx, custom)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range ents {
-		b, err := builtin.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		files["builtin/"+strings.TrimPrefix(name, "policies/")] = string(b)
-	}
-	for name, src := range custom {
-		files[name] = src
-	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-
-	modules := map[string]*ast.Module{}
-	var errs []error
-	for _, n := range names {
-		m, err := ast.ParseModuleWithOpts(n, files[n], ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		modules[n] = m
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	comp := ast.NewCompiler().WithEnablePrintStatements(false)
-	if comp.Compile(modules); comp.Failed() {
-		return nil, comp.Errors
-	}
-
-	e := &Engine{hash: bundleHash(names, files), files: names}
-	seen := map[string]bool{}
-	for _, n := range names {
-		pkg := modules[n].Package.Path.String()
-		if !strings.HasPrefix(pkg, "data.evidence.controls.") || seen[pkg] {
-			continue
-		}
-		seen[pkg] = true
-		c, err := prepare(ctx, comp, pkg, n)
-		if err != nil {
-			return nil, err
-		}
-		e.controls = append(e.controls, c)
-	}
-	ids := map[string]string{}
-	for _, c := range e.controls {
-		if other, dup := ids[c.ID]; dup {
-			return nil, fmt.Errorf("%s: control id %s already declared in %s", c.File, c.ID, other)
-		}
-		ids[c.ID] = c.File
-	}
-	slices.SortFunc(e.controls, func(a, b control) int { return strings.Compare(a.ID, b.ID) })
-	return e, nil
+	return &Engine{bundle: b, records: newValueCache(recordCacheSize), params: newValueCache(16)}, nil
 }
 
-func prepare(ctx context.Context, comp *ast.Compiler, pkg, file string) (control, error) {
-	c := control{Control: Control{Package: pkg, File: file}}
-	mq, err := rego.New(rego.Compiler(comp), rego.Query(pkg+".metadata")).PrepareForEval(ctx)
-	if err != nil {
-		return c, fmt.Errorf("%s: %s: %w", file, pkg, err)
-	}
-	rs, err := mq.Eval(ctx)
-	if err != nil {
-		return c, fmt.Errorf("%s: %s.metadata: %w", file, pkg, err)
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return c, fmt.Errorf("%s: %s has no metadata rule", file, pkg)
-	}
-	b, _ := json.Marshal(rs[0].Expressions[0].Value)
-	if err := json.Unmarshal(b, &c.Control); err != nil {
-		return c, fmt.Errorf("%s: %s.metadata: %w", file, pkg, err)
-	}
-	c.Package, c.File = pkg, file
-	if c.ID == "" || c.Title == "" {
-		return c, fmt.Errorf("%s: %s.metadata needs id and title", file, pkg)
-	}
-	switch c.Severity {
-	case "low", "medium", "high", "critical":
-	default:
-		return c, fmt.Errorf("%s: %s.metadata: severity %q: want low, medium, high or critical", file, pkg, c.Severity)
-	}
-	if comp.RuleTree.Find(ast.MustParseRef(pkg+".result")) == nil {
-		return c, fmt.Errorf("%s: %s has no result rule", file, pkg)
-	}
-	c.query, err = rego.New(rego.Compiler(comp), rego.Query(pkg+".result")).PrepareForEval(ctx)
-	if err != nil {
-		return c, fmt.Errorf("%s: %s.result: %w", file, pkg, err)
-	}
-	return c, nil
-}
-
-// bundleHash is the hex SHA-256 over the sorted policy files: for each,
-// its name, a NUL, its length and its bytes.
-func bundleHash(names []string, files map[string]string) string {
-	h := sha256.New()
-	for _, n := range names {
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
-		h.Write([]byte(files[n]))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// Bundle is the engine's policy bundle.
+func (e *Engine) Bundle() *policies.Bundle { return e.bundle }
 
 // BundleHash is the policy bundle's hash, stored with every result.
-func (e *Engine) BundleHash() string { return e.hash }
+func (e *Engine) BundleHash() string { return e.bundle.Hash() }
 
 // Controls lists the loaded controls, sorted by id.
-func (e *Engine) Controls() []Control {
-	out := make([]Control, len(e.controls))
-	for i, c := range e.controls {
-		out[i] = c.Control
-	}
-	return out
-}
+func (e *Engine) Controls() []Control { return e.bundle.Controls() }
 
 // Evaluate judges the record against every control as of at.
 func (e *Engine) Evaluate(ctx context.Context, record correlate.Record, at time.Time, params Params) ([]Result, error) {
 	at = at.UTC()
 	params = params.withDefaults()
-	canon := normalize(record).Canonical()
-	var buf bytes.Buffer
-	buf.Grow(len(canon) + 512)
-	buf.WriteString(`{"record":`)
-	buf.Write(canon)
-	fmt.Fprintf(&buf, `,"now":%q,"now_ns":%d,"params":`, at.Format(time.RFC3339Nano), at.UnixNano())
+	// The record as served (its ETag) names the result, not the
+	// normalized input.
+	sum := sha256.Sum256(record.Canonical())
+	recHash := hex.EncodeToString(sum[:])
+	rv, ok := e.records.get(recHash)
+	if !ok {
+		v, err := policies.ParseJSON(normalize(record).Canonical())
+		if err != nil {
+			return nil, fmt.Errorf("input of %s: %w", record.ID, err)
+		}
+		rv = e.records.put(recHash, v)
+	}
 	pj, err := json.Marshal(params.input())
 	if err != nil {
 		return nil, err
 	}
-	buf.Write(pj)
-	buf.WriteByte('}')
-	input, err := ast.ValueFromReader(&buf)
-	if err != nil {
-		return nil, fmt.Errorf("input of %s: %w", record.ID, err)
+	pv, ok := e.params.get(string(pj))
+	if !ok {
+		v, err := policies.ParseJSON(pj)
+		if err != nil {
+			return nil, fmt.Errorf("params: %w", err)
+		}
+		pv = e.params.put(string(pj), v)
 	}
-	recHash := record.Hash() // the record as served (its ETag), not the normalized input
-
-	out := make([]Result, 0, len(e.controls))
-	for _, c := range e.controls {
-		rs, err := c.query.Eval(ctx, rego.EvalParsedInput(input))
-		if err != nil {
-			return nil, fmt.Errorf("%s (%s) on %s: %w", c.ID, c.File, record.ID, err)
-		}
-		if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-			return nil, fmt.Errorf("%s (%s) on %s: result undefined", c.ID, c.File, record.ID)
-		}
-		r, err := decode(rs[0].Expressions[0].Value)
-		if err != nil {
-			return nil, fmt.Errorf("%s (%s) on %s: %w", c.ID, c.File, record.ID, err)
-		}
-		r.Change, r.RecordHash, r.Control, r.BundleHash, r.EvaluatedAt = record.ID, recHash, c.Control, e.hash, at
-		if r.Status == Fail || r.Status == Pending {
-			if x := waiver(record, c.ID, at); x != nil {
-				r.Reasons = append([]string{fmt.Sprintf("waived by exception %s (approved by %s, expires %s): %s",
-					x.ID, x.Approver.Login, x.ExpiresAt.UTC().Format(time.RFC3339), x.Reason)}, prefix(string(r.Status)+": ", r.Reasons)...)
-				r.Status, r.Exception, r.Deadline = Waived, x.ID, nil
-				for _, ev := range x.Events {
-					r.Evidence = append(r.Evidence, ev.String())
-				}
-				slices.Sort(r.Evidence)
-			}
-		}
-		out = append(out, r)
+	outs, err := e.bundle.Eval(ctx, policies.Input(rv, at, pv), exceptions(record), at)
+	if err != nil {
+		return nil, fmt.Errorf("on %s: %w", record.ID, err)
+	}
+	out := make([]Result, len(outs))
+	for i, o := range outs {
+		out[i] = Result{Change: record.ID, RecordHash: recHash, Control: o.Control, Status: o.Status,
+			Reasons: o.Reasons, Evidence: o.Evidence, Deadline: o.Deadline, Exception: o.Exception,
+			BundleHash: e.bundle.Hash(), EvaluatedAt: at}
 	}
 	return out, nil
 }
 
-func prefix(p string, ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = p + s
+// exceptions are the record's exceptions as the bundle reads them.
+func exceptions(r correlate.Record) []policies.Exception {
+	if len(r.Exceptions) == 0 {
+		return nil
+	}
+	out := make([]policies.Exception, len(r.Exceptions))
+	for i, x := range r.Exceptions {
+		out[i] = policies.Exception{ID: x.ID, Control: x.Control, Status: x.Status, Reason: x.Reason,
+			RequestedBy: identity(x.RequestedBy), Approver: identity(x.Approver),
+			GrantedAt: x.GrantedAt, ExpiresAt: x.ExpiresAt}
+		for _, ev := range x.Events {
+			out[i].Events = append(out[i].Events, ev.String())
+		}
 	}
 	return out
 }
 
-func decode(v any) (Result, error) {
-	var r Result
-	m, ok := v.(map[string]any)
-	if !ok {
-		return r, fmt.Errorf("result is %T, want an object", v)
+func identity(id *correlate.Identity) *policies.Identity {
+	if id == nil {
+		return nil
 	}
-	s, _ := m["status"].(string)
-	r.Status = Status(s)
-	switch r.Status {
-	case Pass, Fail, Pending, Waived:
-	default:
-		return r, fmt.Errorf("result status %q: want pass, fail, pending or waived", s)
-	}
-	var err error
-	if r.Reasons, err = strs(m["reasons"]); err != nil {
-		return r, fmt.Errorf("reasons: %w", err)
-	}
-	if r.Evidence, err = strs(m["evidence"]); err != nil {
-		return r, fmt.Errorf("evidence: %w", err)
-	}
-	if d, ok := m["deadline"].(string); ok && d != "" {
-		t, err := time.Parse(time.RFC3339Nano, d)
-		if err != nil {
-			return r, fmt.Errorf("deadline: %w", err)
-		}
-		r.Deadline = &t
-	}
-	return r, nil
+	return &policies.Identity{Login: id.Login, Email: id.Email}
 }
 
-func strs(v any) ([]string, error) {
-	out := []string{}
-	if v == nil {
-		return out, nil
-	}
-	a, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%T, want an array of strings", v)
-	}
-	for _, x := range a {
-		s, ok := x.(string)
-		if !ok {
-			return nil, fmt.Errorf("%T in array, want string", x)
-		}
-		out = append(out, s)
-	}
-	return out, nil
+// valueCache keeps parsed input values by key, the oldest forgotten
+// first. The values are never modified once parsed: evaluations share
+// them.
+type valueCache struct {
+	mu    sync.Mutex
+	m     map[string]ast.Value
+	order []string
+	max   int
 }
 
-// waiver is the exception that waives control on the record at t: granted,
-// for that control, approved by someone other than its requester, granted
-// by t and not expired at t.
-func waiver(r correlate.Record, controlID string, t time.Time) *correlate.Exception {
-	for i := range r.Exceptions {
-		x := &r.Exceptions[i]
-		if !strings.EqualFold(x.Control, controlID) || x.Status != "granted" || x.Approver == nil || x.Approver.Login == "" {
-			continue
-		}
-		if x.RequestedBy != nil && samePerson(*x.RequestedBy, *x.Approver) {
-			continue
-		}
-		if x.ExpiresAt.IsZero() || !t.Before(x.ExpiresAt) {
-			continue
-		}
-		if !x.GrantedAt.IsZero() && t.Before(x.GrantedAt) {
-			continue
-		}
-		return x
-	}
-	return nil
+func newValueCache(max int) *valueCache {
+	return &valueCache{m: make(map[string]ast.Value, max), max: max}
 }
 
-func samePerson(a, b correlate.Identity) bool {
-	return a.Login != "" && strings.EqualFold(a.Login, b.Login) ||
-		a.Email != "" && strings.EqualFold(a.Email, b.Email)
+func (c *valueCache) get(k string) (ast.Value, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+// put keeps v under k and returns the value kept (another caller's, when
+// it got there first).
+func (c *valueCache) put(k string, v ast.Value) ast.Value {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[k]; ok {
+		return old
+	}
+	if len(c.order) >= c.max {
+		delete(c.m, c.order[0])
+		c.order = slices.Delete(c.order, 0, 1)
+	}
+	c.m[k] = v
+	c.order = append(c.order, k)
+	return v
 }
 
 // normalize gives every nil list of the record an empty one, so the

@@ -1,0 +1,31 @@
+package evidence.controls.cm1_test
+
+import data.evidence.controls.cm1
+import data.evidence.testing as fx
+
+test_ticket_approved_before_the_deployment_passes if {
+	r := cm1.result with input as fx.input_for(fx.compliant)
+	r.status == "pass"
+	contains(r.reasons[0], "ticket PAY-123 approved by 712020:carol")
+}
+
+test_no_ticket_fails_after_the_deadline if {
+	r := cm1.result with input as fx.input_for(fx.with_change({"tickets": []}))
+	r.status == "fail"
+	"no change ticket linked to the change" in r.reasons
+}
+
+test_no_ticket_is_pending_within_the_deadline if {
+	r := cm1.result with input as fx.input_at(fx.with_change({"tickets": []}), "2025-03-04T09:10:00Z")
+	r.status == "pending"
+	r.deadline == "2025-03-04T10:00:00Z"
+}
+
+test_ticket_approved_after_the_deployment_fails if {
+	t := fx.compliant.tickets[0]
+	late := object.union(t, {"approvals": [object.union(t.approvals[0], {"at": "2025-03-04T10:00:00Z"})]})
+	r := cm1.result with input as fx.input_for(fx.with_change({"tickets": [late]}))
+	r.status == "fail"
+	some reason in r.reasons
+	contains(reason, "after the deployment")
+}
