@@ -1,8 +1,189 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
 
-// runVerifyChain is being built; this placeholder is replaced by its implementation.
-func runVerifyChain(_ context.Context, _ []string, env Env) int {
-	return fail(env, ExitFail, "evidence verify (hash chain): not built yet")
+	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/verify"
+)
+
+// runVerifyChain is evidence verify [--from --to | --from-seq --to-seq]:
+// the archive's hash chain recomputed from ClickHouse and checked against
+// the signed checkpoints. Exit 0 intact, 1 tampered, 2 usage or
+// connection errors.
+func runVerifyChain(ctx context.Context, args []string, env Env) int {
+	fs := flagSet("verify", env)
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: evidence verify --public-key FILE|DIR [--from T --to T | --from-seq N --to-seq N] [--clickhouse-url URL]")
+		fmt.Fprintln(env.Stderr, "       evidence verify package FILE.zip")
+		fmt.Fprintln(env.Stderr, "\nRecomputes the archive's hash chain from ClickHouse and checks it against the signed")
+		fmt.Fprintln(env.Stderr, "checkpoints; names the first row altered, deleted or inserted. Times are RFC 3339 or dates")
+		fmt.Fprintln(env.Stderr, "(YYYY-MM-DD; --to DATE includes that day), compared with when events were archived.")
+		fmt.Fprintln(env.Stderr, "Exit 0 intact, 1 tampered, 2 usage or connection error. See docs/tamper-evidence.md.")
+		fs.PrintDefaults()
+	}
+	defURL := env.Getenv("EVIDENCE_CLICKHOUSE_URL")
+	if defURL == "" {
+		defURL = "clickhouse://127.0.0.1:9000/evidence"
+	}
+	chURL := fs.String("clickhouse-url", defURL, "ClickHouse, as the read-only auditor user: clickhouse://auditor:PASSWORD@host:9000/evidence (env EVIDENCE_CLICKHOUSE_URL)")
+	var pubs stringList
+	fs.Var(&pubs, "public-key", "public key file (.pub) or directory of them that checkpoints may be signed with; repeatable (required)")
+	from := fs.String("from", "", "first day or instant of the period (RFC 3339 or YYYY-MM-DD)")
+	to := fs.String("to", "", "end of the period: a date includes that day, an instant is excluded")
+	fromSeq := fs.Uint64("from-seq", 0, "first stream_seq to check (instead of --from)")
+	toSeq := fs.Uint64("to-seq", 0, "last stream_seq to check (instead of --to)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fail(env, ExitUsage, "verify: unexpected argument %q", fs.Arg(0))
+	}
+	if len(pubs) == 0 {
+		return fail(env, ExitUsage, "verify: --public-key is required: the public key(s) the checkpoints are signed with, handed to you out of band")
+	}
+	keys := verify.PublicKeys{}
+	for _, p := range pubs {
+		k, err := verify.LoadPublicKeys(p)
+		if err != nil {
+			return fail(env, ExitUsage, "verify: --public-key: %v", err)
+		}
+		for id, pub := range k {
+			keys[id] = pub
+		}
+	}
+	if (*from != "" || *to != "") && (*fromSeq != 0 || *toSeq != 0) {
+		return fail(env, ExitUsage, "verify: give --from/--to or --from-seq/--to-seq, not both")
+	}
+	if *toSeq != 0 && *toSeq < *fromSeq {
+		return fail(env, ExitUsage, "verify: --to-seq %d is before --from-seq %d", *toSeq, *fromSeq)
+	}
+	var fromT, toT time.Time
+	var err error
+	if *from != "" {
+		if fromT, err = parsePeriodBound(*from, false); err != nil {
+			return fail(env, ExitUsage, "verify: --from: %v", err)
+		}
+	}
+	if *to != "" {
+		if toT, err = parsePeriodBound(*to, true); err != nil {
+			return fail(env, ExitUsage, "verify: --to: %v", err)
+		}
+	}
+	if !fromT.IsZero() && !toT.IsZero() && !toT.After(fromT) {
+		return fail(env, ExitUsage, "verify: --to %s is not after --from %s", *to, *from)
+	}
+
+	st, err := store.OpenReadOnly(ctx, *chURL, nil)
+	if err != nil {
+		return fail(env, ExitUsage, "verify: --clickhouse-url %s: %v", store.Redacted(*chURL), err)
+	}
+	defer st.Close()
+	conn := st.Conn()
+	opts := verify.Options{FromSeq: *fromSeq, ToSeq: *toSeq, Keys: keys}
+	if !fromT.IsZero() || !toT.IsZero() {
+		if opts.FromSeq, opts.ToSeq, err = verify.SeqRange(ctx, conn, fromT, toT); err != nil {
+			return fail(env, ExitUsage, "verify: %v", err)
+		}
+	}
+	prog := newProgress(env.Stderr)
+	opts.Progress = prog.report
+	res, err := verify.Verify(ctx, conn, opts)
+	prog.done()
+	if err != nil {
+		return fail(env, ExitUsage, "verify: %v", err)
+	}
+	printVerifyResult(env.Stdout, res, keys)
+	if !res.OK() {
+		return ExitFail
+	}
+	return ExitOK
+}
+
+// parsePeriodBound reads RFC 3339 or a date (UTC); a date as an end bound
+// means the end of that day.
+func parsePeriodBound(v string, end bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-01-31T00:00:00Z) nor a date (2026-01-31)", v)
+	}
+	if end {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t, nil
+}
+
+func printVerifyResult(w io.Writer, res *verify.Result, keys verify.PublicKeys) {
+	ts := func(c *verify.Checkpoint) string { return c.Created().Format(time.RFC3339) }
+	if !res.OK() {
+		for _, p := range res.Problems {
+			fmt.Fprintf(w, "TAMPERED: %s\n", p.Message)
+		}
+	}
+	switch {
+	case res.Anchor != nil:
+		fmt.Fprintf(w, "started from: checkpoint at seq %d (%d events, made %s, key %s)\n", res.Anchor.Seq, res.Anchor.Count, ts(res.Anchor), res.Anchor.KeyID)
+	default:
+		fmt.Fprintln(w, "started from: the first row of the chain")
+	}
+	if res.Events == 0 {
+		fmt.Fprintln(w, "events checked: 0")
+	} else {
+		fmt.Fprintf(w, "events checked: %d (stream_seq %d..%d)\n", res.Events, res.FirstSeq, res.LastSeq)
+	}
+	fmt.Fprintf(w, "checkpoints checked: %d (keys: %s)\n", res.Checkpoints, strings.Join(keys.IDs(), ", "))
+	if c := res.LastSigned; c != nil {
+		fmt.Fprintf(w, "last signed head: stream_seq %d, %d events, hash %s, made %s, key %s\n", c.Seq, c.Count, c.Head, ts(c), c.KeyID)
+	} else {
+		fmt.Fprintln(w, "last signed head: none in range")
+	}
+	if res.OK() {
+		if res.Unsigned > 0 {
+			fmt.Fprintf(w, "note: the last %d rows checked (up to stream_seq %d) come after the last checkpoint: they are checked against each other only; deleting the newest of them, or adding rows after them, is not detectable until a checkpoint signs them\n", res.Unsigned, res.LastSeq)
+		}
+		fmt.Fprintln(w, "intact")
+	}
+}
+
+// progress writes a one-line counter to a terminal (nothing otherwise).
+type progress struct {
+	w     io.Writer
+	start time.Time
+	shown bool
+}
+
+func newProgress(w io.Writer) *progress {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return &progress{w: w, start: time.Now()}
+		}
+	}
+	return &progress{}
+}
+
+func (p *progress) report(pr verify.Progress) {
+	if p.w == nil {
+		return
+	}
+	rate := float64(pr.Events) / time.Since(p.start).Seconds()
+	end := "head"
+	if pr.LastSeq > 0 {
+		end = fmt.Sprint(pr.LastSeq)
+	}
+	fmt.Fprintf(p.w, "\rverifying: %d events, stream_seq %d of %s, %.0f events/s   ", pr.Events, pr.Seq, end, rate)
+	p.shown = true
+}
+
+func (p *progress) done() {
+	if p.shown {
+		fmt.Fprintln(p.w)
+	}
 }

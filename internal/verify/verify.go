@@ -332,7 +332,7 @@ func (v *verifier) accept(r *store.EventRow) error {
 func (v *verifier) end() {
 	if v.next != nil {
 		c := v.next
-		_ = v.fail(NoCheckRow, c.Seq, "", "row %d missing: checkpoint at seq %d signed it as the chain's head (hash %s, %d rows), but the chain ends at row %d",
+		_ = v.fail(NoCheckRow, c.Seq, "", "row %d missing: checkpoint at seq %d signed it as the chain's head (hash %s, %d events), but the chain ends at row %d",
 			c.Seq, c.Seq, c.Head, c.Count, v.prev.seq)
 	}
 }

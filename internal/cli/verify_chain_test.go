@@ -1,0 +1,312 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evidencepipeline/evidence/internal/chlocal"
+	"github.com/evidencepipeline/evidence/internal/cli"
+	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/internal/verify"
+	"github.com/evidencepipeline/evidence/internal/verify/verifytest"
+	"github.com/evidencepipeline/evidence/processors/archive"
+)
+
+// chainFixture is a database holding a valid chain written with the
+// archive's chain code, checkpoints signed every few rows, and the public
+// key in a directory.
+type chainFixture struct {
+	url    string
+	st     *store.Store
+	key    *verify.SigningKey
+	pubDir string
+	w      verifytest.Written
+}
+
+func newChain(t *testing.T, c verifytest.Chain) *chainFixture {
+	t.Helper()
+	f := &chainFixture{url: testenv.DatabaseURL(t)}
+	f.st = testenv.StoreAt(t, f.url)
+	key, err := verify.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.key, f.pubDir = key, t.TempDir()
+	if _, _, err := verify.WriteKeyPair(f.pubDir, key); err != nil {
+		t.Fatal(err)
+	}
+	c.Key = key
+	if f.w, err = verifytest.Write(context.Background(), f.st, c, true); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *chainFixture) verify(t *testing.T, args ...string) result {
+	t.Helper()
+	return run(t, nil, "", append([]string{"verify", "--clickhouse-url", f.url, "--public-key", f.pubDir}, args...)...)
+}
+
+// row is the fixture's row at stream_seq seq.
+func (f *chainFixture) row(t *testing.T, seq uint64) verifytest.Ref {
+	t.Helper()
+	for _, r := range f.w.Rows {
+		if r.Seq == seq {
+			return r
+		}
+	}
+	t.Fatalf("no row %d", seq)
+	return verifytest.Ref{}
+}
+
+// mutate runs an ALTER TABLE events mutation and waits until it is done.
+func (f *chainFixture) mutate(t *testing.T, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.st.Conn().Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var n uint64
+		if err := f.st.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'events' AND is_done = 0").Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%d mutations running", n)
+		}
+		return nil
+	})
+}
+
+func wantTampered(t *testing.T, r result, msgs ...string) {
+	t.Helper()
+	if r.code != cli.ExitFail {
+		t.Fatalf("exit %d, want 1 (tampered)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	first := strings.SplitN(r.stdout, "\n", 2)[0]
+	if !strings.HasPrefix(first, "TAMPERED: ") {
+		t.Fatalf("first line %q does not report the tampering:\n%s", first, r.stdout)
+	}
+	for _, m := range msgs {
+		if !strings.Contains(r.stdout, m) {
+			t.Errorf("output lacks %q:\n%s", m, r.stdout)
+		}
+	}
+}
+
+func wantIntact(t *testing.T, r result, msgs ...string) {
+	t.Helper()
+	if r.code != cli.ExitOK || !strings.HasSuffix(r.stdout, "intact\n") || strings.Contains(r.stdout, "TAMPERED") {
+		t.Fatalf("exit %d, want 0 (intact)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, m := range msgs {
+		if !strings.Contains(r.stdout, m) {
+			t.Errorf("output lacks %q:\n%s", m, r.stdout)
+		}
+	}
+}
+
+func TestVerifyIntact(t *testing.T) {
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	wantIntact(t, f.verify(t), "started from: the first row of the chain", "events checked: 50 (stream_seq 1..50)",
+		"checkpoints checked: 5 (keys: "+f.key.ID+")", "last signed head: stream_seq 50, 50 events, hash "+f.row(t, 50).Hash)
+
+	// Dead-lettered events leave gaps in stream_seq that are not tampering.
+	g := newChain(t, verifytest.Chain{Events: 50, Every: 10, Gaps: 7})
+	wantIntact(t, g.verify(t), fmt.Sprintf("events checked: 50 (stream_seq 1..%d)", g.w.HeadSeq), "checkpoints checked: 5")
+	if g.w.HeadSeq <= 50 {
+		t.Fatalf("the chain with gaps ends at %d", g.w.HeadSeq)
+	}
+}
+
+func TestVerifyAlteredRow(t *testing.T) {
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	f.mutate(t, `ALTER TABLE events UPDATE data = '{"outcome":"success","forged":true}' WHERE stream_seq = 17`)
+	wantTampered(t, f.verify(t), "TAMPERED: row 17 (event ev-0000017) altered: its hash does not match its content\n",
+		"last signed head: stream_seq 10,")
+
+	// Any column takes part: the receive time of another row.
+	f.mutate(t, `ALTER TABLE events UPDATE received_ns = received_ns + 1 WHERE stream_seq = 4`)
+	wantTampered(t, f.verify(t), "TAMPERED: row 4 (event ev-0000004) altered: its hash does not match its content\n")
+}
+
+func TestVerifyDeletedRow(t *testing.T) {
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	f.mutate(t, `ALTER TABLE events DELETE WHERE stream_seq = 23`)
+	wantTampered(t, f.verify(t), "TAMPERED: row 23 missing between 22 and 24 ")
+
+	f.mutate(t, `ALTER TABLE events DELETE WHERE stream_seq IN (5, 6, 7)`)
+	wantTampered(t, f.verify(t), "TAMPERED: rows missing between 4 and 8: ")
+}
+
+// The last row is only missed against a checkpoint that signed it.
+func TestVerifyDeletedLastRow(t *testing.T) {
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	f.mutate(t, `ALTER TABLE events DELETE WHERE stream_seq = 50`)
+	wantTampered(t, f.verify(t), "TAMPERED: row 50 missing: checkpoint at seq 50 signed it as the chain's head (hash "+f.row(t, 50).Hash+", 50 events), but the chain ends at row 49")
+
+	// After the last checkpoint, deleting the newest row leaves a valid
+	// chain: verify says it cannot see that.
+	g := newChain(t, verifytest.Chain{Events: 55, Every: 10})
+	g.mutate(t, `ALTER TABLE events DELETE WHERE stream_seq = 55`)
+	wantIntact(t, g.verify(t), "events checked: 54", "note: the last 4 rows checked (up to stream_seq 54) come after the last checkpoint",
+		"deleting the newest of them, or adding rows after them, is not detectable until a checkpoint signs them")
+}
+
+func TestVerifyInsertedRow(t *testing.T) {
+	ctx := context.Background()
+	// A forged row that does not fit the chain, at an existing sequence.
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	forged := verifytest.Row(9999, 35)
+	forged.EventID, forged.PrevHash, forged.Hash = "forged-1", f.row(t, 34).Hash, strings.Repeat("0", 64)
+	if err := f.st.InsertEvents(ctx, []store.EventRow{forged}); err != nil {
+		t.Fatal(err)
+	}
+	wantTampered(t, f.verify(t), "TAMPERED: row 35 (event forged-1) inserted: not in the chain, which goes from row 34 to row 35 without it; not in the chain signed by checkpoint at seq 40")
+
+	// A forged row made to fit after row 19, in the gap a dead-lettered
+	// event left (seq 20): its own hash is right, the next row names row 19.
+	g := newChain(t, verifytest.Chain{Events: 50, Every: 10, Gaps: 10})
+	fit := verifytest.Row(9999, 20)
+	fit.EventID, fit.PrevHash = "forged-2", g.row(t, 19).Hash
+	var err error
+	if fit.Hash, err = archive.RowHash(&fit); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.InsertEvents(ctx, []store.EventRow{fit}); err != nil {
+		t.Fatal(err)
+	}
+	wantTampered(t, g.verify(t), "TAMPERED: row 20 (event forged-2) inserted: not in the chain, which goes from row 19 to row 21 without it; not in the chain signed by checkpoint at seq ")
+}
+
+// Rows altered and the rest of the chain re-hashed to fit: only a
+// checkpoint shows it.
+func TestVerifyRewrittenChain(t *testing.T) {
+	ctx := context.Background()
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	f.mutate(t, `ALTER TABLE events DELETE WHERE stream_seq >= 27`)
+	prev := f.row(t, 26).Hash
+	var rows []store.EventRow
+	for k := 27; k <= 50; k++ {
+		r := verifytest.Row(k, uint64(k))
+		if k == 27 {
+			r.Data = []byte(`{"outcome":"success","rewritten":true}`)
+		}
+		r.PrevHash = prev
+		h, err := archive.RowHash(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Hash, prev = h, h
+		rows = append(rows, r)
+	}
+	if err := f.st.InsertEvents(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	wantTampered(t, f.verify(t), "TAMPERED: rows 21..30 altered and re-hashed: row 30's hash is not the head hash signed by checkpoint at seq 30")
+}
+
+func TestVerifyBadCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	// A checkpoint altered after signing: its count.
+	bad := f.w.Checkpoints[1]
+	bad.Count++
+	// One signed by a key the auditor was not given.
+	other, _ := verify.GenerateKey()
+	unknown := verify.Checkpoint{Seq: 25, Count: 25, Head: f.row(t, 25).Hash, CreatedNs: time.Now().UnixNano()}
+	unknown.Sign(other)
+	if err := verify.InsertCheckpoints(ctx, f.st.Conn(), []verify.Checkpoint{bad, unknown}); err != nil {
+		t.Fatal(err)
+	}
+	r := f.verify(t)
+	wantTampered(t, r, "TAMPERED: checkpoint at seq 20 (key "+f.key.ID+", made ", "signature does not verify with key "+f.key.ID+": the checkpoint was altered or forged",
+		"TAMPERED: checkpoint at seq 25 (key "+other.ID+", made ", `unknown signing key "`+other.ID+`": give its public key with --public-key`,
+		"checkpoints checked: 5")
+	// Given the other key too (a rotation), only the altered one remains.
+	otherDir := t.TempDir()
+	if _, _, err := verify.WriteKeyPair(otherDir, other); err != nil {
+		t.Fatal(err)
+	}
+	r = f.verify(t, "--public-key", filepath.Join(otherDir, verify.PublicKeyFile))
+	wantTampered(t, r, "checkpoints checked: 6")
+	if strings.Count(r.stdout, "TAMPERED") != 1 || !strings.Contains(r.stdout, "checkpoint at seq 20") {
+		t.Fatalf("with both keys:\n%s", r.stdout)
+	}
+}
+
+func TestVerifyRanges(t *testing.T) {
+	f := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	f.mutate(t, `ALTER TABLE events UPDATE subject = 'x' WHERE stream_seq = 15`)
+	// The range starts from the checkpoint before it and runs to the one
+	// after it: row 15 is not in it.
+	wantIntact(t, f.verify(t, "--from-seq", "33", "--to-seq", "37"), "started from: checkpoint at seq 30 (30 events",
+		"events checked: 10 (stream_seq 31..40)", "checkpoints checked: 1", "last signed head: stream_seq 40,")
+	wantTampered(t, f.verify(t, "--from-seq", "12", "--to-seq", "13"), "TAMPERED: row 15 (event ev-0000015) altered")
+	// Periods of archive time; a date as --to includes the day.
+	wantTampered(t, f.verify(t, "--from", "2026-03-02", "--to", "2026-03-02"), "row 15 (event ev-0000015) altered")
+	at := func(k int) string { return verifytest.Base.Add(time.Duration(k) * time.Millisecond).Format(time.RFC3339Nano) }
+	wantIntact(t, f.verify(t, "--from", at(41), "--to", at(46)), "started from: checkpoint at seq 40", "events checked: 10 (stream_seq 41..50)")
+	wantIntact(t, f.verify(t, "--from", "2026-03-03"), "events checked: 0")
+}
+
+func TestVerifyUsage(t *testing.T) {
+	f := newChain(t, verifytest.Chain{Events: 3})
+	port, err := chlocal.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"verify", "--clickhouse-url", f.url}, "--public-key is required"},
+		{[]string{"verify", "--clickhouse-url", f.url, "--public-key", "/nonexistent.pub"}, "--public-key: stat /nonexistent.pub"},
+		{[]string{"verify", "--clickhouse-url", f.url, "--public-key", f.pubDir, "--from", "yesterday"}, `--from: "yesterday" is neither RFC 3339`},
+		{[]string{"verify", "--clickhouse-url", f.url, "--public-key", f.pubDir, "--from", "2026-01-02", "--from-seq", "3"}, "not both"},
+		{[]string{"verify", "--clickhouse-url", "clickhouse://127.0.0.1:" + strconv.Itoa(port) + "/evidence", "--public-key", f.pubDir}, "--clickhouse-url clickhouse://127.0.0.1:"},
+	} {
+		r := run(t, nil, "", c.args...)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args[3:], r.code, r.stderr, c.want)
+		}
+	}
+	// A chain without checkpoints is intact but unsigned.
+	wantIntact(t, f.verify(t), "checkpoints checked: 0", "last signed head: none in range", "note: the last 3 rows checked")
+}
+
+func TestKeysNew(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	r := run(t, nil, "", "keys", "new", "--out", dir)
+	if r.code != 0 {
+		t.Fatalf("keys new: %+v", r)
+	}
+	key, err := verify.LoadSigningKey(filepath.Join(dir, verify.PrivateKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(r.stdout, "key id:      "+key.ID+"\n") {
+		t.Fatalf("printed %q, key id %s", r.stdout, key.ID)
+	}
+	if r := run(t, nil, "", "keys", "id", filepath.Join(dir, verify.PublicKeyFile)); r.code != 0 || r.stdout != key.ID+"\n" {
+		t.Fatalf("keys id: %+v", r)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, verify.PrivateKeyFile))
+	r = run(t, nil, "", "keys", "new", "--out", dir)
+	if r.code != cli.ExitFail || !strings.Contains(r.stderr, "refusing to overwrite") {
+		t.Fatalf("second keys new: %+v", r)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, verify.PrivateKeyFile)); string(after) != string(before) {
+		t.Fatal("the key was overwritten")
+	}
+	if r := run(t, nil, "", "keys", "new"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--out DIR is required") {
+		t.Fatalf("without --out: %+v", r)
+	}
+}
