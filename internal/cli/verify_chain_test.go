@@ -252,7 +252,9 @@ func TestVerifyRanges(t *testing.T) {
 	wantTampered(t, f.verify(t, "--from-seq", "12", "--to-seq", "13"), "TAMPERED: row 15 (event ev-0000015) altered")
 	// Periods of archive time; a date as --to includes the day.
 	wantTampered(t, f.verify(t, "--from", "2026-03-02", "--to", "2026-03-02"), "row 15 (event ev-0000015) altered")
-	at := func(k int) string { return verifytest.Base.Add(time.Duration(k) * time.Millisecond).Format(time.RFC3339Nano) }
+	at := func(k int) string {
+		return verifytest.Base.Add(time.Duration(k) * time.Millisecond).Format(time.RFC3339Nano)
+	}
 	wantIntact(t, f.verify(t, "--from", at(41), "--to", at(46)), "started from: checkpoint at seq 40", "events checked: 10 (stream_seq 41..50)")
 	wantIntact(t, f.verify(t, "--from", "2026-03-03"), "events checked: 0")
 }
