@@ -48,6 +48,10 @@ type Config struct {
 	Correlate bool
 	// PoliciesDir adds custom controls (*.rego) to the built-in pack.
 	PoliciesDir string
+	// Demo sends a continuous stream of demo evidence (internal/demo)
+	// through the HTTP API, seeded by DemoSeed.
+	Demo     bool
+	DemoSeed int
 	// The built-in controls' parameters (evaluate.Params; docs/gate.md).
 	ProductionEnvironments []string
 	EmergencyWindow        time.Duration
@@ -88,7 +92,9 @@ type Flag struct {
 	Name, Env, Default, Usage string
 	// Secret values are not shown in usage or logs.
 	Secret bool
-	set    func(string) error
+	// Bool flags may be given alone (--demo), meaning true.
+	Bool bool
+	set  func(string) error
 }
 
 func (c *Config) flags() []Flag {
@@ -153,6 +159,8 @@ func (c *Config) flags() []Flag {
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
 		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
+		{Name: "demo", Env: "EVIDENCE_DEMO", Default: "false", Usage: "send a continuous stream of demo evidence (sources https://demo.evidence.invalid/...) for the live page", Bool: true, set: boolean(&c.Demo)},
+		{Name: "demo-seed", Env: "EVIDENCE_DEMO_SEED", Default: "1", Usage: "with --demo: the seed that decides the demo's changes (the same seed, the same story)", set: inum(&c.DemoSeed)},
 		{Name: "policies-dir", Env: "EVIDENCE_POLICIES_DIR", Usage: "directory of custom controls (*.rego) added to the built-in CM-1..CM-8 pack", set: str(&c.PoliciesDir)},
 		{Name: "production-environments", Env: "EVIDENCE_PRODUCTION_ENVIRONMENTS", Default: "production,prod", Usage: "comma-separated environments the controls apply to (case-insensitive)", set: list(&c.ProductionEnvironments)},
 		{Name: "emergency-window", Env: "EVIDENCE_EMERGENCY_WINDOW", Default: "24h", Usage: "how long after the deployment an emergency change's ticket may be approved (CM-1)", set: dur(&c.EmergencyWindow)},
@@ -208,7 +216,11 @@ func Parse(name string, args []string, getenv func(string) string) (*Config, *fl
 			def = ""
 		}
 		usage := f.Usage + " (env " + f.Env + ")"
-		fs.Func(f.Name, usage, func(v string) error { return f.set(v) })
+		if f.Bool {
+			fs.BoolFunc(f.Name, usage, func(v string) error { return f.set(v) })
+		} else {
+			fs.Func(f.Name, usage, func(v string) error { return f.set(v) })
+		}
 		if def != "" {
 			// Show the default in -help the flag package's way.
 			fs.Lookup(f.Name).DefValue = def

@@ -24,6 +24,8 @@ import (
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/config"
+	"github.com/evidencepipeline/evidence/internal/demo"
+	"github.com/evidencepipeline/evidence/internal/live"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/processors/archive"
@@ -56,6 +58,9 @@ type Daemon struct {
 type Options struct {
 	// ArchiveHooks observe the archive.
 	ArchiveHooks archive.Hooks
+	// Demo, with --demo, sets the demo's run, history, pace and limit
+	// (server, token and log are the daemon's).
+	Demo *demo.Config
 }
 
 // Start brings evidenced up and returns once it serves HTTP. The archive
@@ -84,6 +89,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		log.Info("access control on", "tokens", t.Len(), "file", cfg.TokensFile)
 	} else {
 		log.Warn("no --tokens-file: the API is open to anyone who can reach it, so it listens on loopback only", "http_addr", cfg.HTTPAddr)
+	}
+	var demoToken string // --demo with a tokens file: a producer token kept in memory
+	if cfg.Demo && cfg.TokensFile != "" {
+		var derr error
+		if tokens, demoToken, derr = demo.WithToken(cfg.TokensFile); derr != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", derr)
+		}
 	}
 
 	if err := d.connectNATS(ctx); err != nil {
@@ -142,6 +154,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		Log:        log,
 	})
 	registerWebhooks(srv, cfg, bus.NewPublisher(d.js), log, m)
+	lv, err := live.New(live.Config{Store: d.Store, NATS: d.nc, Changes: changes, Tokens: tokens, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("live page: %w", err)
+	}
+	for _, p := range lv.Patterns() {
+		srv.Handle(p, auth.None, lv) // the page checks the auditor role itself (cookie or header)
+	}
 
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -155,6 +174,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	d.http.RegisterOnShutdown(lv.Close) // ends the live page's streams
 	go func() {
 		err := d.http.Serve(l)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -163,9 +183,27 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		d.served <- err
 	}()
 	log.Info("evidenced listening", "http", "http://"+l.Addr().String(), "correlation", cfg.Correlate)
+	log.Info("live page", "url", "http://"+l.Addr().String()+"/live/", "demo", cfg.Demo)
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.bgCancel = cancel
+	if cfg.Demo {
+		dc := demo.Config{}
+		if opts.Demo != nil {
+			dc = *opts.Demo
+		}
+		dc.Server, dc.Token, dc.Log = "http://"+l.Addr().String(), demoToken, log
+		if dc.Seed == 0 {
+			dc.Seed = uint64(max(cfg.DemoSeed, 1))
+		}
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			if err := demo.Run(bg, dc); err != nil && bg.Err() == nil {
+				log.Error("demo stopped", "err", err)
+			}
+		}()
+	}
 	d.bg.Add(1)
 	go func() {
 		defer d.bg.Done()

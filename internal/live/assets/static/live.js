@@ -1,0 +1,106 @@
+// The live page: the verdict stream (server-sent events from /live/events)
+// is prepended to #stream as verdicts arrive, and the posture summary is
+// re-read from /live/posture after each one. No reload, no external code.
+(function () {
+  "use strict";
+  var stream = document.getElementById("stream");
+  var empty = document.getElementById("stream-empty");
+  var conn = document.getElementById("conn");
+  var posture = document.getElementById("posture-body");
+  if (!stream) return;
+  var last = stream.getAttribute("data-after") || "0";
+  var maxItems = 100;
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+  function fmt(t) {
+    if (!t) return "–";
+    var d = new Date(t);
+    if (isNaN(d.getTime())) return t;
+    return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  }
+  function setConn(state, text) {
+    if (!conn) return;
+    conn.setAttribute("data-state", state);
+    conn.textContent = text;
+  }
+
+  function render(seq, v) {
+    var li = el("li", "verdict st-" + v.status);
+    li.setAttribute("data-seq", seq);
+    li.setAttribute("data-change", v.change);
+    li.appendChild(el("span", "badge " + v.status, v.status));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(el("time", null, fmt(v.evaluated_at)));
+    li.appendChild(document.createTextNode(" "));
+    var a = el("a", null, v.repository || v.change);
+    a.href = "/live/changes/" + v.change;
+    li.appendChild(a);
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(el("span", "title", v.title || ""));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(el("span", "where", (v.environments || []).join(", ") + " " + (v.services || []).join(", ")));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(el("span", "changed", (v.changed || []).join(" ")));
+    var failing = (v.results || []).filter(function (r) { return r.status === "fail"; });
+    if (failing.length) {
+      var ul = el("ul", "reasons");
+      failing.forEach(function (r) {
+        var item = el("li");
+        item.appendChild(el("b", null, r.control && r.control.id));
+        item.appendChild(document.createTextNode(" " + ((r.reasons || [])[0] || "")));
+        ul.appendChild(item);
+      });
+      li.appendChild(ul);
+    }
+    return li;
+  }
+
+  var refreshTimer = null;
+  function refreshPosture() {
+    if (!posture || refreshTimer) return;
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      fetch("/live/posture", { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+        .then(function (html) {
+          var tpl = document.createElement("template");
+          tpl.innerHTML = html.trim();
+          var fresh = tpl.content.getElementById("posture-body");
+          if (fresh) { posture.replaceWith(fresh); posture = fresh; }
+        })
+        .catch(function () { /* kept as is; the next verdict tries again */ });
+    }, 150);
+  }
+
+  var es = null, retry = null;
+  function connect() {
+    if (es) es.close();
+    es = new EventSource("/live/events?after=" + encodeURIComponent(last));
+    es.onopen = function () { setConn("open", "live"); };
+    es.addEventListener("verdict", function (ev) {
+      var v;
+      try { v = JSON.parse(ev.data); } catch (e) { return; }
+      last = ev.lastEventId || last;
+      if (stream.querySelector('[data-seq="' + last + '"]')) return;
+      stream.insertBefore(render(last, v), stream.firstChild);
+      while (stream.children.length > maxItems) stream.removeChild(stream.lastChild);
+      if (empty) empty.hidden = true;
+      refreshPosture();
+    });
+    es.onerror = function () {
+      if (es.readyState === EventSource.CLOSED) {
+        setConn("closed", "disconnected, retrying…");
+        clearTimeout(retry);
+        retry = setTimeout(connect, 3000);
+      } else {
+        setConn("reconnecting", "reconnecting…");
+      }
+    };
+  }
+  connect();
+})();

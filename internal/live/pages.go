@@ -1,0 +1,174 @@
+package live
+
+import (
+	"bytes"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
+)
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "–"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12]
+		}
+		return s
+	},
+	"join": strings.Join,
+	"who": func(id *correlate.Identity) string {
+		if id == nil || id.Login == "" {
+			return "–"
+		}
+		return id.Login
+	},
+	"first": func(ss []string) string {
+		if len(ss) == 0 {
+			return ""
+		}
+		return ss[0]
+	},
+	"changeURL": func(id string) string { return "/live/changes/" + id },
+}
+
+// streamItem is a verdict as the page shows it in the stream.
+type streamItem struct {
+	Seq     uint64
+	Verdict evaluate.Verdict
+	Failing []evaluate.Result
+}
+
+func toStreamItems(items []item) []streamItem {
+	out := make([]streamItem, len(items))
+	for i, it := range items {
+		s := streamItem{Seq: it.Seq, Verdict: it.Verdict}
+		for _, r := range it.Verdict.Results {
+			if r.Status == evaluate.Fail {
+				s.Failing = append(s.Failing, r)
+			}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func (h *Handler) render(w http.ResponseWriter, code int, name string, data any) {
+	var buf bytes.Buffer
+	if err := h.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		h.log.Error("live: render", "template", name, "err", err)
+		http.Error(w, "live page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.queryCtx(r)
+	defer cancel()
+	p := h.posture(ctx)
+	changes, err := h.searchChanges(ctx, "", 20)
+	h.render(w, http.StatusOK, "index.html", map[string]any{
+		"Title":       "Compliance posture",
+		"Posture":     p,
+		"Stream":      toStreamItems(h.broker.recent(50)),
+		"After":       h.broker.last(),
+		"Changes":     changes,
+		"ChangesErr":  errText(err),
+		"Query":       "",
+		"Production":  strings.Join(h.cfg.ProductionEnvironments, ", "),
+		"Unavailable": !p.Available,
+	})
+}
+
+func (h *Handler) postureFragment(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.queryCtx(r)
+	defer cancel()
+	h.render(w, http.StatusOK, "posture", map[string]any{"Posture": h.posture(ctx)})
+}
+
+func (h *Handler) postureJSON(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.queryCtx(r)
+	defer cancel()
+	p := h.posture(ctx)
+	w.Header().Set("Content-Type", "application/json")
+	code := http.StatusOK
+	if !p.Available {
+		code = http.StatusServiceUnavailable
+	}
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func (h *Handler) changes(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.queryCtx(r)
+	defer cancel()
+	q := r.URL.Query().Get("q")
+	changes, err := h.searchChanges(ctx, q, 200)
+	h.render(w, http.StatusOK, "changes.html", map[string]any{
+		"Title": "Changes", "Changes": changes, "ChangesErr": errText(err), "Query": q,
+	})
+}
+
+func (h *Handler) trace(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ctx, cancel := h.queryCtx(r)
+	defer cancel()
+	var (
+		rec    correlate.Record
+		found  bool
+		err    error
+		source = "live state"
+	)
+	if h.cfg.Changes != nil {
+		rec, found, err = h.cfg.Changes.Change(ctx, id)
+	}
+	st := h.cfg.Store()
+	if !found && st != nil {
+		var serr error
+		rec, found, serr = recordFromStore(ctx, st, id)
+		source = "ClickHouse copy"
+		if err == nil {
+			err = serr
+		}
+	}
+	data := map[string]any{"Title": "Change " + id, "ID": id, "Source": source, "Query": ""}
+	if !found {
+		msg := "no change record " + id
+		if err != nil {
+			msg += " (" + err.Error() + ")"
+		}
+		data["Message"] = msg
+		h.render(w, http.StatusNotFound, "trace.html", data)
+		return
+	}
+	data["Record"] = rec
+	if st == nil {
+		data["ControlsErr"] = errNoStore.Error()
+	} else {
+		controls, cerr := h.controlsOf(ctx, st, id)
+		verdicts, verr := h.verdictsOf(ctx, st, id)
+		data["Controls"], data["Verdicts"] = controls, verdicts
+		data["ControlsErr"], data["VerdictsErr"] = errText(cerr), errText(verr)
+		data["Status"], _ = overall(controls)
+	}
+	h.render(w, http.StatusOK, "trace.html", data)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,353 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+)
+
+// errNoStore: ClickHouse is not connected (yet, or any more).
+var errNoStore = errors.New("ClickHouse is not connected")
+
+// Window is the production deployments of one period and their verdicts
+// at the moment of deployment (deployment_verdicts).
+type Window struct {
+	Label       string `json:"label"`
+	Deployments int    `json:"deployments"`
+	Passing     int    `json:"passing"`
+	Failing     int    `json:"failing"`
+	Pending     int    `json:"pending"`
+	// Share is the percentage of deployments that passed every control;
+	// -1 when there were none.
+	Share float64 `json:"share"`
+}
+
+// ShareText is Share for people ("–" when there were no deployments).
+func (w Window) ShareText() string {
+	if w.Share < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", w.Share)
+}
+
+// ControlState is a control's current result on a change: its newest row
+// in control_results.
+type ControlState struct {
+	Change      string    `json:"change"`
+	Repository  string    `json:"repository"`
+	Control     string    `json:"control"`
+	Title       string    `json:"title"`
+	Severity    string    `json:"severity"`
+	Status      string    `json:"status"`
+	Reasons     []string  `json:"reasons"`
+	Exception   string    `json:"exception,omitempty"`
+	Deadline    time.Time `json:"deadline,omitzero"`
+	EvaluatedAt time.Time `json:"evaluated_at"`
+}
+
+// Posture is the summary at the top of the page.
+type Posture struct {
+	// Available is false when ClickHouse could not be read; Error says why.
+	Available bool     `json:"available"`
+	Error     string   `json:"error,omitempty"`
+	Windows   []Window `json:"windows"`
+	// OpenViolations counts the controls failing now, over FailingChanges
+	// changes; Violations lists the newest of them.
+	OpenViolations int            `json:"open_violations"`
+	FailingChanges int            `json:"failing_changes"`
+	Violations     []ControlState `json:"violations"`
+	// PendingControls counts the controls pending now; Pending lists them
+	// by deadline, soonest first.
+	PendingControls int            `json:"pending_controls"`
+	Pending         []ControlState `json:"pending"`
+	// Unmatched counts the production deployments that match no change
+	// (CM-8) as they stand now.
+	Unmatched int       `json:"unmatched_deployments"`
+	AsOf      time.Time `json:"as_of"`
+}
+
+// latestResults is the newest control_results row of every change and
+// control, leaving out retired change records (an unmatched deployment
+// since linked to its change, a push since found to be a merge), whose
+// results no longer stand. Aliases differ from the column names: ClickHouse
+// would otherwise read an alias inside its own aggregate.
+const latestResults = `SELECT change_id, control_id,
+	argMax(status, evaluated_at_ns) AS st,
+	argMax(control_title, evaluated_at_ns) AS title,
+	argMax(severity, evaluated_at_ns) AS sev,
+	argMax(reasons, evaluated_at_ns) AS rs,
+	argMax(exception_id, evaluated_at_ns) AS exc,
+	argMax(deadline_ns, evaluated_at_ns) AS dl,
+	argMax(repository, evaluated_at_ns) AS repo,
+	max(evaluated_at_ns) AS at
+FROM control_results
+WHERE change_id NOT IN (SELECT change_id FROM changes FINAL WHERE retired = 1)`
+
+const stateColumns = "change_id, control_id, st, title, sev, rs, exc, dl, repo, at"
+
+// posture reads the summary from ClickHouse.
+func (h *Handler) posture(ctx context.Context) Posture {
+	now := h.cfg.Now()
+	p := Posture{AsOf: now.UTC()}
+	st := h.cfg.Store()
+	if st == nil {
+		p.Error = errNoStore.Error()
+		return p
+	}
+	if err := h.readPosture(ctx, st, now, &p); err != nil {
+		p.Error = err.Error()
+		return p
+	}
+	p.Available = true
+	return p
+}
+
+func (h *Handler) readPosture(ctx context.Context, st *store.Store, now time.Time, p *Posture) error {
+	conn := st.Conn()
+	windows := []struct {
+		label string
+		d     time.Duration
+	}{{"24 h", 24 * time.Hour}, {"7 d", 7 * 24 * time.Hour}}
+	for _, win := range windows {
+		from := now.Add(-win.d).UnixNano()
+		var total, pass, fail, pend uint64
+		row := conn.QueryRow(ctx, `SELECT count(), countIf(verdict = 'pass'), countIf(verdict = 'fail'), countIf(verdict = 'pending')
+FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?`, from, now.UnixNano())
+		if err := row.Scan(&total, &pass, &fail, &pend); err != nil {
+			return fmt.Errorf("read deployment_verdicts: %w", err)
+		}
+		w := Window{Label: win.label, Deployments: int(total), Passing: int(pass), Failing: int(fail), Pending: int(pend), Share: -1}
+		if total > 0 {
+			w.Share = 100 * float64(pass) / float64(total)
+		}
+		p.Windows = append(p.Windows, w)
+	}
+
+	var fails, failing, pend uint64
+	row := conn.QueryRow(ctx, "SELECT countIf(st = 'fail'), uniqExactIf(change_id, st = 'fail'), countIf(st = 'pending') FROM ("+
+		latestResults+" GROUP BY change_id, control_id)")
+	if err := row.Scan(&fails, &failing, &pend); err != nil {
+		return fmt.Errorf("read control_results: %w", err)
+	}
+	p.OpenViolations, p.FailingChanges, p.PendingControls = int(fails), int(failing), int(pend)
+	var err error
+	if p.Violations, err = h.states(ctx, st, "st = 'fail'", "at DESC, change_id, control_id", 25); err != nil {
+		return err
+	}
+	if p.Pending, err = h.states(ctx, st, "st = 'pending'", "dl, change_id, control_id", 25); err != nil {
+		return err
+	}
+
+	rows, err := conn.Query(ctx, "SELECT environment, count() FROM deployments FINAL WHERE unmatched = 1 GROUP BY environment")
+	if err != nil {
+		return fmt.Errorf("read deployments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var env string
+		var n uint64
+		if err := rows.Scan(&env, &n); err != nil {
+			return fmt.Errorf("read deployments: %w", err)
+		}
+		if h.isProduction(env) {
+			p.Unmatched += int(n)
+		}
+	}
+	return rows.Err()
+}
+
+// states reads current control results matching where (over the
+// latestResults columns), in order, at most limit.
+func (h *Handler) states(ctx context.Context, st *store.Store, where, order string, limit int, args ...any) ([]ControlState, error) {
+	q := "SELECT " + stateColumns + " FROM (" + latestResults + " GROUP BY change_id, control_id) WHERE " + where +
+		" ORDER BY " + order + fmt.Sprintf(" LIMIT %d", limit)
+	rows, err := st.Conn().Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read control_results: %w", err)
+	}
+	defer rows.Close()
+	out := []ControlState{}
+	for rows.Next() {
+		var s ControlState
+		var dl, at int64
+		if err := rows.Scan(&s.Change, &s.Control, &s.Status, &s.Title, &s.Severity, &s.Reasons, &s.Exception, &dl, &s.Repository, &at); err != nil {
+			return nil, fmt.Errorf("read control_results: %w", err)
+		}
+		if dl > 0 {
+			s.Deadline = time.Unix(0, dl).UTC()
+		}
+		s.EvaluatedAt = time.Unix(0, at).UTC()
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// ChangeRow is one change in the list.
+type ChangeRow struct {
+	ID           string    `json:"id"`
+	Repository   string    `json:"repository"`
+	PR           int64     `json:"pr,omitempty"`
+	Title        string    `json:"title"`
+	Author       string    `json:"author"`
+	Commit       string    `json:"commit"`
+	Tickets      []string  `json:"tickets"`
+	Environments []string  `json:"environments"`
+	Services     []string  `json:"services"`
+	DirectPush   bool      `json:"direct_push"`
+	Unmatched    bool      `json:"unmatched"`
+	At           time.Time `json:"at"`
+	// Status is the overall current verdict: fail, pending, pass, or empty
+	// when the change has not been evaluated.
+	Status  string   `json:"status"`
+	Failing []string `json:"failing"`
+}
+
+// searchChanges lists the newest live change records whose id, repository,
+// title, author, commit or ticket keys contain q (any case), newest first.
+func (h *Handler) searchChanges(ctx context.Context, q string, limit int) ([]ChangeRow, error) {
+	st := h.cfg.Store()
+	if st == nil {
+		return nil, errNoStore
+	}
+	sql := `SELECT change_id, repository, pr_number, pr_title, author, commit, ticket_keys, environments, services,
+	direct_push, unmatched, greatest(merged_at_ns, last_deployed_at_ns) AS at
+FROM changes FINAL WHERE retired = 0`
+	var args []any
+	if q = strings.ToLower(strings.TrimSpace(q)); q != "" {
+		sql += ` AND position(lower(concat(change_id, ' ', repository, ' ', pr_title, ' ', author, ' ', commit, ' ', arrayStringConcat(ticket_keys, ' '))), ?) > 0`
+		args = append(args, q)
+	}
+	sql += fmt.Sprintf(" ORDER BY at DESC, change_id LIMIT %d", limit)
+	rows, err := st.Conn().Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	defer rows.Close()
+	var out []ChangeRow
+	for rows.Next() {
+		var c ChangeRow
+		var direct, unmatched uint8
+		var at int64
+		if err := rows.Scan(&c.ID, &c.Repository, &c.PR, &c.Title, &c.Author, &c.Commit, &c.Tickets, &c.Environments, &c.Services, &direct, &unmatched, &at); err != nil {
+			return nil, fmt.Errorf("read changes: %w", err)
+		}
+		c.DirectPush, c.Unmatched = direct == 1, unmatched == 1
+		if at > 0 {
+			c.At = time.Unix(0, at).UTC()
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(out))
+	for i, c := range out {
+		ids[i] = c.ID
+	}
+	states, err := h.states(ctx, st, "change_id IN (?)", "change_id, control_id", 100*len(ids), ids)
+	if err != nil {
+		return nil, err
+	}
+	byChange := map[string][]ControlState{}
+	for _, s := range states {
+		byChange[s.Change] = append(byChange[s.Change], s)
+	}
+	for i := range out {
+		out[i].Status, out[i].Failing = overall(byChange[out[i].ID])
+	}
+	return out, nil
+}
+
+// overall is the verdict of a change's current results: fail when one
+// fails, pending when one is pending, pass otherwise; empty when none.
+func overall(ss []ControlState) (string, []string) {
+	if len(ss) == 0 {
+		return "", nil
+	}
+	status := "pass"
+	failing := []string{}
+	for _, s := range ss {
+		switch s.Status {
+		case "fail":
+			status = "fail"
+			failing = append(failing, s.Control)
+		case "pending":
+			if status != "fail" {
+				status = "pending"
+			}
+		}
+	}
+	slices.Sort(failing)
+	return status, failing
+}
+
+// DeploymentVerdict is a row of deployment_verdicts.
+type DeploymentVerdict struct {
+	Environment   string    `json:"environment"`
+	Service       string    `json:"service"`
+	DeploymentKey string    `json:"deployment_key"`
+	Deployer      string    `json:"deployer"`
+	DeployedAt    time.Time `json:"deployed_at"`
+	Verdict       string    `json:"verdict"`
+	Failing       []string  `json:"failing"`
+	Pending       []string  `json:"pending"`
+	Waived        []string  `json:"waived"`
+}
+
+// controlsOf is the current result of every control on one change.
+func (h *Handler) controlsOf(ctx context.Context, st *store.Store, id string) ([]ControlState, error) {
+	return h.states(ctx, st, "change_id = ?", "control_id", 1000, id)
+}
+
+// verdictsOf is the verdict at each production deployment of one change.
+func (h *Handler) verdictsOf(ctx context.Context, st *store.Store, id string) ([]DeploymentVerdict, error) {
+	rows, err := st.Conn().Query(ctx, `SELECT environment, service, deployment_key, deployer, deployed_at_ns, verdict, failing, pending, waived
+FROM deployment_verdicts FINAL WHERE change_id = ? ORDER BY deployed_at_ns, environment, service, deployment_key`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read deployment_verdicts: %w", err)
+	}
+	defer rows.Close()
+	var out []DeploymentVerdict
+	for rows.Next() {
+		var v DeploymentVerdict
+		var at int64
+		if err := rows.Scan(&v.Environment, &v.Service, &v.DeploymentKey, &v.Deployer, &at, &v.Verdict, &v.Failing, &v.Pending, &v.Waived); err != nil {
+			return nil, fmt.Errorf("read deployment_verdicts: %w", err)
+		}
+		v.DeployedAt = time.Unix(0, at).UTC()
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// recordFromStore reads a change record from ClickHouse (when the live
+// state has none, or no live state is configured).
+func recordFromStore(ctx context.Context, st *store.Store, id string) (correlate.Record, bool, error) {
+	var raw string
+	rows, err := st.Conn().Query(ctx, "SELECT record FROM changes FINAL WHERE change_id = ?", id)
+	if err != nil {
+		return correlate.Record{}, false, fmt.Errorf("read changes: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return correlate.Record{}, false, rows.Err()
+	}
+	if err := rows.Scan(&raw); err != nil {
+		return correlate.Record{}, false, fmt.Errorf("read changes: %w", err)
+	}
+	var rec correlate.Record
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return correlate.Record{}, false, fmt.Errorf("change %s in ClickHouse: %w", id, err)
+	}
+	return rec, true, nil
+}
