@@ -1,8 +1,11 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +15,8 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/chlocal"
 	"github.com/evidencepipeline/evidence/internal/cli"
+	"github.com/evidencepipeline/evidence/internal/config"
+	"github.com/evidencepipeline/evidence/internal/daemon"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/internal/verify"
@@ -311,4 +316,61 @@ func TestKeysNew(t *testing.T) {
 	if r := run(t, nil, "", "keys", "new"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--out DIR is required") {
 		t.Fatalf("without --out: %+v", r)
 	}
+}
+
+// evidenced signs its archive with the key it made at first start; evidence
+// verify checks the result with the public key beside it.
+func TestVerifyEvidencedArchive(t *testing.T) {
+	ctx := context.Background()
+	chURL := testenv.DatabaseURL(t)
+	dataDir := filepath.Join(t.TempDir(), "d")
+	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", dataDir, "--clickhouse-url", chURL,
+		"--checkpoint-every", "10", "--checkpoint-interval", "1h", "--correlate=false"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = d.Shutdown(ctx)
+		}
+	})
+	var batch []map[string]any
+	for i := 1; i <= 25; i++ {
+		batch = append(batch, map[string]any{"specversion": "1.0", "id": fmt.Sprintf("e-%d", i), "source": "test/verify",
+			"type": "com.example.note", "data": map[string]any{"n": i}})
+	}
+	body, _ := json.Marshal(batch)
+	resp, err := http.Post("http://"+d.Addr()+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	st := testenv.StoreAt(t, chURL)
+	testenv.WaitForRows(t, st, 25, 60*time.Second)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var n uint64
+		if err := st.Conn().QueryRow(ctx, "SELECT count() FROM checkpoints").Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("%d checkpoints, want 2 (at 10 and 20)", n)
+		}
+		return nil
+	})
+	stopped = true
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &chainFixture{url: chURL, st: st, pubDir: filepath.Join(dataDir, verify.PublicKeyFile)}
+	wantIntact(t, f.verify(t), "events checked: 25 (stream_seq 1..25)", "checkpoints checked: 3", "last signed head: stream_seq 25, 25 events")
+	f.mutate(t, `ALTER TABLE events UPDATE source = 'forged' WHERE stream_seq = 12`)
+	wantTampered(t, f.verify(t), "TAMPERED: row 12 (event e-12) altered: its hash does not match its content")
 }

@@ -65,6 +65,15 @@ type Config struct {
 	ArchiveFlushInterval time.Duration
 	// ShutdownTimeout bounds the drain at SIGTERM.
 	ShutdownTimeout time.Duration
+	// SigningKey is the ed25519 key (PKCS#8 PEM, mode 0600) that signs the
+	// archive's checkpoints; empty: DataDir/evidence-signing.key, made at
+	// first start.
+	SigningKey string
+	// CheckpointEvery and CheckpointInterval: a checkpoint every so many
+	// archived events, or after so long when events were archived since
+	// the last one.
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
 	LogLevel  string
 	LogFormat string
@@ -171,6 +180,9 @@ func (c *Config) flags() []Flag {
 		{Name: "pending-deadline", Env: "EVIDENCE_PENDING_DEADLINE", Default: "1h", Usage: "how long after a production deployment missing evidence may still arrive (pending), before the control fails", set: dur(&c.PendingDeadline)},
 		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
 		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
+		{Name: "signing-key", Env: "EVIDENCE_SIGNING_KEY", Usage: "ed25519 key signing the archive's checkpoints (PKCS#8 PEM, mode 0600; evidence keys new); empty: DATA_DIR/evidence-signing.key, made at first start", set: str(&c.SigningKey)},
+		{Name: "checkpoint-every", Env: "EVIDENCE_CHECKPOINT_EVERY", Default: "10000", Usage: "sign the archive's chain every so many events", set: inum(&c.CheckpointEvery)},
+		{Name: "checkpoint-interval", Env: "EVIDENCE_CHECKPOINT_INTERVAL", Default: "1m", Usage: "sign the archive's chain at least this often while events arrive", set: dur(&c.CheckpointInterval)},
 		{Name: "shutdown-timeout", Env: "EVIDENCE_SHUTDOWN_TIMEOUT", Default: "30s", Usage: "how long SIGTERM waits for in-flight work", set: dur(&c.ShutdownTimeout)},
 		{Name: "log-level", Env: "EVIDENCE_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error", set: str(&c.LogLevel)},
 		{Name: "log-format", Env: "EVIDENCE_LOG_FORMAT", Default: "text", Usage: "text or json", set: str(&c.LogFormat)},
@@ -336,6 +348,19 @@ func (c *Config) Validate() error {
 	}
 	if c.ArchiveFlushInterval <= 0 {
 		return bad("archive-flush-interval", "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", "must be positive")
+	}
+	if c.SigningKey != "" {
+		if fi, err := os.Stat(c.SigningKey); err != nil {
+			return bad("signing-key", "EVIDENCE_SIGNING_KEY", "%v (make one with: evidence keys new --out DIR)", err)
+		} else if fi.IsDir() {
+			return bad("signing-key", "EVIDENCE_SIGNING_KEY", "%q is a directory; give the key file (evidence-signing.key)", c.SigningKey)
+		}
+	}
+	if c.CheckpointEvery < 1 {
+		return bad("checkpoint-every", "EVIDENCE_CHECKPOINT_EVERY", "must be at least 1, got %d", c.CheckpointEvery)
+	}
+	if c.CheckpointInterval <= 0 {
+		return bad("checkpoint-interval", "EVIDENCE_CHECKPOINT_INTERVAL", "must be positive")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown-timeout", "EVIDENCE_SHUTDOWN_TIMEOUT", "must be positive")

@@ -28,7 +28,9 @@ import (
 	"github.com/evidencepipeline/evidence/internal/live"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/verify"
 	"github.com/evidencepipeline/evidence/processors/archive"
+	"github.com/evidencepipeline/evidence/processors/checkpoint"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/schemas"
@@ -52,6 +54,8 @@ type Daemon struct {
 
 	mu    sync.Mutex
 	store *store.Store
+
+	signer *verify.SigningKey // signs the archive's checkpoints
 }
 
 // Options are what tests and benchmarks add to a configuration.
@@ -103,6 +107,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	}
 	if err := bus.EnsureStreams(ctx, d.js, bus.StreamConfig{MaxAge: cfg.StreamMaxAge, Duplicates: cfg.DedupeWindow}); err != nil {
 		return nil, err
+	}
+	if cfg.Archive {
+		signer, err := checkpoint.LoadKey(cfg.SigningKey, cfg.DataDir, log)
+		if err != nil {
+			return nil, err
+		}
+		d.signer = signer
+		if err := checkpoint.EnsureStream(ctx, d.js, 1); err != nil {
+			return nil, err
+		}
 	}
 	catalog, err := schemas.Load()
 	if err != nil {
@@ -306,9 +320,24 @@ func (d *Daemon) runStorage(ctx context.Context, m *metrics.Metrics, opts Option
 	if !d.cfg.Archive {
 		return
 	}
+	// The checkpointer signs the chain as the archive commits it; at stop
+	// it signs the head and flushes, once the archive has stopped.
+	cp := checkpoint.New(d.js, d.Store(), d.signer, checkpoint.Config{Every: uint64(d.cfg.CheckpointEvery), Interval: d.cfg.CheckpointInterval}, d.log)
+	cpDone := make(chan struct{})
+	go func() { defer close(cpDone); cp.Run(ctx) }()
+	defer func() {
+		<-cpDone
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := cp.Stop(sctx); err != nil {
+			d.log.Warn("checkpoint at stop", "err", err)
+		}
+	}()
+	hooks := opts.ArchiveHooks
+	hooks.Committed = cp.Hook(opts.ArchiveHooks.Committed)
 	backoff = time.Second
 	for {
-		a := archive.New(d.js, d.Store(), archive.Config{BatchSize: d.cfg.ArchiveBatchSize, FlushInterval: d.cfg.ArchiveFlushInterval}, d.log, m, opts.ArchiveHooks)
+		a := archive.New(d.js, d.Store(), archive.Config{BatchSize: d.cfg.ArchiveBatchSize, FlushInterval: d.cfg.ArchiveFlushInterval}, d.log, m, hooks)
 		err := a.Run(ctx)
 		if ctx.Err() != nil {
 			return
