@@ -138,7 +138,7 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 	}
 	p.OpenViolations, p.FailingChanges, p.PendingControls = int(fails), int(failing), int(pend)
 	var err error
-	if p.Violations, err = h.states(ctx, st, "st = 'fail'", "at DESC, change_id, control_id", 25); err != nil {
+	if p.Violations, err = h.states(ctx, st, "st = 'fail'", "at DESC, change_id, control_id", 12); err != nil {
 		return err
 	}
 	if p.Pending, err = h.states(ctx, st, "st = 'pending'", "dl, change_id, control_id", 25); err != nil {
@@ -254,7 +254,7 @@ FROM changes FINAL WHERE retired = 0`
 	for i, c := range out {
 		ids[i] = c.ID
 	}
-	states, err := h.states(ctx, st, "change_id IN (?)", "change_id, control_id", 100*len(ids), ids)
+	states, err := h.states(ctx, st, "has(?, change_id)", "change_id, control_id", 100*len(ids), ids)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,291 @@
+package live_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/evidencepipeline/evidence/internal/auth"
+	"github.com/evidencepipeline/evidence/internal/config"
+	"github.com/evidencepipeline/evidence/internal/daemon"
+	"github.com/evidencepipeline/evidence/internal/demo"
+	"github.com/evidencepipeline/evidence/internal/live"
+	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
+	"github.com/evidencepipeline/evidence/producers/emitter"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// env is an in-process evidenced with access control on, ClickHouse, the
+// correlation and evaluation stages: the whole path a verdict takes.
+type env struct {
+	d        *daemon.Daemon
+	base     string
+	auditor  string
+	producer string
+	client   *emitter.Client
+}
+
+func startEvidenced(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{}
+	e.auditor, _ = auth.NewToken()
+	e.producer, _ = auth.NewToken()
+	gate, _ := auth.NewToken()
+	tokens := filepath.Join(dir, "tokens")
+	lines := fmt.Sprintf("auditor %s test-auditor\nproducer %s test-producer\ngate %s test-gate\n", auth.Hash(e.auditor), auth.Hash(e.producer), auth.Hash(gate))
+	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+		"--clickhouse-url", testenv.DatabaseURL(t), "--tokens-file", tokens, "--archive-flush-interval", "50ms"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d, err = daemon.Start(context.Background(), cfg, nil, daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.d.Shutdown(context.Background()) })
+	e.base = "http://" + e.d.Addr()
+	e.client = emitter.New(e.base, e.producer)
+	return e
+}
+
+// scenario is the known one: nine changes, four deployed to production
+// within the last 24 hours, five 2 to 6 days ago.
+var scenario = []struct {
+	kind demo.Kind
+	ago  time.Duration
+}{
+	{demo.Compliant, 5 * time.Hour}, {demo.Compliant, 4 * time.Hour}, {demo.FailingTests, 3 * time.Hour}, {demo.UnmatchedDeployment, 2 * time.Hour},
+	{demo.Compliant, 72 * time.Hour}, {demo.Compliant, 96 * time.Hour}, {demo.CriticalFinding, 120 * time.Hour},
+	{demo.SelfApproved, 48 * time.Hour}, {demo.NoTicketApproval, 144 * time.Hour},
+}
+
+func (e *env) send(t *testing.T, sc demo.Scenario) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.client.Send(ctx, sc.Events...); err != nil {
+		t.Fatalf("post %s change %s: %v", sc.Kind, sc.Change, err)
+	}
+}
+
+func (e *env) get(t *testing.T, path string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.auditor)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		_ = json.Unmarshal(b, v)
+	}
+	return resp.StatusCode
+}
+
+// failsNow counts, with the engine directly, the controls failing now on
+// the scenario's records read from the live state: what the page's "open
+// violations" must show, computed on another path.
+func (e *env) failsNow(t *testing.T, scs []demo.Scenario) (fails, changes int) {
+	t.Helper()
+	engine, err := evaluate.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range scs {
+		var rec correlate.Record
+		if code := e.get(t, "/v1/changes/"+url.PathEscape(sc.Change), &rec); code != 200 {
+			t.Fatalf("change %s: %d", sc.Change, code)
+		}
+		rs, err := engine.Evaluate(context.Background(), rec, time.Now(), evaluate.DefaultParams())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(evaluate.ByStatus(rs, evaluate.Fail))
+		fails += n
+		if n > 0 {
+			changes++
+		}
+	}
+	return fails, changes
+}
+
+// waitPosture polls the posture JSON until ok accepts it.
+func (e *env) waitPosture(t *testing.T, what string, ok func(live.Posture) bool) live.Posture {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var p live.Posture
+	for {
+		p = live.Posture{}
+		e.get(t, "/live/api/posture", &p)
+		if p.Available && ok(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("posture never showed %s: %+v", what, p)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	testenv.Unavailable(t, "chromium (apt-get install -y chromium)", exec.ErrNotFound)
+	return ""
+}
+
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("EVIDENCE_ARTIFACTS_DIR")
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "evidence-artifacts-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestBrowserLivePage opens the live page in headless Chromium (logging in
+// with ?token=, which becomes a cookie), checks the posture of the known
+// scenario, then posts a change with failing tests and requires its
+// verdict on the open page, without a reload, within 2 seconds, and the
+// open violations to grow by its failing controls. A screenshot is kept.
+func TestBrowserLivePage(t *testing.T) {
+	exe := chromium(t)
+	e := startEvidenced(t)
+	now := time.Now()
+	var scs []demo.Scenario
+	for i, s := range scenario {
+		sc := demo.BuildKind(1, "browser", i, s.kind, now.Add(-s.ago), time.Minute)
+		e.send(t, sc)
+		scs = append(scs, sc)
+	}
+	p := e.waitPosture(t, "9 judged deployments", func(p live.Posture) bool { return len(p.Windows) == 2 && p.Windows[1].Deployments == 9 })
+	wantFails, wantChanges := e.failsNow(t, scs)
+	p = e.waitPosture(t, fmt.Sprintf("%d open violations", wantFails), func(p live.Posture) bool { return p.OpenViolations == wantFails && p.Unmatched == 1 })
+	w24, w7 := p.Windows[0], p.Windows[1]
+	if w24.Deployments != 4 || w24.Passing != 2 || w24.ShareText() != "50%" {
+		t.Errorf("24 h: %+v, want 2 of 4 passing (50%%)", w24)
+	}
+	if w7.Deployments != 9 || w7.Passing != 4 || w7.Failing != 4 || w7.Pending != 1 || w7.ShareText() != "44%" {
+		t.Errorf("7 d: %+v, want 4 of 9 passing (44%%), 4 failing, 1 pending", w7)
+	}
+	if p.FailingChanges != wantChanges || p.Unmatched != 1 {
+		t.Errorf("failing changes %d, unmatched %d; want %d and 1", p.FailingChanges, p.Unmatched, wantChanges)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("headless", true), chromedp.Flag("disable-background-networking", true), chromedp.WindowSize(1400, 1800))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelT()
+
+	text := func(sel string) string {
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(v)
+	}
+	poll := func(expr string, timeout time.Duration) error {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(20*time.Millisecond)))
+		return err
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(e.base+"/?token="+e.auditor),
+		chromedp.WaitVisible(chromedp.CSS(`#posture-body`)),
+	); err != nil {
+		t.Fatalf("open the live page: %v", err)
+	}
+	if err := poll(`document.getElementById("conn").dataset.state === "open"`, 10*time.Second); err != nil {
+		t.Fatalf("the page's stream did not connect: %v (%s)", err, text("#conn"))
+	}
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	if strings.Contains(loc, "token=") || !strings.HasSuffix(loc, "/live/") {
+		t.Errorf("after login the address is %s, want /live/ without the token", loc)
+	}
+	share24, share7 := text(`[data-window="24 h"] .share`), text(`[data-window="7 d"] .share`)
+	violations, unmatched := text(`#open-violations`), text(`#unmatched`)
+	if share24 != "50%" || share7 != "44%" || violations != fmt.Sprint(wantFails) || unmatched != "1" {
+		t.Errorf("page shows 24 h %q, 7 d %q, open violations %q, unmatched %q; want 50%%, 44%%, %d, 1", share24, share7, violations, unmatched, wantFails)
+	}
+
+	// A new violation, posted while the page is open.
+	sc := demo.BuildKind(1, "browser", 100, demo.FailingTests, time.Now().Add(-time.Minute), time.Second)
+	posted := time.Now()
+	e.send(t, sc)
+	sel := fmt.Sprintf(`#stream li.verdict.st-fail[data-change=%q]`, sc.Change)
+	err := poll(fmt.Sprintf(`document.querySelector(%q) !== null`, sel), 2*time.Second)
+	seen := time.Since(posted)
+	if err != nil {
+		t.Fatalf("the new violation did not appear on the open page within 2 s of its post (%v)", err)
+	}
+	t.Logf("new violation on the open page %v after its post", seen.Round(time.Millisecond))
+	if reasons := text(sel + " .reasons"); !strings.Contains(reasons, "CM-4") {
+		t.Errorf("the new verdict's reasons %q do not name CM-4", reasons)
+	}
+	newFails, _ := e.failsNow(t, []demo.Scenario{sc})
+	want := fmt.Sprint(wantFails + newFails)
+	if err := poll(fmt.Sprintf(`document.getElementById("open-violations").textContent.trim() === %q`, want), 10*time.Second); err != nil {
+		t.Errorf("open violations on the page: %q, want %s without a reload", text("#open-violations"), want)
+	}
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(artifactsDir(t), "live-page.png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+
+	// The change trace, reached by the stream's link.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(sel+" a")),
+		chromedp.WaitVisible(chromedp.CSS(`#controls`)),
+	); err != nil {
+		t.Fatalf("change trace: %v", err)
+	}
+	title, controls := text("#change-title"), text("#controls")
+	// Back on the page, the latest changes list the new one with its status.
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.base+"/live/changes?q="+url.QueryEscape(sc.Ticket))); err != nil {
+		t.Fatal(err)
+	}
+	if row := text(fmt.Sprintf(`#changes tr[data-change=%q]`, sc.Change)); !strings.Contains(row, "fail") || !strings.Contains(row, "CM-4") || !strings.Contains(row, sc.Ticket) {
+		t.Errorf("search for %s: row %q, want the change, failing CM-4", sc.Ticket, row)
+	}
+	if !strings.Contains(title, sc.Ticket) || !strings.Contains(controls, "CM-4") || !strings.Contains(controls, "fail") {
+		t.Errorf("trace of %s: title %q, controls %q", sc.Change, title, controls)
+	}
+}
