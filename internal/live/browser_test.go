@@ -39,7 +39,7 @@ type env struct {
 	client   *emitter.Client
 }
 
-func startEvidenced(t *testing.T) *env {
+func startEvidenced(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{}

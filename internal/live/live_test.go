@@ -94,7 +94,7 @@ type sse struct {
 	comments []string
 }
 
-func openStream(t *testing.T, url string, h http.Header) *sse {
+func openStream(t testing.TB, url string, h http.Header) *sse {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	for k, v := range h {
@@ -114,6 +114,15 @@ func openStream(t *testing.T, url string, h http.Header) *sse {
 // next returns the next event's fields (id, event, data).
 func (s *sse) next(t *testing.T) map[string]string {
 	t.Helper()
+	if ev := s.nextOrEnd(); ev != nil {
+		return ev
+	}
+	t.Fatalf("stream ended: %v", s.sc.Err())
+	return nil
+}
+
+// nextOrEnd is next, nil when the stream ends.
+func (s *sse) nextOrEnd() map[string]string {
 	ev := map[string]string{}
 	for s.sc.Scan() {
 		line := s.sc.Text()
@@ -130,7 +139,6 @@ func (s *sse) next(t *testing.T) map[string]string {
 			ev[k] = v
 		}
 	}
-	t.Fatalf("stream ended: %v", s.sc.Err())
 	return nil
 }
 
