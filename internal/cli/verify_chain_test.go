@@ -140,6 +140,18 @@ func TestVerifyAlteredRow(t *testing.T) {
 	// Any column takes part: the receive time of another row.
 	f.mutate(t, `ALTER TABLE events UPDATE received_ns = received_ns + 1 WHERE stream_seq = 4`)
 	wantTampered(t, f.verify(t), "TAMPERED: row 4 (event ev-0000004) altered: its hash does not match its content\n")
+
+	// A row changed and its hash recomputed: the next row still names the
+	// original.
+	g := newChain(t, verifytest.Chain{Events: 50, Every: 10})
+	r := verifytest.Row(17, 17)
+	r.PrevHash, r.Subject = g.row(t, 16).Hash, "approved-by-nobody"
+	h, err := archive.RowHash(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mutate(t, fmt.Sprintf(`ALTER TABLE events UPDATE subject = '%s', hash = '%s' WHERE stream_seq = 17`, r.Subject, h))
+	wantTampered(t, g.verify(t), "TAMPERED: row 17 (event ev-0000017) altered: its hash was recomputed after a change, but row 18's prev_hash still names the original\n")
 }
 
 func TestVerifyDeletedRow(t *testing.T) {
@@ -373,4 +385,34 @@ func TestVerifyEvidencedArchive(t *testing.T) {
 	wantIntact(t, f.verify(t), "events checked: 25 (stream_seq 1..25)", "checkpoints checked: 3", "last signed head: stream_seq 25, 25 events")
 	f.mutate(t, `ALTER TABLE events UPDATE source = 'forged' WHERE stream_seq = 12`)
 	wantTampered(t, f.verify(t), "TAMPERED: row 12 (event e-12) altered: its hash does not match its content")
+}
+
+// A signing key others can read stops evidenced at start, naming the flag.
+func TestEvidencedRefusesAnExposedKey(t *testing.T) {
+	dir := t.TempDir()
+	if r := run(t, nil, "", "keys", "new", "--out", dir); r.code != 0 {
+		t.Fatalf("keys new: %+v", r)
+	}
+	path := filepath.Join(dir, verify.PrivateKeyFile)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "d"),
+		"--clickhouse-url", testenv.DatabaseURL(t), "--signing-key", path}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(context.Background(), cfg, nil, daemon.Options{})
+	if err == nil {
+		_ = d.Shutdown(context.Background())
+		t.Fatal("evidenced started with a world-readable signing key")
+	}
+	if want := "--signing-key (EVIDENCE_SIGNING_KEY): " + path + " has mode 0644"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q lacks %q", err, want)
+	}
+	// A missing file is refused by the configuration, naming the flag.
+	_, _, err = config.Parse("evidenced", []string{"--signing-key", filepath.Join(dir, "nope.key")}, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "--signing-key (EVIDENCE_SIGNING_KEY): stat ") {
+		t.Fatalf("missing key: %v", err)
+	}
 }
