@@ -2,7 +2,7 @@
 # The quick start: on a fresh Debian machine with Go, installs and starts a
 # local ClickHouse if none answers, builds evidenced and evidence, and runs
 # evidenced with its embedded NATS in the foreground (Ctrl-C stops it).
-# Extra arguments go to evidenced.
+# Extra arguments go to evidenced (--demo=false: no demo evidence).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${EVIDENCE_DATA_DIR:-./data}"
@@ -19,7 +19,10 @@ go build -o bin/ ./cmd/evidenced ./cmd/evidence
 HTTP_ADDR="${EVIDENCE_HTTP_ADDR:-127.0.0.1:8080}"
 cat <<MSG
 
-evidenced starts now, on http://$HTTP_ADDR. In another terminal:
+evidenced starts now, with demo evidence (--demo, sources https://demo.evidence.invalid/...).
+The live page: http://$HTTP_ADDR/live/   (first changes within seconds)
+
+In another terminal:
 
   bin/evidence emit --type dev.evidencepipeline.pipelinerun.finished.v1 --source https://ci.example/acme \\
     --data '{"repository":"github.com/acme/payments","commit":"4f2a9c1","run_id":"1","outcome":"success"}'
@@ -27,4 +30,4 @@ evidenced starts now, on http://$HTTP_ADDR. In another terminal:
   curl -s http://$HTTP_ADDR/readyz
 
 MSG
-exec bin/evidenced --http-addr "$HTTP_ADDR" --data-dir "$DATA" --clickhouse-url "clickhouse://127.0.0.1:$CH_PORT/evidence" "$@"
+exec bin/evidenced --http-addr "$HTTP_ADDR" --data-dir "$DATA" --clickhouse-url "clickhouse://127.0.0.1:$CH_PORT/evidence" --demo "$@"
