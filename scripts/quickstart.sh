@@ -27,6 +27,8 @@ In another terminal:
   bin/evidence emit --type dev.evidencepipeline.pipelinerun.finished.v1 --source https://ci.example/acme \\
     --data '{"repository":"github.com/acme/payments","commit":"4f2a9c1","run_id":"1","outcome":"success"}'
   clickhouse-client --port $CH_PORT -q 'SELECT stream_seq, type, event_id, hash FROM evidence.events'
+  # as the read-only auditor (docs/auditor-guide.md; the URL is printed above)
+  clickhouse-client --port $CH_PORT --user auditor --password "\$(cat $DATA/clickhouse/auditor.password)" -d evidence -q 'SELECT count() FROM changes FINAL'
   curl -s http://$HTTP_ADDR/readyz
 
 MSG

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -128,6 +129,36 @@ func DatabaseURL(t testing.TB) string {
 		}
 	})
 	return u
+}
+
+// AuditorURL lets the read-only auditor user read database on the shared
+// server (waiting until the server has reloaded its users) and returns the
+// auditor's URL for it: clickhouse://auditor:<random password>@host:port/database.
+// The auditor may not create a database: connect with store.OpenReadOnly
+// (or AuditorConn), not store.Open.
+func AuditorURL(t testing.TB, database string) string {
+	t.Helper()
+	s := ClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.AllowAuditor(ctx, database); err != nil {
+		t.Fatalf("let the auditor read %s: %v", database, err)
+	}
+	return s.AuditorURL(database)
+}
+
+// AuditorConn connects to database on the shared server as the read-only
+// auditor user (see AuditorURL), closed after the test.
+func AuditorConn(t testing.TB, database string) driver.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.OpenReadOnly(ctx, AuditorURL(t, database), nil)
+	if err != nil {
+		t.Fatalf("connect as the auditor: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st.Conn()
 }
 
 // Store opens a migrated store on a fresh database of the shared server.

@@ -1,7 +1,10 @@
 // Command chlocal starts a local ClickHouse server for the quick start,
 // unless one already answers on the port: it writes a configuration into
 // -dir, starts the installed clickhouse-server in the background, waits
-// until it answers and exits, leaving it running.
+// until it answers and exits, leaving it running. It prints the URL of
+// the read-only auditor user (docs/auditor-guide.md), whose password is
+// EVIDENCE_CLICKHOUSE_AUDITOR_PASSWORD when set, else the one kept in
+// -dir/auditor.password (generated at first start).
 //
 //	go run ./internal/chlocal/cmd/chlocal -dir ./data/clickhouse -tcp-port 9000
 //	go run ./internal/chlocal/cmd/chlocal -dir ./data/clickhouse -stop
@@ -12,9 +15,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,9 +43,10 @@ func main() {
 	addr := "127.0.0.1:" + strconv.Itoa(*tcp)
 	if chlocal.Ping(addr, time.Second) == nil {
 		fmt.Printf("ClickHouse already answers on %s; using it\n", addr)
+		printAuditor(addr, *dir)
 		return
 	}
-	s, err := chlocal.New(*dir, *tcp, *httpPort)
+	s, err := chlocal.NewWith(chlocal.Config{Dir: *dir, TCPPort: *tcp, HTTPPort: *httpPort, AuditorPassword: os.Getenv(chlocal.AuditorPasswordEnv)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chlocal:", err)
 		os.Exit(1)
@@ -56,6 +62,29 @@ func main() {
 	}
 	s.Detach()
 	fmt.Printf("ClickHouse started on %s (data and logs in %s; stop it with: go run ./internal/chlocal/cmd/chlocal -dir %s -stop)\n", addr, s.Dir, *dir)
+	fmt.Printf("Read-only auditor (database %s): %s\n", chlocal.DefaultAuditorDatabase, s.AuditorURL(chlocal.DefaultAuditorDatabase))
+}
+
+// printAuditor prints the auditor's URL of a server already running, when
+// -dir holds the users.xml that chlocal wrote for it and the password is
+// known; else how to get one.
+func printAuditor(addr, dir string) {
+	users, err := os.ReadFile(filepath.Join(dir, "users.xml"))
+	if err != nil || !strings.Contains(string(users), "<"+chlocal.AuditorUser+">") {
+		fmt.Printf("No auditor user known for it in %s: stop it and run this again to have one (docs/auditor-guide.md)\n", dir)
+		return
+	}
+	pw := os.Getenv(chlocal.AuditorPasswordEnv)
+	if pw == "" {
+		b, err := os.ReadFile(filepath.Join(dir, chlocal.AuditorPasswordFile))
+		if err != nil {
+			fmt.Printf("Auditor password unknown (%v): set %s\n", err, chlocal.AuditorPasswordEnv)
+			return
+		}
+		pw = strings.TrimSpace(string(b))
+	}
+	u := url.URL{Scheme: "clickhouse", User: url.UserPassword(chlocal.AuditorUser, pw), Host: addr, Path: "/" + chlocal.DefaultAuditorDatabase}
+	fmt.Printf("Read-only auditor (database %s): %s\n", chlocal.DefaultAuditorDatabase, u.String())
 }
 
 func stopServer(pidFile string) error {
