@@ -142,7 +142,7 @@ func (c *Checkpointer) Committed(rows []store.EventRow) {
 		c.headSeq, c.headHash = r.StreamSeq, r.Hash
 		c.count++
 		if c.count-c.lastCount() >= c.cfg.Every {
-			c.make()
+			c.sign()
 			made = true
 		}
 	}
@@ -171,8 +171,8 @@ func (c *Checkpointer) signal() {
 	}
 }
 
-// make signs the current head; c.mu is held.
-func (c *Checkpointer) make() {
+// sign signs the current head and queues it; c.mu is held.
+func (c *Checkpointer) sign() {
 	cp := verify.Checkpoint{Seq: c.headSeq, Count: c.count, Head: c.headHash, CreatedNs: c.cfg.Now().UnixNano()}
 	cp.Sign(c.key)
 	c.queue = append(c.queue, cp)
@@ -263,7 +263,7 @@ func (c *Checkpointer) tick(ctx context.Context) {
 	if c.hasLast && c.cfg.Now().Sub(c.last.Created()) < c.cfg.Interval {
 		return
 	}
-	c.make()
+	c.sign()
 }
 
 // Stop signs the head if it is not signed and flushes the queue, giving up
@@ -271,7 +271,7 @@ func (c *Checkpointer) tick(ctx context.Context) {
 func (c *Checkpointer) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	if c.ready && c.headSeq > 0 && (!c.hasLast || c.last.Seq < c.headSeq) {
-		c.make()
+		c.sign()
 	}
 	c.mu.Unlock()
 	for {
