@@ -129,11 +129,17 @@ FROM (
 ) USING (change_id)
 ORDER BY deployed_ns, environment, service, deployment_key`
 
+// reportBlockRows is the block size the population is read in.
+const reportBlockRows = 2048
+
 // Population calls fn with every deployment to env whose time (start,
 // else finish) is in [fromNs, toNs), in a stable order: by time, then
 // environment, service and deployment key. It streams: memory does not
 // grow with the population. An error of fn stops it and is returned.
 func (s *Store) Population(ctx context.Context, env string, fromNs, toNs int64, fn func(PopulationRow) error) error {
+	// Smaller blocks than the default 65,536 rows: the driver holds a
+	// block or two decoded, so this bounds the client's memory.
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_block_size": reportBlockRows}))
 	rows, err := s.conn.Query(ctx, PopulationQuery, env, fromNs, toNs, env, env, fromNs, toNs, env, fromNs, toNs)
 	if err != nil {
 		return fmt.Errorf("read the population: %w", err)
