@@ -272,7 +272,12 @@ func reportRun(t *testing.T, url string, args ...string) result {
 }
 
 func TestReports(t *testing.T) {
-	url := reportScenario(t)
+	// The reports run as the read-only auditor user.
+	o, err := store.ParseURL(reportScenario(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := testenv.AuditorURL(t, o.Database)
 
 	t.Run("population", func(t *testing.T) {
 		r := reportRun(t, url, append([]string{"population"}, period...)...)

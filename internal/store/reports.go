@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -138,9 +139,16 @@ const reportBlockRows = 2048
 // grow with the population. An error of fn stops it and is returned.
 func (s *Store) Population(ctx context.Context, env string, fromNs, toNs int64, fn func(PopulationRow) error) error {
 	// Smaller blocks than the default 65,536 rows: the driver holds a
-	// block or two decoded, so this bounds the client's memory.
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_block_size": reportBlockRows}))
-	rows, err := s.conn.Query(ctx, PopulationQuery, env, fromNs, toNs, env, env, fromNs, toNs, env, fromNs, toNs)
+	// block or two decoded, so this bounds the client's memory. A server
+	// that refuses a setting to a readonly=1 user (current releases may)
+	// is asked again with its defaults.
+	args := []any{env, fromNs, toNs, env, env, fromNs, toNs, env, fromNs, toNs}
+	small := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_block_size": reportBlockRows}))
+	rows, err := s.conn.Query(small, PopulationQuery, args...)
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) && ex.Code == 164 { // READONLY: cannot modify a setting in readonly mode
+		rows, err = s.conn.Query(ctx, PopulationQuery, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("read the population: %w", err)
 	}
