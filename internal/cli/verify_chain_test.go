@@ -416,3 +416,14 @@ func TestEvidencedRefusesAnExposedKey(t *testing.T) {
 		t.Fatalf("missing key: %v", err)
 	}
 }
+
+// The auditor verifies as the read-only auditor user.
+func TestVerifyAsAuditor(t *testing.T) {
+	f := newChain(t, verifytest.Chain{Events: 30, Every: 10})
+	auditor := testenv.AuditorURL(t, f.st.Database())
+	r := run(t, map[string]string{"EVIDENCE_CLICKHOUSE_URL": auditor}, "", "verify", "--public-key", f.pubDir)
+	wantIntact(t, r, "events checked: 30 (stream_seq 1..30)", "checkpoints checked: 3")
+	f.mutate(t, `ALTER TABLE events DELETE WHERE stream_seq = 12`)
+	r = run(t, map[string]string{"EVIDENCE_CLICKHOUSE_URL": auditor}, "", "verify", "--public-key", f.pubDir)
+	wantTampered(t, r, "TAMPERED: row 12 missing between 11 and 13")
+}

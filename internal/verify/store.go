@@ -90,14 +90,12 @@ func ScanCheckpoints(ctx context.Context, conn driver.Conn, from, to uint64, fn 
 	return rows.Err()
 }
 
-// scanPage is the span of stream sequences ScanEvents asks for at once,
-// and scanBlock the rows per block it asks the server for: each query
-// sorts one page, so neither the server's memory nor the client's grows
-// with the number of rows (18.16 sorts in memory for ORDER BY).
-const (
-	scanPage  = 200_000
-	scanBlock = 8192
-)
+// scanPage is the span of stream sequences ScanEvents asks for at once:
+// each query sorts one page (18.16 sorts an ORDER BY in memory), so neither
+// the server's memory nor the client's grows with the number of rows. No
+// query setting is changed (max_block_size stays the server's), because
+// the read-only auditor user (readonly = 1) may not change settings.
+const scanPage = 16_384
 
 // ScanEvents calls fn for each events row with from <= stream_seq <= to
 // (to = 0: up to the newest row when the scan starts), in stream order
@@ -115,7 +113,7 @@ func ScanEvents(ctx context.Context, conn driver.Conn, from, to uint64, fn func(
 		}
 		to = last
 	}
-	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_block_size": scanBlock}), clickhouse.WithBlockBufferSize(2))
+	qctx := clickhouse.Context(ctx, clickhouse.WithBlockBufferSize(2))
 	var r store.EventRow
 	var et, ra time.Time
 	var data string
