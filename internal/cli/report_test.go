@@ -519,11 +519,24 @@ func TestReports(t *testing.T) {
 
 	t.Run("package", func(t *testing.T) {
 		dir := t.TempDir()
-		priv, pub := writeKeys(t, dir, "signer")
+		// The signer's keys as evidence keys new writes them.
+		k := run(t, nil, "", "keys", "new", "--out", filepath.Join(dir, "signer"))
+		if k.code != 0 {
+			t.Fatalf("keys new: %+v", k)
+		}
+		priv, pub := filepath.Join(dir, "signer", "evidence-signing.key"), filepath.Join(dir, "signer", "evidence-signing.pub")
+		pubKey, err := report.ReadPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyID := report.KeyID(pubKey)
+		if !strings.Contains(k.stdout, keyID) {
+			t.Errorf("keys new printed %q; the key id of its public key is %s", k.stdout, keyID)
+		}
 		_, otherPub := writeKeys(t, dir, "other")
 		pkg := filepath.Join(dir, "q1.zip")
 		r := reportRun(t, url, append([]string{"package", "--out", pkg, "--signing-key", priv, "--size", "3", "--seed", "20250331"}, period...)...)
-		if r.code != 0 || !strings.Contains(r.stdout, "seed 20250331") {
+		if r.code != 0 || !strings.Contains(r.stdout, "seed 20250331") || !strings.Contains(r.stdout, "signed by key "+keyID) {
 			t.Fatalf("package: %+v", r)
 		}
 		names := zipNames(t, pkg)
