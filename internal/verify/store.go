@@ -124,7 +124,9 @@ func ScanEvents(ctx context.Context, conn driver.Conn, from, to uint64, fn func(
 		if err != nil {
 			return fmt.Errorf("read events: %w", err)
 		}
+		n := 0
 		for rows.Next() {
+			n++
 			if err := rows.Scan(&r.StreamSeq, &r.EventID, &r.Source, &r.Type, &r.Subject, &et, &r.EventTimeNs,
 				&ra, &r.ReceivedNs, &r.DataContentType, &r.DataSchema, &r.Extensions, &data, &b64, &r.PrevHash, &r.Hash); err != nil {
 				rows.Close()
@@ -145,6 +147,18 @@ func ScanEvents(ctx context.Context, conn driver.Conn, from, to uint64, fn func(
 			break
 		}
 		lo = hi + 1
+		if n == 0 {
+			// A stretch without rows (retention, a long outage of the
+			// archive): go on from the next row there is.
+			var next uint64
+			if err := conn.QueryRow(ctx, "SELECT min(stream_seq) FROM events WHERE stream_seq >= ?", lo).Scan(&next); err != nil {
+				return fmt.Errorf("read events: %w", err)
+			}
+			if next == 0 {
+				break
+			}
+			lo = next
+		}
 	}
 	return nil
 }
