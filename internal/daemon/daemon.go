@@ -168,7 +168,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		Log:        log,
 	})
 	registerWebhooks(srv, cfg, bus.NewPublisher(d.js), log, m)
-	lv, err := live.New(live.Config{Store: d.Store, NATS: d.nc, Changes: changes, Tokens: tokens, Log: log})
+	lv, err := live.New(live.Config{Store: d.Store, NATS: d.nc, Changes: changes, Tokens: tokens, Log: log,
+		ProductionEnvironments: cfg.ProductionEnvironments})
 	if err != nil {
 		return nil, fmt.Errorf("live page: %w", err)
 	}
