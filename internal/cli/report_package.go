@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/report"
+	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
 // runReportPackage is `evidence report package`: the signed evidence
@@ -34,7 +36,7 @@ func runReportPackage(ctx context.Context, args []string, env Env) int {
 	if *keyPath == "" {
 		return fail(env, ExitUsage, "report package: --signing-key FILE is required (make one with evidence keys new --out DIR)")
 	}
-	key, err := report.ReadPrivateKey(*keyPath)
+	key, err := readSigningKey(*keyPath)
 	if err != nil {
 		return fail(env, ExitUsage, "report package: --signing-key: %v", err)
 	}
@@ -95,7 +97,7 @@ func runVerifyPackage(_ context.Context, args []string, env Env) int {
 	if *pubPath == "" {
 		return fail(env, ExitUsage, "verify package: --public-key FILE is required (the signer's evidence-signing.pub)")
 	}
-	pub, err := report.ReadPublicKey(*pubPath)
+	pub, err := verify.ReadPublicKey(*pubPath)
 	if err != nil {
 		return fail(env, ExitUsage, "verify package: --public-key: %v", err)
 	}
@@ -117,8 +119,18 @@ func runVerifyPackage(_ context.Context, args []string, env Env) int {
 		return ExitFail
 	}
 	m := res.Manifest
-	fmt.Fprintf(env.Stdout, "package %s is intact: %d files match manifest.json, signed by key %s\n", pos[0], res.Files, report.KeyID(pub))
+	fmt.Fprintf(env.Stdout, "package %s is intact: %d files match manifest.json, signed by key %s\n", pos[0], res.Files, verify.KeyID(pub))
 	fmt.Fprintf(env.Stdout, "%s deployments from %s to %s (excluded): population %d, sample %d (seed %s), made %s\n",
 		m.Environment, m.From, m.To, m.Population, m.Sample.Drawn, m.Sample.Seed, m.CreatedAt)
 	return ExitOK
+}
+
+// readSigningKey reads the package's signing key as evidence keys new
+// wrote it (readable by its owner only).
+func readSigningKey(path string) (ed25519.PrivateKey, error) {
+	k, err := verify.LoadSigningKey(path)
+	if err != nil {
+		return nil, err
+	}
+	return k.Private, nil
 }

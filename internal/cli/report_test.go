@@ -26,6 +26,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/report"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/internal/verify"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
 )
@@ -525,11 +526,11 @@ func TestReports(t *testing.T) {
 			t.Fatalf("keys new: %+v", k)
 		}
 		priv, pub := filepath.Join(dir, "signer", "evidence-signing.key"), filepath.Join(dir, "signer", "evidence-signing.pub")
-		pubKey, err := report.ReadPublicKey(pub)
+		pubKey, err := verify.ReadPublicKey(pub)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keyID := report.KeyID(pubKey)
+		keyID := verify.KeyID(pubKey)
 		if !strings.Contains(k.stdout, keyID) {
 			t.Errorf("keys new printed %q; the key id of its public key is %s", k.stdout, keyID)
 		}
@@ -622,7 +623,7 @@ func TestReports(t *testing.T) {
 		}{
 			{[]string{"verify", "package", notZip, "--public-key", pub}, cli.ExitFail, "not a readable zip archive"},
 			{[]string{"verify", "package", pkg}, cli.ExitUsage, "--public-key FILE is required"},
-			{[]string{"verify", "package", pkg, "--public-key", priv}, cli.ExitUsage, `a "PRIVATE KEY" PEM block, want "PUBLIC KEY"`},
+			{[]string{"verify", "package", pkg, "--public-key", priv}, cli.ExitUsage, `PEM block "PRIVATE KEY", want "PUBLIC KEY"`},
 			{[]string{"verify", "package", filepath.Join(dir, "none.zip"), "--public-key", pub}, cli.ExitUsage, "none.zip"},
 			{[]string{"report", "package", "--out", pkg, "--signing-key", pub, "--size", "1", "--from", "2025-03-01", "--to", "2025-03-02"},
 				cli.ExitUsage, `--signing-key: ` + pub + `: a "PUBLIC KEY" PEM block`},

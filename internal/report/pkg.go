@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
 // The evidence package (docs/reports.md, "Evidence package"): a zip of
@@ -121,7 +122,7 @@ func BuildPackage(ctx context.Context, st *store.Store, out io.Writer, o Package
 	z := &zipper{w: zip.NewWriter(out), at: o.Now.UTC()}
 	m := Manifest{Format: PackageFormat, CreatedAt: stamp(o.Now), Environment: p.Environment, From: stamp(p.From), To: stamp(p.To),
 		Population: len(rows), Sample: ManifestSample{Seed: o.Seed, Size: o.Plan.Size, Drawn: len(sample.Picks), Changes: len(ids)},
-		Signature: ManifestSig{Algorithm: "ed25519", KeyID: KeyID(o.Key.Public().(ed25519.PublicKey)), File: SignatureFile,
+		Signature: ManifestSig{Algorithm: "ed25519", KeyID: verify.KeyID(o.Key.Public().(ed25519.PublicKey)), File: SignatureFile,
 			Signs: "the bytes of manifest.json"}}
 
 	var dirs []string
@@ -320,7 +321,7 @@ func VerifyPackage(r io.ReaderAt, size int64, pub ed25519.PublicKey) VerifyResul
 			bad("%s: %d bytes, an ed25519 signature has %d", SignatureFile, len(sig), ed25519.SignatureSize)
 		case !ed25519.Verify(pub, mb, sig):
 			bad("%s: the signature does not match %s with the public key %s: the manifest was altered, or signed by another key",
-				SignatureFile, ManifestFile, KeyID(pub))
+				SignatureFile, ManifestFile, verify.KeyID(pub))
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(mb))

@@ -6,9 +6,9 @@
 // names the first row altered, deleted or inserted.
 //
 // It depends on neither NATS nor the archive stage, so the evidence CLI can
-// use it (internal/hygiene keeps them out). The chain hash here must stay
-// byte-for-byte the archive's (processors/archive.RowHash); a test checks
-// the two against each other on the archive's own output.
+// use it (internal/hygiene keeps them out). The chain is defined here
+// once (RowHash): the archive chains with ChainHash, the verifier checks
+// with RowHash, and a test checks both against the definition by hand.
 //
 // # Checkpoints
 //

@@ -120,9 +120,6 @@ func LoadSigningKey(path string) (*SigningKey, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory, not a key file", path)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o: a signing key must be readable by its owner only (chmod 600 %s)", path, perm, path)
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -131,8 +128,14 @@ func LoadSigningKey(path string) (*SigningKey, error) {
 	if block == nil {
 		return nil, fmt.Errorf("%s: not a PEM file (want a PKCS#8 \"PRIVATE KEY\" block, as evidence keys new writes)", path)
 	}
+	if block.Type == "PUBLIC KEY" {
+		return nil, fmt.Errorf("%s: a \"PUBLIC KEY\" PEM block: give the private key (%s), not the public one", path, PrivateKeyFile)
+	}
 	if block.Type != "PRIVATE KEY" {
 		return nil, fmt.Errorf("%s: PEM block %q, want \"PRIVATE KEY\" (PKCS#8)", path, block.Type)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: a signing key must be readable by its owner only (chmod 600 %s)", path, perm, path)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
@@ -191,18 +194,27 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
+// ReadPublicKey reads a PKIX PEM ed25519 public key file.
+func ReadPublicKey(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ParsePublicKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pub, nil
+}
+
 // LoadPublicKeys reads public keys from files and directories (every
 // *.pub file in them), keyed by key id.
 func LoadPublicKeys(paths ...string) (PublicKeys, error) {
 	keys := PublicKeys{}
 	add := func(path string) error {
-		data, err := os.ReadFile(path)
+		pub, err := ReadPublicKey(path)
 		if err != nil {
 			return err
-		}
-		pub, err := ParsePublicKey(data)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
 		}
 		keys[KeyID(pub)] = pub
 		return nil

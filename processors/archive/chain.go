@@ -1,68 +1,25 @@
 package archive
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"strconv"
-	"time"
-
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
 // GenesisHash is the previous hash of the first row of a chain.
 const GenesisHash = ""
 
-// RowHash is the hash of one archived row: the SHA-256, in lower-case hex,
-// of
-//
-//	prev_hash "\n" stream_seq "\n" received_ns "\n" canonical event JSON
-//
-// where the canonical JSON is the event rebuilt from the row's columns (see
-// ce.Event.MarshalCanonical). Every column of the row except hash itself
-// takes part, so altering, removing or inserting a row breaks the chain at
-// that row.
-func RowHash(r *store.EventRow) (string, error) {
-	e, err := EventFromRow(r)
-	if err != nil {
-		return "", err
-	}
-	return chainHash(r.PrevHash, r.StreamSeq, r.ReceivedNs, e.MarshalCanonical()), nil
-}
+// RowHash is the hash of one archived row: verify.RowHash, where the
+// chain is defined (the archive writes it, evidence verify checks it).
+func RowHash(r *store.EventRow) (string, error) { return verify.RowHash(r) }
 
 // chainHash is RowHash over the event's canonical bytes.
 func chainHash(prev string, seq uint64, receivedNs int64, canonical []byte) string {
-	var buf [128]byte
-	b := append(buf[:0], prev...)
-	b = append(b, '\n')
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, '\n')
-	b = strconv.AppendInt(b, receivedNs, 10)
-	b = append(b, '\n')
-	h := sha256.New()
-	h.Write(b)
-	h.Write(canonical)
-	return hex.EncodeToString(h.Sum(nil))
+	return verify.ChainHash(prev, seq, receivedNs, canonical)
 }
 
 // EventFromRow rebuilds the CloudEvent that a row archived.
-func EventFromRow(r *store.EventRow) (*ce.Event, error) {
-	e := &ce.Event{
-		ID: r.EventID, Source: r.Source, Type: r.Type, Subject: r.Subject,
-		DataContentType: r.DataContentType, DataSchema: r.DataSchema,
-		Data: r.Data, DataBase64: r.DataBase64,
-	}
-	if r.EventTimeNs != 0 {
-		e.Time = time.Unix(0, r.EventTimeNs).UTC()
-	}
-	if r.Extensions != "" && r.Extensions != "{}" {
-		if err := json.Unmarshal([]byte(r.Extensions), &e.Extensions); err != nil {
-			return nil, err
-		}
-	}
-	return e, nil
-}
+func EventFromRow(r *store.EventRow) (*ce.Event, error) { return verify.EventFromRow(r) }
 
 // rowFromEvent is the row of an event received at receivedNs with stream
 // sequence seq, before it is chained.
