@@ -7,7 +7,7 @@
 // Most changes are compliant: a change ticket created and approved, a pull
 // request opened, reviewed and merged, a pipeline run with tests, scans and
 // an artifact, a deployment to staging then production. In every block of
-// 16 changes, each violation kind appears once (Kinds): a self-approved
+// 32 changes (22 compliant), each violation kind appears once (Kinds): a self-approved
 // pull request, a ticket never approved, a ticket approved after the
 // deployment, failing tests, a critical finding, an artifact built outside
 // the pipeline, a deployment matching no change, a deployer who is the

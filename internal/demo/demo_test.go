@@ -25,22 +25,22 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// TestKindsPerBlock: every block of 16 changes has each violation kind
+// TestKindsPerBlock: every block of 32 changes has each violation kind
 // once, whatever the seed, and the same seed gives the same order.
 func TestKindsPerBlock(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 99} {
 		for block := range 3 {
 			count := map[demo.Kind]int{}
-			for i := range 16 {
-				count[demo.KindAt(seed, block*16+i)]++
+			for i := range 32 {
+				count[demo.KindAt(seed, block*32+i)]++
 			}
 			for _, k := range demo.Kinds {
 				if count[k] != 1 {
 					t.Errorf("seed %d block %d: kind %s appears %d times, want 1", seed, block, k, count[k])
 				}
 			}
-			if count[demo.Compliant] != 16-len(demo.Kinds) {
-				t.Errorf("seed %d block %d: %d compliant changes, want %d", seed, block, count[demo.Compliant], 16-len(demo.Kinds))
+			if count[demo.Compliant] != 32-len(demo.Kinds) {
+				t.Errorf("seed %d block %d: %d compliant changes, want %d", seed, block, count[demo.Compliant], 32-len(demo.Kinds))
 			}
 		}
 	}

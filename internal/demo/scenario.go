@@ -65,7 +65,7 @@ var Expected = map[Kind]Expectation{
 
 // blockSize: every block of this many changes has each violation kind once
 // and compliant changes for the rest, in an order drawn from the seed.
-const blockSize = 16
+const blockSize = 32
 
 // KindAt is the kind of the n-th demo change (from 0) for a seed.
 func KindAt(seed uint64, n int) Kind {
