@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -119,7 +120,7 @@ func runPolicyReplay(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "\nRe-evaluates the changes deployed in [from, to) with the built-in controls and DIR's, as of")
 		fmt.Fprintln(env.Stderr, "the time their recorded results were evaluated, and reports, change by change, the controls")
 		fmt.Fprintln(env.Stderr, "whose status would differ. Reads ClickHouse only (works as the auditor user); writes nothing.")
-		fmt.Fprintln(env.Stderr, "Exit 0 when nothing differs, 1 when something does or on failure, 2 on bad usage.")
+		fmt.Fprintln(env.Stderr, "Exit 0 when nothing differs, 1 when something does, 2 on bad usage or when it cannot run (ClickHouse).")
 		fs.PrintDefaults()
 	}
 	def := env.Getenv("EVIDENCE_CLICKHOUSE_URL")
@@ -131,11 +132,16 @@ func runPolicyReplay(ctx context.Context, args []string, env Env) int {
 	from := fs.String("from", "", "start of the period, included: RFC 3339 time or date (UTC); required")
 	to := fs.String("to", "", "end of the period, excluded: RFC 3339 time, or a date whose day is included; required")
 	format := fs.String("format", "text", "output: text or json")
+	params := paramFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return fail(env, ExitUsage, "policy replay: unexpected argument %q", fs.Arg(0))
+	}
+	p, err := params()
+	if err != nil {
+		return fail(env, ExitUsage, "policy replay: %v", err)
 	}
 	if *dir == "" {
 		return fail(env, ExitUsage, "policy replay: --policies is required (a directory of .rego files; an empty one replays the built-in controls alone)")
@@ -164,18 +170,18 @@ func runPolicyReplay(ctx context.Context, args []string, env Env) int {
 	}
 	st, err := store.OpenReadOnly(ctx, *chURL, nil)
 	if err != nil {
-		return fail(env, ExitFail, "policy replay: --clickhouse-url %s: %v", store.Redacted(*chURL), err)
+		return fail(env, ExitUsage, "policy replay: --clickhouse-url %s: %v", store.Redacted(*chURL), err)
 	}
 	defer st.Close()
-	rep, err := replay.Run(ctx, st, b, start, end, time.Now())
+	rep, err := replay.Run(ctx, st, b, p, start, end, time.Now())
 	if err != nil {
-		return fail(env, ExitFail, "policy replay: %v", err)
+		return fail(env, ExitUsage, "policy replay: %v", err)
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
-			return fail(env, ExitFail, "policy replay: %v", err)
+			return fail(env, ExitUsage, "policy replay: %v", err)
 		}
 	} else {
 		writeReplay(env.Stdout, rep, *dir)
@@ -238,4 +244,50 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// paramFlags adds the built-in controls' parameters, as evidenced takes
+// them (docs/evaluation.md), to fs; the function it returns reads them
+// once fs is parsed.
+func paramFlags(fs *flag.FlagSet) func() (policies.Params, error) {
+	d := policies.DefaultParams()
+	prod := fs.String("production-environments", strings.Join(d.ProductionEnvironments, ","), "comma-separated environments the controls apply to (as evidenced's flag)")
+	emergency := fs.Duration("emergency-window", d.EmergencyWindow, "how long after the deployment an emergency change's ticket may be approved (CM-1)")
+	threshold := fs.String("scan-severity-threshold", d.ScanSeverityThreshold, "an open finding at or above it fails CM-5: low, medium, high or critical")
+	scans := fs.String("required-scan-categories", strings.Join(d.RequiredScanCategories, ","), "comma-separated scans that must have run (CM-5); none for none")
+	pipelines := fs.String("pipeline-identities", strings.Join(d.PipelineIdentities, ","), "comma-separated logins of automated builders and deployers; none for none")
+	branches := fs.String("protected-branches", strings.Join(d.ProtectedBranches, ","), "comma-separated branches changes must be merged into (CM-7)")
+	deadline := fs.Duration("pending-deadline", d.PendingDeadline, "how long after a production deployment missing evidence may still arrive")
+	list := func(v string) []string {
+		out := []string{}
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" && !strings.EqualFold(s, "none") {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return func() (policies.Params, error) {
+		p := policies.Params{
+			ProductionEnvironments: list(*prod), EmergencyWindow: *emergency, ScanSeverityThreshold: strings.ToLower(*threshold),
+			RequiredScanCategories: list(*scans), PipelineIdentities: list(*pipelines), ProtectedBranches: list(*branches),
+			PendingDeadline: *deadline,
+		}
+		switch {
+		case len(p.ProductionEnvironments) == 0:
+			return p, errors.New("--production-environments: give at least one environment")
+		case len(p.ProtectedBranches) == 0:
+			return p, errors.New("--protected-branches: give at least one branch")
+		case p.EmergencyWindow <= 0:
+			return p, fmt.Errorf("--emergency-window %s: must be positive", p.EmergencyWindow)
+		case p.PendingDeadline <= 0:
+			return p, fmt.Errorf("--pending-deadline %s: must be positive", p.PendingDeadline)
+		}
+		switch p.ScanSeverityThreshold {
+		case "low", "medium", "high", "critical":
+		default:
+			return p, fmt.Errorf("--scan-severity-threshold %q: want low, medium, high or critical", *threshold)
+		}
+		return p, nil
+	}
 }

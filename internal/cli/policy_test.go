@@ -137,6 +137,13 @@ func TestPolicyReplayReadOnly(t *testing.T) {
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "1 changes replayed, 0 would differ") {
 		t.Fatalf("replay under v1: %+v", r)
 	}
+	// The same bundle with other parameters: the change was merged into
+	// main, which is no longer a protected branch, so CM-7 would fail.
+	r = run(t, vars, "", "policy", "replay", "--policies", "../replay/testdata/v1", "--from", "2025-03-01", "--to", "2025-03-31",
+		"--protected-branches", "release")
+	if r.code != cli.ExitFail || !strings.Contains(r.stdout, "CM-7") || !strings.Contains(r.stdout, "pass -> fail") {
+		t.Fatalf("replay under v1 with --protected-branches release: %+v", r)
+	}
 	if after := count(); after != before {
 		t.Fatalf("replay wrote: %s before, %s after", before, after)
 	}
@@ -148,6 +155,9 @@ func TestPolicyReplayReadOnly(t *testing.T) {
 		{[]string{"--from", "2025-03-01", "--to", "2025-03-31"}, "--policies is required"},
 		{[]string{"--policies", "../replay/testdata/v2", "--from", "March", "--to", "2025-03-31"}, `--from: "March" is neither`},
 		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--format", "xml"}, `--format "xml"`},
+		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--scan-severity-threshold", "severe"}, `--scan-severity-threshold "severe"`},
+		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--production-environments", "none"}, `--production-environments: give at least one`},
+		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--clickhouse-url", "clickhouse://127.0.0.1:1/evidence"}, `--clickhouse-url clickhouse://127.0.0.1:1/evidence`},
 	} {
 		r = run(t, vars, "", append([]string{"policy", "replay"}, c.args...)...)
 		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, c.want) {

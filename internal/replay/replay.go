@@ -10,7 +10,8 @@
 // period. The change's current record (changes.record) is judged by the
 // new bundle as of the newest of those rows' evaluated_at (as of the end
 // of the period, or now if earlier, when nothing was recorded), with the
-// built-in controls' default params (those evidenced uses), and each
+// built-in controls' params given (evidenced's flags; the defaults unless
+// told), and each
 // control's status is compared with the recorded one.
 package replay
 
@@ -87,9 +88,10 @@ type change struct {
 	id, repository, record, recordHash string
 }
 
-// Run replays the changes deployed in [from, to) under bundle b, reading
-// st; now bounds the as-of time of changes without recorded results.
-func Run(ctx context.Context, st *store.Store, b *policies.Bundle, from, to, now time.Time) (*Report, error) {
+// Run replays the changes deployed in [from, to) under bundle b with the
+// built-in controls' params p (zero fields take the defaults), reading st;
+// now bounds the as-of time of changes without recorded results.
+func Run(ctx context.Context, st *store.Store, b *policies.Bundle, p policies.Params, from, to, now time.Time) (*Report, error) {
 	if !from.Before(to) {
 		return nil, fmt.Errorf("the period is empty: from %s is not before to %s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	}
@@ -101,7 +103,7 @@ func Run(ctx context.Context, st *store.Store, b *policies.Bundle, from, to, now
 	if err != nil {
 		return nil, err
 	}
-	pj, err := json.Marshal(policies.DefaultParams())
+	pj, err := json.Marshal(p.WithDefaults().Input())
 	if err != nil {
 		return nil, err
 	}

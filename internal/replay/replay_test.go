@@ -163,7 +163,7 @@ func TestReplayReportsWhatTheNewPoliciesChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := replay.Run(ctx, st, v2, mustTime("2025-03-01T00:00:00Z"), mustTime("2025-04-01T00:00:00Z"), time.Now())
+	rep, err := replay.Run(ctx, st, v2, policies.Params{}, mustTime("2025-03-01T00:00:00Z"), mustTime("2025-04-01T00:00:00Z"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,14 +200,14 @@ func TestReplayReportsWhatTheNewPoliciesChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err = replay.Run(ctx, st, same, mustTime("2025-03-01T00:00:00Z"), mustTime("2025-06-01T00:00:00Z"), time.Now())
+	rep, err = replay.Run(ctx, st, same, policies.Params{}, mustTime("2025-03-01T00:00:00Z"), mustTime("2025-06-01T00:00:00Z"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Changes != 2 || rep.Differing != 0 || len(rep.Diffs) != 0 || len(rep.NewControls) != 0 {
 		t.Fatalf("replay under the recorded bundle: %+v", rep)
 	}
-	if _, err := replay.Run(ctx, st, same, mustTime("2025-03-01T00:00:00Z"), mustTime("2025-03-01T00:00:00Z"), time.Now()); err == nil {
+	if _, err := replay.Run(ctx, st, same, policies.Params{}, mustTime("2025-03-01T00:00:00Z"), mustTime("2025-03-01T00:00:00Z"), time.Now()); err == nil {
 		t.Fatal("an empty period was accepted")
 	}
 }

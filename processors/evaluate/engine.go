@@ -101,7 +101,7 @@ func (e *Engine) Controls() []Control { return e.bundle.Controls() }
 // Evaluate judges the record against every control as of at.
 func (e *Engine) Evaluate(ctx context.Context, record correlate.Record, at time.Time, params Params) ([]Result, error) {
 	at = at.UTC()
-	params = params.withDefaults()
+	params = params.WithDefaults()
 	// The record as served (its ETag) names the result, not the
 	// normalized input.
 	sum := sha256.Sum256(record.Canonical())
@@ -114,7 +114,7 @@ func (e *Engine) Evaluate(ctx context.Context, record correlate.Record, at time.
 		}
 		rv = e.records.put(recHash, v)
 	}
-	pj, err := json.Marshal(params.input())
+	pj, err := json.Marshal(params.Input())
 	if err != nil {
 		return nil, err
 	}

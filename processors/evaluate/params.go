@@ -1,94 +1,11 @@
 package evaluate
 
-import (
-	"strings"
-	"time"
-)
+import "github.com/evidencepipeline/evidence/processors/evaluate/policies"
 
-// Params configure the built-in controls. Zero fields take the defaults.
-type Params struct {
-	// ProductionEnvironments are the deployment environments the controls
-	// apply to (compared case-insensitively). Default production, prod.
-	ProductionEnvironments []string `json:"production_environments"`
-	// EmergencyWindow: how long after the deployment an emergency change's
-	// ticket may be approved (CM-1). Default 24h.
-	EmergencyWindow time.Duration `json:"emergency_window"`
-	// ScanSeverityThreshold: an open finding at or above it fails CM-5
-	// (low, medium, high, critical). Default high.
-	ScanSeverityThreshold string `json:"scan_severity_threshold"`
-	// RequiredScanCategories must each have run on the deployed commit
-	// (CM-5). Default sast, dependency.
-	RequiredScanCategories []string `json:"required_scan_categories"`
-	// PipelineIdentities are the logins of automated deployers and
-	// builders (CM-3, CM-6, CM-7). Default github-actions[bot].
-	PipelineIdentities []string `json:"pipeline_identities"`
-	// ProtectedBranches: changes must be merged into one (CM-7). Default
-	// main, master.
-	ProtectedBranches []string `json:"protected_branches"`
-	// PendingDeadline: how long after the (first production) deployment
-	// missing evidence may still arrive; until then a control missing
-	// evidence is pending, then it fails. Default 1h.
-	PendingDeadline time.Duration `json:"pending_deadline"`
-}
+// Params configure the built-in controls (policies.Params: their one
+// definition, which the CLI's policy replay uses too). Zero fields take
+// the defaults.
+type Params = policies.Params
 
 // DefaultParams are the defaults.
-func DefaultParams() Params {
-	return Params{
-		ProductionEnvironments: []string{"production", "prod"},
-		EmergencyWindow:        24 * time.Hour,
-		ScanSeverityThreshold:  "high",
-		RequiredScanCategories: []string{"sast", "dependency"},
-		PipelineIdentities:     []string{"github-actions[bot]"},
-		ProtectedBranches:      []string{"main", "master"},
-		PendingDeadline:        time.Hour,
-	}
-}
-
-func (p Params) withDefaults() Params {
-	d := DefaultParams()
-	if len(p.ProductionEnvironments) == 0 {
-		p.ProductionEnvironments = d.ProductionEnvironments
-	}
-	if p.EmergencyWindow <= 0 {
-		p.EmergencyWindow = d.EmergencyWindow
-	}
-	if p.ScanSeverityThreshold == "" {
-		p.ScanSeverityThreshold = d.ScanSeverityThreshold
-	}
-	if p.RequiredScanCategories == nil {
-		p.RequiredScanCategories = d.RequiredScanCategories
-	}
-	if p.PipelineIdentities == nil {
-		p.PipelineIdentities = d.PipelineIdentities
-	}
-	if len(p.ProtectedBranches) == 0 {
-		p.ProtectedBranches = d.ProtectedBranches
-	}
-	if p.PendingDeadline <= 0 {
-		p.PendingDeadline = d.PendingDeadline
-	}
-	return p
-}
-
-func lowerAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = strings.ToLower(s)
-	}
-	return out
-}
-
-// input is the params as the policies see them (input.params).
-func (p Params) input() map[string]any {
-	return map[string]any{
-		"production_environments":  lowerAll(p.ProductionEnvironments),
-		"emergency_window":         p.EmergencyWindow.String(),
-		"emergency_window_ns":      p.EmergencyWindow.Nanoseconds(),
-		"scan_severity_threshold":  strings.ToLower(p.ScanSeverityThreshold),
-		"required_scan_categories": lowerAll(p.RequiredScanCategories),
-		"pipeline_identities":      lowerAll(p.PipelineIdentities),
-		"protected_branches":       lowerAll(p.ProtectedBranches),
-		"pending_deadline":         p.PendingDeadline.String(),
-		"pending_deadline_ns":      p.PendingDeadline.Nanoseconds(),
-	}
-}
+func DefaultParams() Params { return policies.DefaultParams() }

@@ -117,7 +117,7 @@ func NewStage(ctx context.Context, js jetstream.JetStream, engine *Engine, reade
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cfg.Params = cfg.Params.withDefaults()
+	cfg.Params = cfg.Params.WithDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -135,19 +135,3 @@ func samePerson(a, b Identity) bool {
 	return a.Login != "" && strings.EqualFold(a.Login, b.Login) ||
 		a.Email != "" && strings.EqualFold(a.Email, b.Email)
 }
-
-// DefaultParams is input.params with the built-in controls' defaults
-// (processors/evaluate.DefaultParams, as the policies see them).
-func DefaultParams() map[string]any {
-	return map[string]any{
-		"production_environments":  []string{"production", "prod"},
-		"emergency_window":         (24 * time.Hour).String(),
-		"emergency_window_ns":      (24 * time.Hour).Nanoseconds(),
-		"scan_severity_threshold":  "high",
-		"required_scan_categories": []string{"sast", "dependency"},
-		"pipeline_identities":      []string{"github-actions[bot]"},
-		"protected_branches":       []string{"main", "master"},
-		"pending_deadline":         time.Hour.String(),
-		"pending_deadline_ns":      time.Hour.Nanoseconds(),
-	}
-}
