@@ -164,15 +164,31 @@ type task struct {
 }
 
 // Enqueue asks for the records to be evaluated now, because they were
-// updated. It returns once the queue holds them.
+// updated. It returns once the queue holds them (up to 32 puts in flight).
 func Enqueue(ctx context.Context, queue jetstream.KeyValue, ids []string, now time.Time) error {
 	v, _ := json.Marshal(task{Due: now.UTC(), Trigger: TriggerUpdate})
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, 32)
+	)
 	for _, id := range ids {
-		if _, err := queue.Put(ctx, queueKey(id), v); err != nil {
-			return fmt.Errorf("evaluate: enqueue %q: %w", id, err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := queue.Put(ctx, queueKey(id), v); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("evaluate: enqueue %q: %w", id, err)
+				}
+				mu.Unlock()
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return first
 }
 
 // entry is a queue entry as the scheduler holds it.
