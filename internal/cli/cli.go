@@ -75,8 +75,10 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Every command takes --server (EVIDENCE_SERVER, default http://127.0.0.1:8080);")
-	fmt.Fprintln(w, "the API token is read from EVIDENCE_TOKEN. Run evidence COMMAND -help for its flags.")
+	fmt.Fprintln(w, "changes, emit and gate talk to evidenced: --server (EVIDENCE_SERVER, default")
+	fmt.Fprintln(w, "http://127.0.0.1:8080), the API token from EVIDENCE_TOKEN. report, verify and policy replay")
+	fmt.Fprintln(w, "read ClickHouse directly (--clickhouse-url, EVIDENCE_CLICKHOUSE_URL; auditors use the read-only")
+	fmt.Fprintln(w, "auditor user). Run evidence COMMAND -help for its flags.")
 }
 
 // flagSet returns a flag set writing its messages to env.Stderr.
