@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -67,5 +68,51 @@ func TestControlResultsAndVerdicts(t *testing.T) {
 	}
 	if n != 1 || verdict != "fail" || !slices.Equal(failing, []string{"CM-2"}) {
 		t.Errorf("deployment_verdicts FINAL: %d rows, verdict %q failing %v; want 1 row, fail, [CM-2]", n, verdict, failing)
+	}
+}
+
+// deployments_with_verdict shows the newest version of each deployment
+// beside its verdict; a deployment without one has an empty verdict.
+func TestDeploymentsWithVerdict(t *testing.T) {
+	st := testenv.Store(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	dep := store.DeploymentRow{Environment: "production", Service: "payments", DeploymentKey: "id:7", ChangeID: "unmatched:production/payments/x",
+		Unmatched: true, StartedNs: t0, Version: 1, Deployment: "{}"}
+	linked := dep
+	linked.ChangeID, linked.Unmatched, linked.Version = "r@1", false, 2<<62
+	staging := dep
+	staging.Environment, staging.DeploymentKey = "staging", "id:6"
+	if err := st.InsertDeployments(ctx, []store.DeploymentRow{linked, staging}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.InsertDeployments(ctx, []store.DeploymentRow{dep}); err != nil { // an older version, written late
+		t.Fatal(err)
+	}
+	v := store.DeploymentVerdictRow{Environment: "production", Service: "payments", DeploymentKey: "id:7", ChangeID: "unmatched:production/payments/x",
+		DeployedNs: t0, Verdict: "fail", Failing: []string{"CM-8"}, Results: "[]", DecidedAt: time.Unix(0, t0)}
+	if err := st.InsertDeploymentVerdicts(ctx, []store.DeploymentVerdictRow{v}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Conn().Query(ctx, `SELECT environment, change_id, verdict, failing, verdict_change_id FROM deployments_with_verdict ORDER BY environment`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var env, change, verdict, vchange string
+		var failing []string
+		if err := rows.Scan(&env, &change, &verdict, &failing, &vchange); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s %s %q %v %q", env, change, verdict, failing, vchange))
+	}
+	want := []string{
+		`production r@1 "fail" [CM-8] "unmatched:production/payments/x"`,
+		`staging unmatched:production/payments/x "" [] ""`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("deployments_with_verdict:\n%q\nwant\n%q", got, want)
 	}
 }
