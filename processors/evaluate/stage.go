@@ -210,6 +210,9 @@ func (e *entry) due() time.Time {
 
 // Run evaluates queued records until ctx ends.
 func (s *Stage) Run(ctx context.Context) error {
+	if err := s.rejudge(ctx); err != nil {
+		return err
+	}
 	w, err := s.queue.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("evaluate: watch %s: %w", QueueBucket, err)
@@ -296,6 +299,50 @@ func (s *Stage) Run(ctx context.Context) error {
 	}
 }
 
+// bundleKey holds, in the last-results bucket, the hash of the bundle
+// the stage last ran with ("." never appears in a record's key, which is
+// base64url).
+const bundleKey = "bundle.current"
+
+// rejudge queues every record judged before when evidenced starts with
+// another policy bundle than it last ran with, so that the verdicts in
+// force are the new bundle's (trigger bundle) without waiting for new
+// evidence. Deployment verdicts stay as decided.
+func (s *Stage) rejudge(ctx context.Context) error {
+	cur := s.engine.BundleHash()
+	kve, err := s.last.Get(ctx, bundleKey)
+	switch {
+	case err == nil && string(kve.Value()) == cur:
+		return nil
+	case err != nil && !errors.Is(err, jetstream.ErrKeyNotFound):
+		return fmt.Errorf("evaluate: last bundle: %w", err)
+	}
+	lister, err := s.last.ListKeys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return fmt.Errorf("evaluate: list judged records: %w", err)
+	}
+	v, _ := json.Marshal(task{Due: s.cfg.Now().UTC(), Trigger: TriggerBundle})
+	n := 0
+	if lister != nil {
+		for key := range lister.Keys() {
+			if key == bundleKey {
+				continue
+			}
+			if _, err := s.queue.Put(ctx, key, v); err != nil {
+				return fmt.Errorf("evaluate: queue for the new bundle: %w", err)
+			}
+			n++
+		}
+	}
+	if _, err := s.last.Put(ctx, bundleKey, []byte(cur)); err != nil {
+		return fmt.Errorf("evaluate: note the bundle: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("evaluate: another policy bundle than last run: every judged change record is judged again", "records", n, "bundle_hash", cur)
+	}
+	return nil
+}
+
 // outcome is what evaluating one queued record gave.
 type outcome struct {
 	e        *entry
@@ -361,9 +408,15 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 			}
 		}
 	}
+	// Writing and settling go on through a shutdown (for a while), so that
+	// a stop between the two does not leave rows written and their entry
+	// queued (judged again at restart, the same rows appended twice). A
+	// crash there still does: control_results is at-least-once.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	var werr error
 	if len(results) > 0 || len(verdicts) > 0 {
-		werr = s.w.Write(ctx, results, verdicts)
+		werr = s.w.Write(wctx, results, verdicts)
 	}
 	now := s.cfg.Now()
 	written := 0
@@ -377,7 +430,7 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 		case werr != nil:
 			o.err = werr
 		default:
-			if err := s.settle(ctx, o); err != nil {
+			if err := s.settle(wctx, o); err != nil {
 				o.err = err
 				if ctx.Err() == nil {
 					s.log.Warn("evaluate: settling a queue entry failed; will retry", "change", o.e.id, "err", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,5 +294,109 @@ func TestStage(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("published:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestStageNewBundle: evidenced started with another policy bundle judges
+// every record it judged before again, without new evidence: each
+// control's verdict is written under the new bundle (trigger bundle), the
+// new control included; the deployment's verdict stays as decided.
+func TestStageNewBundle(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.NATS(t)
+	st := testenv.Store(t)
+	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, approval := stageFacts(t)
+	if _, err := kv.Merge(ctx, append(base, approval...)); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: at("2025-03-04T07:05:00Z")}
+	run := func(eng *Engine) (stop func()) {
+		s, err := NewStage(ctx, js.JS, eng, correlate.KVReader{KV: kv}, StoreWriter{Get: func() *store.Store { return st }}, StageConfig{Now: clk.Now}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(rctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	byTrigger := func() map[string]int {
+		out := map[string]int{}
+		for _, r := range resultRows(t, st) {
+			out[r.Trigger+"/"+r.Status]++
+		}
+		return out
+	}
+	builtin := engine(t)
+	stop := run(builtin)
+	queue, err := OpenQueue(ctx, js.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Enqueue(ctx, queue, []string{stageChange}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if got := byTrigger(); got["update/pass"] != 8 || len(got) != 1 {
+			return fmt.Errorf("results %v, want 8 update/pass", got)
+		}
+		return nil
+	})
+	stop()
+	// The same bundle again: nothing is judged again.
+	stop = run(builtin)
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	if got := byTrigger(); len(got) != 1 || got["update/pass"] != 8 {
+		t.Fatalf("a restart with the same bundle wrote %v", got)
+	}
+
+	custom, err := LoadDir(ctx, "../../examples/policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = run(custom)
+	defer stop()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		got := byTrigger()
+		if got["bundle/pass"]+got["bundle/fail"]+got["bundle/pending"] != 9 || got["update/pass"] != 8 {
+			return fmt.Errorf("results %v, want 9 more (trigger bundle) after 8 update/pass", got)
+		}
+		return nil
+	})
+	rows, err := st.Conn().Query(ctx, `SELECT DISTINCT bundle_hash FROM control_results WHERE trigger = 'bundle'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+	}
+	rows.Close()
+	if !slices.Equal(hashes, []string{custom.BundleHash()}) {
+		t.Errorf("re-judged under bundles %v, want the new one %s", hashes, custom.BundleHash())
+	}
+	if h := history(resultRows(t, st), "EX-1"); len(h) != 1 || !strings.HasSuffix(h[0], "/bundle") {
+		t.Errorf("EX-1 history %v, want one result with trigger bundle", h)
+	}
+	var verdicts uint64
+	if err := st.Conn().QueryRow(ctx, `SELECT count() FROM deployment_verdicts`).Scan(&verdicts); err != nil {
+		t.Fatal(err)
+	}
+	if verdicts != 1 {
+		t.Errorf("%d deployment verdict rows, want the one decided at first", verdicts)
 	}
 }
