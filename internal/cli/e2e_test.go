@@ -64,7 +64,7 @@ func TestEndToEndGate(t *testing.T) {
 	ctx := context.Background()
 	chURL := testenv.DatabaseURL(t)
 	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "d"),
-		"--clickhouse-url", chURL, "--github-secret", "gh-s3cret", "--jira-secret", "jira-s3cret"}, func(string) string { return "" })
+		"--clickhouse-url", chURL, "--github-secret", "gh-s3cret", "--jira-secret", "jira-s3cret", "--verdict-delay", "2s"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

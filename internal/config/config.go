@@ -60,6 +60,9 @@ type Config struct {
 	PipelineIdentities     []string // empty: none
 	ProtectedBranches      []string
 	PendingDeadline        time.Duration
+	// VerdictDelay: how long after a production deployment its verdict is
+	// decided (as of the deployment), for evidence still in transit.
+	VerdictDelay time.Duration
 	// ArchiveBatchSize and ArchiveFlushInterval tune the archive.
 	ArchiveBatchSize     int
 	ArchiveFlushInterval time.Duration
@@ -178,6 +181,7 @@ func (c *Config) flags() []Flag {
 		{Name: "pipeline-identities", Env: "EVIDENCE_PIPELINE_IDENTITIES", Default: "github-actions[bot]", Usage: "comma-separated logins of the automated builders and deployers (CM-3, CM-6, CM-7); none for none", set: list(&c.PipelineIdentities)},
 		{Name: "protected-branches", Env: "EVIDENCE_PROTECTED_BRANCHES", Default: "main,master", Usage: "comma-separated branches changes must be merged into (CM-7)", set: list(&c.ProtectedBranches)},
 		{Name: "pending-deadline", Env: "EVIDENCE_PENDING_DEADLINE", Default: "1h", Usage: "how long after a production deployment missing evidence may still arrive (pending), before the control fails", set: dur(&c.PendingDeadline)},
+		{Name: "verdict-delay", Env: "EVIDENCE_VERDICT_DELAY", Default: "1m", Usage: "how long after a production deployment its verdict is decided (as of the deployment), so that evidence sent before it and delivered after it counts; 0 decides at once", set: dur(&c.VerdictDelay)},
 		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
 		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
 		{Name: "signing-key", Env: "EVIDENCE_SIGNING_KEY", Usage: "ed25519 key signing the archive's checkpoints (PKCS#8 PEM, mode 0600; evidence keys new); empty: DATA_DIR/evidence-signing.key, made at first start", set: str(&c.SigningKey)},
@@ -298,6 +302,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EmergencyWindow <= 0 {
 		return bad("emergency-window", "EVIDENCE_EMERGENCY_WINDOW", "must be positive, got %s", c.EmergencyWindow)
+	}
+	if c.VerdictDelay < 0 {
+		return bad("verdict-delay", "EVIDENCE_VERDICT_DELAY", "must not be negative, got %s", c.VerdictDelay)
 	}
 	if c.PendingDeadline <= 0 {
 		return bad("pending-deadline", "EVIDENCE_PENDING_DEADLINE", "must be positive, got %s", c.PendingDeadline)

@@ -39,7 +39,7 @@ func (d *Daemon) runEvaluation(ctx context.Context, engine *evaluate.Engine, rea
 	backoff := time.Second
 	for {
 		stage, err := evaluate.NewStage(ctx, d.js, engine, reader, evaluate.StoreWriter{Get: d.Store}, evaluate.StageConfig{
-			Params: d.controlParams(), Publish: publish,
+			Params: d.controlParams(), Publish: publish, VerdictDelay: d.cfg.VerdictDelay,
 		}, d.log, m)
 		if err == nil {
 			err = stage.Run(ctx)

@@ -101,7 +101,7 @@ func TestDemoThroughEvidenced(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("auditor "+auth.Hash(auditor)+" test-auditor\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
 		"--clickhouse-url", testenv.DatabaseURL(t), "--tokens-file", tokens, "--demo"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func startEvidenced(t testing.TB) *env {
 	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
 		"--clickhouse-url", testenv.DatabaseURL(t), "--tokens-file", tokens, "--archive-flush-interval", "50ms"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

@@ -91,6 +91,11 @@ type StageConfig struct {
 	// Publish, when set, receives every evaluation that changed a verdict
 	// or decided a deployment's, once it is written.
 	Publish func(Verdict)
+	// VerdictDelay: a deployment's verdict is decided this long after the
+	// deployment (still as of the deployment), so that evidence sent
+	// before it but delivered after it (a merge webhook racing the
+	// pipeline's deployment event) is counted. Zero decides at once.
+	VerdictDelay time.Duration
 }
 
 // Stage is the evaluation stage.
@@ -567,10 +572,13 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		if !s.production(d.Environment) {
 			continue
 		}
-		h, isNew, err := s.deploymentVerdict(ctx, rec, d, now)
+		h, isNew, due, err := s.deploymentVerdict(ctx, rec, d, now)
 		if err != nil {
 			o.err = err
 			return o
+		}
+		if !due.IsZero() && (o.deadline.IsZero() || due.Before(o.deadline)) {
+			o.deadline = due
 		}
 		if h == nil {
 			continue
@@ -600,7 +608,9 @@ func (s *Stage) production(env string) bool {
 
 // deploymentVerdict returns the deployment's verdict when it still has to
 // be written (nil when it was), deciding it first if it never was (isNew).
-func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d correlate.Deployment, now time.Time) (*heldVerdict, bool, error) {
+// A deployment whose verdict is not due yet (VerdictDelay) gives nil and
+// when it is due.
+func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d correlate.Deployment, now time.Time) (h *heldVerdict, isNew bool, due time.Time, err error) {
 	dk := chsink.DeploymentKey(d)
 	key := queueKey(d.Environment + "\x00" + d.Service + "\x00" + dk)
 	for range 3 {
@@ -608,15 +618,15 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d c
 		if err == nil {
 			var sv storedVerdict
 			if err := json.Unmarshal(kve.Value(), &sv); err != nil {
-				return nil, false, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+				return nil, false, due, fmt.Errorf("verdict of deployment %s: %w", dk, err)
 			}
 			if sv.Written {
-				return nil, false, nil
+				return nil, false, due, nil
 			}
-			return &heldVerdict{v: sv.DeploymentVerdict, key: key, rev: kve.Revision()}, false, nil
+			return &heldVerdict{v: sv.DeploymentVerdict, key: key, rev: kve.Revision()}, false, due, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, false, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+			return nil, false, due, fmt.Errorf("verdict of deployment %s: %w", dk, err)
 		}
 		at := d.StartedAt
 		if at.IsZero() {
@@ -625,9 +635,12 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d c
 		if at.IsZero() {
 			at = now
 		}
+		if due := at.Add(s.cfg.VerdictDelay); now.Before(due) {
+			return nil, false, due, nil
+		}
 		res, err := s.engine.Evaluate(ctx, rec, at, s.cfg.Params)
 		if err != nil {
-			return nil, false, err
+			return nil, false, due, err
 		}
 		v := DeploymentVerdict{
 			Environment: d.Environment, Service: d.Service, DeploymentKey: dk, DeploymentID: d.DeploymentID,
@@ -644,14 +657,14 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d c
 		b, _ := json.Marshal(storedVerdict{DeploymentVerdict: v})
 		rev, err := s.verdicts.Create(ctx, key, b)
 		if err == nil {
-			return &heldVerdict{v: v, key: key, rev: rev}, true, nil
+			return &heldVerdict{v: v, key: key, rev: rev}, true, due, nil
 		}
 		if !isConflict(err) {
-			return nil, false, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+			return nil, false, due, fmt.Errorf("verdict of deployment %s: %w", dk, err)
 		}
 		// Decided meanwhile by another evaluation: take that one.
 	}
-	return nil, false, fmt.Errorf("verdict of deployment %s: kept changing", dk)
+	return nil, false, due, fmt.Errorf("verdict of deployment %s: kept changing", dk)
 }
 
 // fingerprint digests what makes a control's verdict: a change in any of

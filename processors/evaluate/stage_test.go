@@ -28,6 +28,12 @@ const (
 // (internal/cli/testdata/gate), deployed to production at 2025-03-04
 // 07:02 by the pipeline, split into the ticket approval and the rest.
 func stageFacts(t testing.TB) (base, approval []correlate.Fact) {
+	base, approval, deploy := stageEvidence(t)
+	return append(base, deploy...), approval
+}
+
+// stageEvidence is stageFacts with the deployment's facts apart.
+func stageEvidence(t testing.TB) (base, approval, deploy []correlate.Fact) {
 	t.Helper()
 	b, err := os.ReadFile("../../internal/cli/testdata/gate/compliant.events.json")
 	if err != nil {
@@ -37,11 +43,11 @@ func stageFacts(t testing.TB) (base, approval []correlate.Fact) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deploy := `{"specversion":"1.0","id":"deploy-118","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
+	deployEvent := `{"specversion":"1.0","id":"deploy-118","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
 		"time":"2025-03-04T07:02:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-118","environment":"production",
 		"service":"payments","digest":"sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899","repository":"github.com/acme/payments","commit":"c0ffee1234567890abcdef1234567890abcdef12","run_id":"9876543299",
 		"system":"github-actions","deployer":{"login":"github-actions[bot]","type":"service"},"ticket_keys":["PAY-123"],"started_at":"2025-03-04T07:02:00Z"}}`
-	raws = append(raws, []byte(deploy))
+	raws = append(raws, []byte(deployEvent))
 	for i, raw := range raws {
 		e, err := ce.ParseJSON(raw)
 		if err != nil {
@@ -51,13 +57,16 @@ func stageFacts(t testing.TB) (base, approval []correlate.Fact) {
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
-		if e.Type == "dev.evidencepipeline.ticket.approved.v1" {
+		switch e.Type {
+		case "dev.evidencepipeline.ticket.approved.v1":
 			approval = append(approval, facts...)
-		} else {
+		case "dev.evidencepipeline.deployment.started.v1":
+			deploy = append(deploy, facts...)
+		default:
 			base = append(base, facts...)
 		}
 	}
-	return base, approval
+	return base, approval, deploy
 }
 
 // clock is a settable clock.
@@ -399,4 +408,113 @@ func TestStageNewBundle(t *testing.T) {
 	if verdicts != 1 {
 		t.Errorf("%d deployment verdict rows, want the one decided at first", verdicts)
 	}
+}
+
+// TestStageVerdictDelay: the pipeline's deployment event arrives before
+// the merge it deploys (the webhook is late). Judged at once, the
+// deployment would match no change and fail CM-8 for ever; with the
+// verdict delay it is decided once the merge has arrived, still as of the
+// deployment: under the pull request's record, passing.
+func TestStageVerdictDelay(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.NATS(t)
+	st := testenv.Store(t)
+	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, approval, deploy := stageEvidence(t)
+	if _, err := kv.Merge(ctx, deploy); err != nil {
+		t.Fatal(err)
+	}
+	reader := correlate.KVReader{KV: kv}
+	recs, err := reader.ChangesOf(ctx, stageRepo, "c0ffee1234567890abcdef1234567890abcdef12")
+	if err != nil || len(recs) != 1 || !recs[0].Unmatched {
+		t.Fatalf("the deployment alone: %d records (%v), want one unmatched", len(recs), err)
+	}
+	unmatched := recs[0].ID
+	clk := &clock{t: at("2025-03-04T07:02:30Z")}
+	run := func() (stop func()) {
+		s, err := NewStage(ctx, js.JS, engine(t), reader, StoreWriter{Get: func() *store.Store { return st }},
+			StageConfig{Now: clk.Now, VerdictDelay: 2 * time.Minute}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(rctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	queue, err := OpenQueue(ctx, js.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := func(id string) time.Time {
+		e, err := queue.Get(ctx, queueKey(id))
+		if err != nil {
+			return time.Time{}
+		}
+		var tk task
+		_ = json.Unmarshal(e.Value(), &tk)
+		return tk.Due
+	}
+	verdicts := func() []string {
+		r, err := st.Conn().Query(ctx, `SELECT change_id, verdict FROM deployment_verdicts FINAL`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []string
+		for r.Next() {
+			var c, v string
+			if err := r.Scan(&c, &v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, c+" "+v)
+		}
+		return out
+	}
+	stop := run()
+	if err := Enqueue(ctx, queue, []string{unmatched}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	decidedAt := at("2025-03-04T07:04:00Z") // the deployment, 07:02, and the delay
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if d := due(unmatched); !d.Equal(decidedAt) {
+			return fmt.Errorf("unmatched record due %s, want %s", d, decidedAt)
+		}
+		return nil
+	})
+	if v := verdicts(); len(v) != 0 {
+		t.Fatalf("verdicts before the delay passed: %v", v)
+	}
+	// The merge and the rest arrive; the correlation stage would queue the
+	// pull request's record.
+	if _, err := kv.Merge(ctx, append(base, approval...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Enqueue(ctx, queue, []string{stageChange}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if d := due(stageChange); !d.Equal(decidedAt) {
+			return fmt.Errorf("change due %s, want %s", d, decidedAt)
+		}
+		return nil
+	})
+	stop()
+	clk.Set(at("2025-03-04T07:04:30Z"))
+	stop = run()
+	defer stop()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if v := verdicts(); !slices.Equal(v, []string{stageChange + " pass"}) {
+			return fmt.Errorf("verdicts %v, want the pull request's, pass", v)
+		}
+		return nil
+	})
 }
