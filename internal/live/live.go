@@ -83,6 +83,8 @@ type Handler struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	sessions sessions
 }
 
 // New builds the handler and subscribes to the verdicts.

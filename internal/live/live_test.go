@@ -34,8 +34,9 @@ func do(t *testing.T, method, url string, h http.Header) (*http.Response, string
 }
 
 // TestAccess: with a tokens file the page needs the auditor role; ?token=
-// becomes an HttpOnly, SameSite=Strict cookie and a redirect that drops the
-// token from the address; the cookie or the header then open every route.
+// opens a session (an HttpOnly, SameSite=Strict cookie holding a random id,
+// not the token) and redirects to drop the token from the address; the
+// cookie or the header then open every route.
 func TestAccess(t *testing.T) {
 	e := startEvidenced(t)
 	resp, body := do(t, "GET", e.base+"/live/", nil)
@@ -64,8 +65,19 @@ func TestAccess(t *testing.T) {
 			cookie = c
 		}
 	}
-	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" {
-		t.Fatalf("cookie %+v, want HttpOnly, SameSite=Strict, Path=/", cookie)
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" || cookie.MaxAge != int(live.SessionLifetime/time.Second) {
+		t.Fatalf("cookie %+v, want HttpOnly, SameSite=Strict, Path=/, Max-Age of a session", cookie)
+	}
+	// The cookie is a session id, not the token: it opens the page, not
+	// the API, and a made-up one opens nothing.
+	if strings.Contains(cookie.Value, e.auditor) {
+		t.Errorf("the cookie holds the token: %q", cookie.Value)
+	}
+	if resp, _ := do(t, "GET", e.base+"/v1/changes?repo=x&commit=0000000", http.Header{"Authorization": {"Bearer " + cookie.Value}}); resp.StatusCode != 401 {
+		t.Errorf("the session id as an API token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", e.base+"/live/", http.Header{"Cookie": {cookie.Name + "=" + e.auditor}}); resp.StatusCode != 401 {
+		t.Errorf("a cookie that is not a session (the token itself): %d, want 401", resp.StatusCode)
 	}
 	withCookie := http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}}
 	for _, path := range []string{"/live/", "/live/changes?q=x", "/live/posture", "/live/api/posture"} {
