@@ -66,9 +66,9 @@ type GateControl struct {
 // digestParamRE is an artifact digest as the catalog spells it.
 var digestParamRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
-// errArtifactOnly is the answer to an artifact lookup without repo: the
-// Reader answers by repository and commit only.
-const errArtifactOnly = "artifact lookup not supported yet without repo: the live state is indexed by repository and commit; give repo with artifact (or repo and commit)"
+// errArtifactOnly is the answer to an artifact lookup without repo when
+// the Reader cannot find records by artifact.
+const errArtifactOnly = "artifact lookup without repo is not supported by this change-record reader; give repo with artifact (or repo and commit)"
 
 type gateQuery struct {
 	repo, commit, artifact, env string
@@ -86,7 +86,7 @@ func parseGateQuery(r *http.Request) (gateQuery, []string) {
 	var problems []string
 	switch {
 	case rawRepo == "" && g.artifact != "":
-		problems = append(problems, errArtifactOnly)
+		// Found by the artifact alone, across repositories.
 	case rawRepo == "":
 		problems = append(problems, "repo is required (host/owner/name, e.g. github.com/acme/payments)")
 	case strings.Count(g.repo, "/") < 2 || strings.ContainsAny(g.repo, "#@ "):
@@ -121,10 +121,16 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var recs []correlate.Record
 	var err error
-	if g.artifact != "" {
+	switch ar, byArtifact := s.cfg.Changes.(correlate.ArtifactReader); {
+	case g.artifact != "" && g.repo == "" && !byArtifact:
+		writeError(w, http.StatusBadRequest, errArtifactOnly)
+		return
+	case g.artifact != "" && g.repo == "":
+		recs, err = ar.ChangesOfArtifact(ctx, g.artifact)
+	case g.artifact != "":
 		recs, err = s.cfg.Changes.ChangesOf(ctx, g.repo, "")
-		recs = slices.DeleteFunc(recs, func(rec correlate.Record) bool { return !carries(rec, g.artifact) })
-	} else {
+		recs = slices.DeleteFunc(recs, func(rec correlate.Record) bool { return !rec.Carries(g.artifact) })
+	default:
 		recs, err = s.cfg.Changes.ChangesOf(ctx, g.repo, g.commit)
 	}
 	if err != nil {
@@ -148,7 +154,10 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(recs) == 0 {
 		what := g.repo + "@" + g.commit
-		if g.artifact != "" {
+		switch {
+		case g.artifact != "" && g.repo == "":
+			what = "artifact " + g.artifact + " (no change built or deployed it)"
+		case g.artifact != "":
 			what = g.repo + " carrying artifact " + g.artifact
 		}
 		reason := "no change record for " + what + ": the change is unknown (CM-8)"
@@ -165,6 +174,9 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	}
 	if g.commit == "" && len(recs) == 1 {
 		out.Commit = recs[0].Commit
+	}
+	if out.Repo == "" && len(recs) > 0 {
+		out.Repo = recs[0].Repository
 	}
 	id := recs[0].ID
 	out.Change = &id
@@ -219,20 +231,6 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// carries reports whether the record built or deployed the artifact.
-func carries(rec correlate.Record, digest string) bool {
-	for _, a := range rec.Artifacts {
-		if strings.EqualFold(a.Digest, digest) {
-			return true
-		}
-	}
-	for _, d := range rec.Deployments {
-		if strings.EqualFold(d.Digest, digest) {
-			return true
-		}
-	}
-	return false
-}
 
 // primary keeps the records that introduced the commit (their own commit,
 // the merge or pushed commit) when there are some; otherwise the records

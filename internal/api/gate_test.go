@@ -78,6 +78,12 @@ func (l *lockedState) ChangesOf(ctx context.Context, repo, commit string) ([]cor
 	return correlate.StateReader{State: l.s}.ChangesOf(ctx, repo, commit)
 }
 
+func (l *lockedState) ChangesOfArtifact(ctx context.Context, digest string) ([]correlate.Record, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return correlate.StateReader{State: l.s}.ChangesOfArtifact(ctx, digest)
+}
+
 func (l *lockedState) add(facts ...correlate.Fact) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -171,10 +177,13 @@ func TestGateApprovalSequence(t *testing.T) {
 	if code, g, raw = askGate(t, srv, gateQ, ""); code != 200 || g.Decision != api.GateAllow {
 		t.Fatalf("after the approval: %d %s", code, raw)
 	}
-	// An abbreviated commit and the artifact (with repo) find the same change.
+	// An abbreviated commit, the artifact with its repository, and the
+	// artifact alone find the same change.
 	for _, q := range []string{"repo=" + gateRepo + "&commit=c0ffee1&env=PRODUCTION",
-		"repo=https://github.com/acme/payments&artifact=sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899&env=prod"} {
-		if code, g, raw = askGate(t, srv, q, ""); code != 200 || g.Decision != api.GateAllow || *g.Change != gateRepo+"@"+gateCommit {
+		"repo=https://github.com/acme/payments&artifact=sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899&env=prod",
+		"artifact=sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899&env=prod"} {
+		if code, g, raw = askGate(t, srv, q, ""); code != 200 || g.Decision != api.GateAllow || *g.Change != gateRepo+"@"+gateCommit ||
+			g.Repo != gateRepo || !strings.HasPrefix(gateCommit, g.Commit) || len(g.Commit) < 7 {
 			t.Fatalf("%s: %d %s", q, code, raw)
 		}
 	}
@@ -195,6 +204,10 @@ func TestGateUnknownAndNonProduction(t *testing.T) {
 	code, g, raw = askGate(t, srv, "repo="+gateRepo+"&artifact=sha256:"+strings.Repeat("e", 64)+"&env=production", "")
 	if code != 200 || g.Decision != api.GateDeny || !strings.Contains(strings.Join(g.Reasons, ""), "(CM-8)") {
 		t.Fatalf("unknown artifact: %d %s", code, raw)
+	}
+	code, g, raw = askGate(t, srv, "artifact=sha256:"+strings.Repeat("e", 64)+"&env=production", "")
+	if code != 200 || g.Decision != api.GateDeny || !strings.Contains(strings.Join(g.Reasons, ""), "no change built or deployed it") {
+		t.Fatalf("unknown artifact, no repo: %d %s", code, raw)
 	}
 	// Staging: the missing approval is informational.
 	code, g, raw = askGate(t, srv, "repo="+gateRepo+"&commit="+gateCommit+"&env=staging", "")
@@ -232,7 +245,6 @@ func TestGateBadParams(t *testing.T) {
 		"repo=" + gateRepo + "&commit=abcdef1":   "env is required",
 		"repo=" + gateRepo + "&commit=abcdef1&artifact=sha256:" + strings.Repeat("a", 64) + "&env=p": "give commit or artifact, not both",
 		"repo=" + gateRepo + "&artifact=md5:1&env=p":                                                 `artifact "md5:1" is not a digest`,
-		"artifact=sha256:" + strings.Repeat("a", 64) + "&env=p":                                      "artifact lookup not supported yet",
 	} {
 		code, _, raw := askGate(t, srv, q, "")
 		if code != 400 || !strings.Contains(strings.ReplaceAll(raw, `\"`, `"`), want) {

@@ -67,7 +67,7 @@ func runGate(ctx context.Context, args []string, env Env) int {
 	envName := fs.String("env", "", "the environment to deploy to (required)")
 	repo := fs.String("repo", "", "repository, host/owner/name or a URL (default: from CI)")
 	commit := fs.String("commit", "", "the commit to deploy (default: from CI)")
-	artifact := fs.String("artifact", "", "the artifact digest to deploy (sha256:...), instead of --commit; needs the repository")
+	artifact := fs.String("artifact", "", "the artifact digest to deploy (sha256:...), instead of --commit; found across repositories when no repository is given or known from CI")
 	wait := fs.Duration("wait", 0, "while denied only for pending evidence, ask again until allowed or this long has passed")
 	interval := fs.Duration("poll-interval", 5*time.Second, "time between two questions with --wait")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on one question after this long")
@@ -99,9 +99,9 @@ func runGate(ctx context.Context, args []string, env Env) int {
 		c = strings.ToLower(info.Commit)
 	}
 	switch {
-	case r == "":
-		return fail(env, ExitUsage, "gate: --repo is required outside CI")
-	case !repositoryRE.MatchString(r):
+	case r == "" && a == "":
+		return fail(env, ExitUsage, "gate: --repo is required outside CI (or --artifact alone)")
+	case r != "" && !repositoryRE.MatchString(r):
 		return fail(env, ExitUsage, "gate: repository %q is not host/owner/name: pass --repo", r)
 	case c != "" && a != "":
 		return fail(env, ExitUsage, "gate: give --commit or --artifact, not both")
@@ -110,7 +110,10 @@ func runGate(ctx context.Context, args []string, env Env) int {
 	case c != "" && !shaRE.MatchString(c):
 		return fail(env, ExitUsage, "gate: commit %q is not a commit SHA (7 to 64 hex digits)", c)
 	}
-	q := url.Values{"repo": {r}, "env": {strings.TrimSpace(*envName)}}
+	q := url.Values{"env": {strings.TrimSpace(*envName)}}
+	if r != "" {
+		q.Set("repo", r)
+	}
 	if a != "" {
 		q.Set("artifact", a)
 	} else {

@@ -37,6 +37,12 @@ func (l *lockedReader) ChangesOf(ctx context.Context, repo, commit string) ([]co
 	return correlate.StateReader{State: l.s}.ChangesOf(ctx, repo, commit)
 }
 
+func (l *lockedReader) ChangesOfArtifact(ctx context.Context, digest string) ([]correlate.Record, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return correlate.StateReader{State: l.s}.ChangesOfArtifact(ctx, digest)
+}
+
 func (l *lockedReader) add(facts ...correlate.Fact) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -152,6 +158,12 @@ func TestGateCLI(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"decision": "allow"`) {
 		t.Fatalf("from CI: %+v", r)
 	}
+	// The image alone, outside CI: found across repositories.
+	r = run(t, vars, "", "gate", "--env", "production", "--artifact", "sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ALLOW: github.com/acme/payments artifact sha256:4a5b6c7d") ||
+		!strings.Contains(r.stdout, "change: github.com/acme/payments@"+gateCommit) {
+		t.Fatalf("by artifact alone: %+v", r)
+	}
 	// --wait gives up on a definite failure at once, and after D on pending.
 	r = run(t, vars, "", "gate", "--env", "production", "--repo", "github.com/acme/payments", "--commit", "0123456789abcdef", "--wait", "200ms", "--poll-interval", "50ms")
 	if r.code != 1 {
@@ -165,7 +177,7 @@ func TestGateCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"gate"}, "--env is required"},
-		{[]string{"gate", "--env", "production"}, "--repo is required outside CI"},
+		{[]string{"gate", "--env", "production"}, "--repo is required outside CI (or --artifact alone)"},
 		{[]string{"gate", "--env", "production", "--repo", "github.com/a/b"}, "--commit or --artifact is required"},
 		{[]string{"gate", "--env", "production", "--repo", "github.com/a/b", "--commit", "xyz"}, "is not a commit SHA"},
 		{[]string{"gate", "--env", "p", "--repo", "github.com/a/b", "--commit", "abcdef1", "-o", "yaml"}, "want text or json"},

@@ -234,7 +234,40 @@ func TestKVState(t *testing.T) {
 			t.Fatalf("ChangesOf(%s, \"\"): %d records, want %d", repo, len(got), len(want))
 		}
 	}
-	t.Logf("%d facts, %d keys, %d records, %d commit queries", len(all), len(whole.Keys()), len(recs), checked)
+	// By artifact, across repositories: KVReader against StateReader, and
+	// every record found carries the artifact.
+	digests := map[string]bool{}
+	for _, r := range recs {
+		for _, a := range r.Artifacts {
+			if a.Digest != "" {
+				digests[a.Digest] = true
+			}
+		}
+	}
+	byArtifact := 0
+	for d := range digests {
+		got, err := kr.ChangesOfArtifact(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := sr.ChangesOfArtifact(ctx, d)
+		if len(got) == 0 || !bytes.Equal(encode(t, got), encode(t, want)) {
+			t.Fatalf("ChangesOfArtifact(%s): %d records, want %d (at least one)", d, len(got), len(want))
+		}
+		for _, r := range got {
+			if !r.Carries(d) {
+				t.Fatalf("ChangesOfArtifact(%s) gave %s, which does not carry it", d, r.ID)
+			}
+		}
+		byArtifact++
+	}
+	if byArtifact == 0 {
+		t.Fatal("the generated history has no artifacts to look up")
+	}
+	if got, err := kr.ChangesOfArtifact(ctx, "sha256:"+strings.Repeat("0", 64)); err != nil || len(got) != 0 {
+		t.Fatalf("an unknown artifact: %d records, %v", len(got), err)
+	}
+	t.Logf("%d facts, %d keys, %d records, %d commit queries, %d artifact queries", len(all), len(whole.Keys()), len(recs), checked, byArtifact)
 }
 
 func entriesEqual(a, b correlate.Entry) bool {
