@@ -231,7 +231,6 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-
 // primary keeps the records that introduced the commit (their own commit,
 // the merge or pushed commit) when there are some; otherwise the records
 // that hold it in another role (a pull request head, a deployment). A
