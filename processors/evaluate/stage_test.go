@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
@@ -67,6 +69,26 @@ func stageEvidence(t testing.TB) (base, approval, deploy []correlate.Fact) {
 		}
 	}
 	return base, approval, deploy
+}
+
+// runStage runs a stage over reader, writing to st, until the returned
+// stop is called.
+func runStage(t *testing.T, js jetstream.JetStream, eng *Engine, reader correlate.Reader, st *store.Store, cfg StageConfig) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := NewStage(ctx, js, eng, reader, StoreWriter{Get: func() *store.Store { return st }}, cfg, nil, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
 }
 
 // clock is a settable clock.
@@ -139,20 +161,8 @@ func TestStage(t *testing.T) {
 	var mu sync.Mutex
 	var published []Verdict
 	start := func() (stop func()) {
-		s, err := NewStage(ctx, js.JS, eng, correlate.KVReader{KV: kv}, StoreWriter{Get: func() *store.Store { return st }},
-			StageConfig{Now: clk.Now, Publish: func(v Verdict) { mu.Lock(); published = append(published, v); mu.Unlock() }}, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.Run(rctx) }()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}
+		return runStage(t, js.JS, eng, correlate.KVReader{KV: kv}, st,
+			StageConfig{Now: clk.Now, Publish: func(v Verdict) { mu.Lock(); published = append(published, v); mu.Unlock() }})
 	}
 	queue, err := OpenQueue(ctx, js.JS)
 	if err != nil {
@@ -324,19 +334,7 @@ func TestStageNewBundle(t *testing.T) {
 	}
 	clk := &clock{t: at("2025-03-04T07:05:00Z")}
 	run := func(eng *Engine) (stop func()) {
-		s, err := NewStage(ctx, js.JS, eng, correlate.KVReader{KV: kv}, StoreWriter{Get: func() *store.Store { return st }}, StageConfig{Now: clk.Now}, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.Run(rctx) }()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}
+		return runStage(t, js.JS, eng, correlate.KVReader{KV: kv}, st, StageConfig{Now: clk.Now})
 	}
 	byTrigger := func() map[string]int {
 		out := map[string]int{}
@@ -435,20 +433,7 @@ func TestStageVerdictDelay(t *testing.T) {
 	unmatched := recs[0].ID
 	clk := &clock{t: at("2025-03-04T07:02:30Z")}
 	run := func() (stop func()) {
-		s, err := NewStage(ctx, js.JS, engine(t), reader, StoreWriter{Get: func() *store.Store { return st }},
-			StageConfig{Now: clk.Now, VerdictDelay: 2 * time.Minute}, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.Run(rctx) }()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}
+		return runStage(t, js.JS, engine(t), reader, st, StageConfig{Now: clk.Now, VerdictDelay: 2 * time.Minute})
 	}
 	queue, err := OpenQueue(ctx, js.JS)
 	if err != nil {
