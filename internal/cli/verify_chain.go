@@ -2,28 +2,37 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
-// runVerifyChain is evidence verify [--from --to | --from-seq --to-seq]:
-// the archive's hash chain recomputed from ClickHouse and checked against
-// the signed checkpoints. Exit 0 intact, 1 tampered, 2 usage or
+// runVerifyChain is evidence verify [--from --to | --from-seq --to-seq]
+// [--nats-url]: the archive's hash chain recomputed from ClickHouse and
+// checked against the signed checkpoints, those of the ClickHouse table,
+// or with --nats-url those of the JetStream stream EVIDENCE_CHECKPOINTS
+// after comparing the table with it. Exit 0 intact, 1 tampered, 2 usage or
 // connection errors.
 func runVerifyChain(ctx context.Context, args []string, env Env) int {
 	fs := flagSet("verify", env)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: evidence verify --public-key FILE|DIR [--from T --to T | --from-seq N --to-seq N] [--clickhouse-url URL]")
+		fmt.Fprintln(env.Stderr, "usage: evidence verify --public-key FILE|DIR [--from T --to T | --from-seq N --to-seq N] [--clickhouse-url URL] [--nats-url URL [--nats-creds FILE]]")
 		fmt.Fprintln(env.Stderr, "       evidence verify package FILE.zip")
 		fmt.Fprintln(env.Stderr, "\nRecomputes the archive's hash chain from ClickHouse and checks it against the signed")
 		fmt.Fprintln(env.Stderr, "checkpoints; names the first row altered, deleted or inserted. Times are RFC 3339 or dates")
 		fmt.Fprintln(env.Stderr, "(YYYY-MM-DD; --to DATE includes that day), compared with when events were archived.")
+		fmt.Fprintln(env.Stderr, "With --nats-url the checkpoints are read from the JetStream stream EVIDENCE_CHECKPOINTS")
+		fmt.Fprintln(env.Stderr, "(which denies deletes), compared with the ClickHouse table, and the chain is checked against them.")
 		fmt.Fprintln(env.Stderr, "Exit 0 intact, 1 tampered, 2 usage or connection error. See docs/tamper-evidence.md.")
 		fs.PrintDefaults()
 	}
@@ -38,6 +47,8 @@ func runVerifyChain(ctx context.Context, args []string, env Env) int {
 	to := fs.String("to", "", "end of the period: a date includes that day, an instant is excluded")
 	fromSeq := fs.Uint64("from-seq", 0, "first stream_seq to check (instead of --from)")
 	toSeq := fs.Uint64("to-seq", 0, "last stream_seq to check (instead of --to)")
+	natsURL := fs.String("nats-url", env.Getenv("EVIDENCE_NATS_URL"), "NATS server holding the stream EVIDENCE_CHECKPOINTS, nats://[user:password@]host:4222: check against its checkpoints, read-only (env EVIDENCE_NATS_URL)")
+	natsCreds := fs.String("nats-creds", env.Getenv("EVIDENCE_NATS_CREDS"), "NATS credentials file (JWT and nkey seed) for --nats-url (env EVIDENCE_NATS_CREDS)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -78,6 +89,14 @@ func runVerifyChain(ctx context.Context, args []string, env Env) int {
 	if !fromT.IsZero() && !toT.IsZero() && !toT.After(fromT) {
 		return fail(env, ExitUsage, "verify: --to %s is not after --from %s", *to, *from)
 	}
+	if *natsCreds != "" {
+		if *natsURL == "" {
+			return fail(env, ExitUsage, "verify: --nats-creds is for --nats-url, which is not given")
+		}
+		if _, err := os.Stat(*natsCreds); err != nil {
+			return fail(env, ExitUsage, "verify: --nats-creds: %v", err)
+		}
+	}
 
 	st, err := store.OpenReadOnly(ctx, *chURL, nil)
 	if err != nil {
@@ -91,14 +110,29 @@ func runVerifyChain(ctx context.Context, args []string, env Env) int {
 			return fail(env, ExitUsage, "verify: %v", err)
 		}
 	}
+	var sc *verify.StreamCheckpoints
+	if *natsURL != "" {
+		// Read the stream before the table: evidenced publishes a
+		// checkpoint before it stores it, so every checkpoint of the table
+		// read afterwards is in what was read, but for those made meanwhile.
+		if sc, err = readCheckpointStream(ctx, *natsURL, *natsCreds); err != nil {
+			return fail(env, ExitUsage, "verify: --nats-url %s: %v", redactNATS(*natsURL), err)
+		}
+	}
 	prog := newProgress(env.Stderr)
 	opts.Progress = prog.report
-	res, err := verify.Verify(ctx, conn, opts)
+	var res *verify.Result
+	var cmp *verify.StreamComparison
+	if sc != nil {
+		res, cmp, err = verify.VerifyWithStream(ctx, conn, opts, sc)
+	} else {
+		res, err = verify.Verify(ctx, conn, opts)
+	}
 	prog.done()
 	if err != nil {
 		return fail(env, ExitUsage, "verify: %v", err)
 	}
-	printVerifyResult(env.Stdout, res, keys)
+	printVerifyResult(env.Stdout, res, keys, cmp, redactNATS(*natsURL))
 	if !res.OK() {
 		return ExitFail
 	}
@@ -121,7 +155,53 @@ func parsePeriodBound(v string, end bool) (time.Time, error) {
 	return t, nil
 }
 
-func printVerifyResult(w io.Writer, res *verify.Result, keys verify.PublicKeys) {
+// readCheckpointStream connects to NATS as the auditor's user and reads
+// EVIDENCE_CHECKPOINTS. A permissions violation ends the read at once,
+// naming the subject refused.
+func readCheckpointStream(ctx context.Context, natsURL, creds string) (*verify.StreamCheckpoints, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	opts := []nats.Option{nats.Name("evidence verify"), nats.Timeout(5 * time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				cancel(fmt.Errorf("%w: the user needs the read-only permissions in docs/tamper-evidence.md", err))
+			}
+		})}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return verify.ReadStream(ctx, js)
+}
+
+// redactNATS hides the passwords of a NATS URL (or comma-separated list).
+func redactNATS(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				parts[i] = u.Redacted()
+			} else {
+				u.User = url.User("xxxxx") // a token
+				parts[i] = u.String()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// printVerifyResult writes the findings and the summary; cmp is the
+// comparison with the stream at natsURL, nil when the checkpoints were
+// read from ClickHouse only.
+func printVerifyResult(w io.Writer, res *verify.Result, keys verify.PublicKeys, cmp *verify.StreamComparison, natsURL string) {
 	ts := func(c *verify.Checkpoint) string { return c.Created().Format(time.RFC3339) }
 	if !res.OK() {
 		for _, p := range res.Problems {
@@ -140,6 +220,19 @@ func printVerifyResult(w io.Writer, res *verify.Result, keys verify.PublicKeys) 
 		fmt.Fprintf(w, "events checked: %d (stream_seq %d..%d)\n", res.Events, res.FirstSeq, res.LastSeq)
 	}
 	fmt.Fprintf(w, "checkpoints checked: %d (keys: %s)\n", res.Checkpoints, strings.Join(keys.IDs(), ", "))
+	if cmp == nil {
+		fmt.Fprintln(w, "checkpoints from: ClickHouse only, not compared with the stream EVIDENCE_CHECKPOINTS (give --nats-url: checkpoints deleted from ClickHouse together with a rewrite of the rows they signed are only seen that way)")
+	} else {
+		end := "head"
+		if cmp.ToSeq > 0 {
+			end = fmt.Sprint(cmp.ToSeq)
+		}
+		fmt.Fprintf(w, "checkpoints from: stream EVIDENCE_CHECKPOINTS at %s, compared with ClickHouse for stream_seq %d..%s: %d in the stream, %d in ClickHouse, %d identical\n",
+			natsURL, cmp.FromSeq, end, cmp.Stream, cmp.Table, cmp.Identical)
+		if cmp.Later > 0 {
+			fmt.Fprintf(w, "note: %d checkpoints of ClickHouse were made after the stream was read and not compared\n", cmp.Later)
+		}
+	}
 	if c := res.LastSigned; c != nil {
 		fmt.Fprintf(w, "last signed head: stream_seq %d, %d events, hash %s, made %s, key %s\n", c.Seq, c.Count, c.Head, ts(c), c.KeyID)
 	} else {

@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	natsclient "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/evidencepipeline/evidence/internal/chlocal"
 	"github.com/evidencepipeline/evidence/internal/cli"
 	"github.com/evidencepipeline/evidence/internal/config"
@@ -22,6 +26,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/verify"
 	"github.com/evidencepipeline/evidence/internal/verify/verifytest"
 	"github.com/evidencepipeline/evidence/processors/archive"
+	"github.com/evidencepipeline/evidence/processors/checkpoint"
 )
 
 // chainFixture is a database holding a valid chain written with the
@@ -71,7 +76,8 @@ func (f *chainFixture) row(t *testing.T, seq uint64) verifytest.Ref {
 	return verifytest.Ref{}
 }
 
-// mutate runs an ALTER TABLE events mutation and waits until it is done.
+// mutate runs an ALTER TABLE mutation (of events or checkpoints) and waits
+// until it is done.
 func (f *chainFixture) mutate(t *testing.T, sql string) {
 	t.Helper()
 	ctx := context.Background()
@@ -80,7 +86,7 @@ func (f *chainFixture) mutate(t *testing.T, sql string) {
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		var n uint64
-		if err := f.st.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'events' AND is_done = 0").Scan(&n); err != nil {
+		if err := f.st.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0").Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
@@ -426,4 +432,246 @@ func TestVerifyAsAuditor(t *testing.T) {
 	f.mutate(t, `ALTER TABLE events DELETE WHERE stream_seq = 12`)
 	r = run(t, map[string]string{"EVIDENCE_CLICKHOUSE_URL": auditor}, "", "verify", "--public-key", f.pubDir)
 	wantTampered(t, r, "TAMPERED: row 12 missing between 11 and 13")
+}
+
+// streamArchive is what a real evidenced, publishing to an external NATS,
+// archived and signed: 20 events, checkpoints at 10 and 20 in ClickHouse
+// and in the stream EVIDENCE_CHECKPOINTS.
+type streamArchive struct {
+	natsURL string
+	pubPath string
+	keyID   string
+	rows    []store.EventRow
+	cps     []verify.Checkpoint // distinct, in order
+	stored  []verify.Checkpoint // the table's rows (a checkpoint may be stored twice: a retried insert)
+}
+
+func newStreamArchive(t *testing.T) *streamArchive {
+	t.Helper()
+	ctx := context.Background()
+	n := testenv.NATS(t)
+	chURL := testenv.DatabaseURL(t)
+	dataDir := filepath.Join(t.TempDir(), "d")
+	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", dataDir, "--clickhouse-url", chURL,
+		"--nats-url", n.URL, "--checkpoint-every", "10", "--checkpoint-interval", "1h", "--correlate=false"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = d.Shutdown(ctx)
+		}
+	})
+	var batch []map[string]any
+	for i := 1; i <= 20; i++ {
+		batch = append(batch, map[string]any{"specversion": "1.0", "id": fmt.Sprintf("e-%d", i), "source": "test/verify-stream",
+			"type": "com.example.note", "data": map[string]any{"n": i}})
+	}
+	body, _ := json.Marshal(batch)
+	resp, err := http.Post("http://"+d.Addr()+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	st := testenv.StoreAt(t, chURL)
+	testenv.WaitForRows(t, st, 20, 60*time.Second)
+	stopped = true
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := &streamArchive{natsURL: n.URL, pubPath: filepath.Join(dataDir, verify.PublicKeyFile), rows: testenv.ArchivedRows(t, st)}
+	if err := verify.ScanCheckpoints(ctx, st.Conn(), 1, 0, func(c verify.Checkpoint) error {
+		a.stored = append(a.stored, c)
+		if n := len(a.cps); n == 0 || a.cps[n-1] != c {
+			a.cps = append(a.cps, c)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.rows) != 20 || a.rows[19].StreamSeq != 20 || len(a.cps) != 2 || a.cps[0].Seq != 10 || a.cps[1].Seq != 20 {
+		t.Fatalf("evidenced archived %d rows and checkpoints %+v; want rows 1..20, checkpoints at 10 and 20", len(a.rows), a.cps)
+	}
+	a.keyID = a.cps[0].KeyID
+	// The stream holds the same two.
+	info, err := n.JS.Stream(ctx, verify.CheckpointStream)
+	if err != nil || info.CachedInfo().State.Msgs != 2 {
+		t.Fatalf("stream %s after evidenced: %v", verify.CheckpointStream, err)
+	}
+	return a
+}
+
+// copy is a fresh database holding the archive's rows and checkpoints, to
+// tamper with; the stream stays as evidenced left it.
+func (a *streamArchive) copy(t *testing.T) *chainFixture {
+	t.Helper()
+	f := &chainFixture{url: testenv.DatabaseURL(t), pubDir: a.pubPath}
+	f.st = testenv.StoreAt(t, f.url)
+	if err := f.st.InsertEvents(context.Background(), a.rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify.InsertCheckpoints(context.Background(), f.st.Conn(), a.stored); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (a *streamArchive) made(i int) string {
+	return fmt.Sprintf("checkpoint at row %d (key %s, made %s)", a.cps[i].Seq, a.keyID, a.cps[i].Created().Format("2006-01-02T15:04:05Z"))
+}
+
+// evidence verify --nats-url compares the checkpoints of ClickHouse with
+// the stream evidenced published them to, and checks the chain against
+// the stream's.
+func TestVerifyAgainstStream(t *testing.T) {
+	a := newStreamArchive(t)
+	nats := []string{"--nats-url", a.natsURL}
+	compared := "checkpoints from: stream EVIDENCE_CHECKPOINTS at " + a.natsURL + ", compared with ClickHouse for stream_seq 1..head: "
+
+	t.Run("intact", func(t *testing.T) {
+		f := a.copy(t)
+		wantIntact(t, f.verify(t, nats...), "events checked: 20 (stream_seq 1..20)", "checkpoints checked: 2 (keys: "+a.keyID+")",
+			compared+"2 in the stream, 2 in ClickHouse, 2 identical\n", "last signed head: stream_seq 20, 20 events")
+		// The URL from the environment; a range compares the checkpoints
+		// around it.
+		r := run(t, map[string]string{"EVIDENCE_NATS_URL": a.natsURL}, "", "verify", "--clickhouse-url", f.url, "--public-key", a.pubPath, "--from-seq", "12", "--to-seq", "15")
+		wantIntact(t, r, "started from: checkpoint at seq 10", "events checked: 10 (stream_seq 11..20)",
+			"compared with ClickHouse for stream_seq 10..20: 2 in the stream, 2 in ClickHouse, 2 identical")
+		// Without --nats-url the output says where the checkpoints came from.
+		r = f.verify(t)
+		wantIntact(t, r, "checkpoints checked: 2", "checkpoints from: ClickHouse only, not compared with the stream EVIDENCE_CHECKPOINTS (give --nats-url")
+		if strings.Count(r.stdout+r.stderr, "ClickHouse only") != 1 {
+			t.Fatalf("said more than once:\n%s%s", r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("checkpoint deleted", func(t *testing.T) {
+		f := a.copy(t)
+		f.mutate(t, "ALTER TABLE checkpoints DELETE WHERE stream_seq = 10")
+		// ClickHouse alone does not miss it: the chain is intact.
+		wantIntact(t, f.verify(t), "checkpoints checked: 1")
+		r := f.verify(t, nats...)
+		wantTampered(t, r, "TAMPERED: "+a.made(0)+" is in EVIDENCE_CHECKPOINTS but not in ClickHouse: deleted from the checkpoints table\n",
+			compared+"2 in the stream, 1 in ClickHouse, 1 identical\n", "checkpoints checked: 2")
+		if strings.Count(r.stdout, "TAMPERED") != 1 {
+			t.Fatalf("more than the deletion reported:\n%s", r.stdout)
+		}
+	})
+
+	// The attack the stream is for: the checkpoint covering rows 11..20
+	// deleted from ClickHouse and the rows rewritten with fresh, consistent
+	// hashes.
+	t.Run("checkpoints deleted and rows rewritten", func(t *testing.T) {
+		f := a.copy(t)
+		f.mutate(t, "ALTER TABLE checkpoints DELETE WHERE stream_seq >= 11")
+		f.mutate(t, "ALTER TABLE events DELETE WHERE stream_seq >= 11")
+		prev := a.rows[9].Hash
+		var forged []store.EventRow
+		for _, r := range a.rows[10:] {
+			if r.StreamSeq == 11 {
+				r.Data = []byte(`{"n":11,"approved":true}`)
+			}
+			r.PrevHash = prev
+			h, err := verify.RowHash(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Hash, prev = h, h
+			forged = append(forged, r)
+		}
+		if err := f.st.InsertEvents(context.Background(), forged); err != nil {
+			t.Fatal(err)
+		}
+		// The limit of ClickHouse alone: a valid chain, its end unsigned.
+		wantIntact(t, f.verify(t), "events checked: 20 (stream_seq 1..20)", "checkpoints checked: 1",
+			"note: the last 10 rows checked (up to stream_seq 20) come after the last checkpoint", "checkpoints from: ClickHouse only")
+		wantTampered(t, f.verify(t, nats...),
+			"TAMPERED: "+a.made(1)+" is in EVIDENCE_CHECKPOINTS but not in ClickHouse: deleted from the checkpoints table\n",
+			"TAMPERED: rows 11..20 altered and re-hashed: row 20's hash is not the head hash signed by checkpoint at seq 20",
+			compared+"2 in the stream, 1 in ClickHouse, 1 identical\n", "last signed head: stream_seq 10,")
+	})
+
+	t.Run("checkpoint altered", func(t *testing.T) {
+		f := a.copy(t)
+		other := a.rows[18].Hash
+		f.mutate(t, "ALTER TABLE checkpoints UPDATE head_hash = '"+other+"' WHERE stream_seq = 20")
+		wantTampered(t, f.verify(t, nats...),
+			"TAMPERED: "+a.made(1)+" differs between EVIDENCE_CHECKPOINTS and ClickHouse (head_hash "+a.cps[1].Head+" in the stream, "+other+" in ClickHouse): altered in ClickHouse\n",
+			compared+"2 in the stream, 2 in ClickHouse, 1 identical\n", "checkpoints checked: 2")
+	})
+
+	t.Run("no stream", func(t *testing.T) {
+		f := a.copy(t)
+		port, err := chlocal.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nothing := "nats://auditor:s3cret@127.0.0.1:" + strconv.Itoa(port)
+		empty := testenv.NATS(t) // a NATS without the checkpoint stream
+		creds := filepath.Join(t.TempDir(), "nope.creds")
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--nats-url", nothing}, "verify: --nats-url nats://auditor:xxxxx@127.0.0.1:" + strconv.Itoa(port) + ": "},
+			{[]string{"--nats-url", empty.URL}, "verify: --nats-url " + empty.URL + ": stream EVIDENCE_CHECKPOINTS not found: is this the NATS server evidenced publishes its checkpoints to?"},
+			{[]string{"--nats-url", a.natsURL, "--nats-creds", creds}, "verify: --nats-creds: stat " + creds},
+			{[]string{"--nats-creds", creds}, "--nats-creds is for --nats-url, which is not given"},
+		} {
+			r := f.verify(t, c.args...)
+			if r.code != cli.ExitUsage || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "s3cret") || r.stdout != "" {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q", c.args, r.code, r.stdout, r.stderr, c.want)
+			}
+		}
+	})
+
+	// A NATS user that may not pull from the stream: exit 2 at once (not
+	// after the read's idle timeout), naming the subject refused.
+	t.Run("permissions", func(t *testing.T) {
+		f := a.copy(t)
+		srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Users: []*natsserver.User{{Username: "admin", Password: "a"}, {Username: "auditor", Password: "b", Permissions: &natsserver.Permissions{
+				Publish:   &natsserver.SubjectPermission{Allow: []string{"$JS.API.STREAM.INFO.EVIDENCE_CHECKPOINTS", "$JS.API.CONSUMER.CREATE.EVIDENCE_CHECKPOINTS.>"}},
+				Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Start()
+		t.Cleanup(srv.Shutdown)
+		if !srv.ReadyForConnections(30 * time.Second) {
+			t.Fatal("nats not ready")
+		}
+		nc, err := natsclient.Connect("nats://admin:a@" + srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		if err := checkpoint.EnsureStream(context.Background(), js, 1); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(a.cps[0])
+		if _, err := js.Publish(context.Background(), checkpoint.Subject, body); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		r := f.verify(t, "--nats-url", "nats://auditor:b@"+srv.Addr().String())
+		want := `Permissions Violation for Publish to "$JS.API.CONSUMER.MSG.NEXT.EVIDENCE_CHECKPOINTS.`
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "verify: --nats-url nats://auditor:xxxxx@") || !strings.Contains(r.stderr, want) ||
+			!strings.Contains(r.stderr, "the user needs the read-only permissions in docs/tamper-evidence.md") {
+			t.Fatalf("exit %d, stderr %q; want 2 and %q", r.code, r.stderr, want)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("the refusal took %s", d)
+		}
+	})
 }
