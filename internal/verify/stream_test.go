@@ -308,3 +308,37 @@ func TestReadStreamAsAuditor(t *testing.T) {
 		t.Error("a wrong password connected")
 	}
 }
+
+// BenchmarkReadStream reads a stream of 10,000 checkpoints (100 million
+// events at the default --checkpoint-every) from an embedded NATS over
+// loopback.
+func BenchmarkReadStream(b *testing.B) {
+	ctx := context.Background()
+	n := testenv.NATS(b)
+	if err := checkpoint.EnsureStream(ctx, n.JS, 1); err != nil {
+		b.Fatal(err)
+	}
+	key, _ := verify.GenerateKey()
+	const msgs = 10_000
+	for i := uint64(1); i <= msgs; i++ {
+		c := verify.Checkpoint{Seq: i * 10_000, Count: i * 10_000, Head: strings.Repeat("ab", 32), CreatedNs: int64(i)}
+		c.Sign(key)
+		body, _ := json.Marshal(c)
+		if _, err := n.JS.PublishAsync(checkpoint.Subject, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-n.JS.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("publish did not complete")
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		sc, err := verify.ReadStream(ctx, n.JS)
+		if err != nil || len(sc.Msgs) != msgs {
+			b.Fatalf("read %v, %v", sc, err)
+		}
+	}
+	b.ReportMetric(float64(msgs)*float64(b.N)/b.Elapsed().Seconds(), "checkpoints/s")
+}
