@@ -5,8 +5,9 @@
 // and the verifier that recomputes the chain from ClickHouse, streaming, and
 // names the first row altered, deleted or inserted.
 //
-// It depends on neither NATS nor the archive stage, so the evidence CLI can
-// use it (internal/hygiene keeps them out). The chain is defined here
+// It depends on neither the NATS server nor the archive stage, so the
+// evidence CLI can use it (internal/hygiene keeps them out); it reads the
+// checkpoint stream with the NATS client only (stream.go). The chain is defined here
 // once (RowHash): the archive chains with ChainHash, the verifier checks
 // with RowHash, and a test checks both against the definition by hand.
 //

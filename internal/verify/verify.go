@@ -167,33 +167,9 @@ func Verify(ctx context.Context, conn driver.Conn, opts Options) (*Result, error
 	v.cps, v.cpsErr = cps, cpsErr
 	v.advance()
 
-	var cur, nxt store.EventRow
-	have := false
-	err := ScanEvents(ctx, conn, v.prev.seq+1, res.EndSeq, func(r *store.EventRow) error {
-		if !have {
-			cur, have = *r, true
-			return nil
-		}
-		nxt = *r
-		if err := v.row(&cur, &nxt); err != nil {
-			return err
-		}
-		cur = nxt
-		return nil
-	})
-	if err == nil && have {
-		err = v.row(&cur, nil)
-	}
-	if err == nil {
-		v.end()
-	}
-	if v.scanErr != nil && !errors.Is(v.scanErr, context.Canceled) {
-		return nil, v.scanErr
-	}
-	if err != nil && !errors.Is(err, errStop) {
+	if err := v.scan(ctx, conn); err != nil {
 		return nil, err
 	}
-	res.Unsigned = v.count - v.matchedCount()
 	return res, nil
 }
 
