@@ -38,12 +38,16 @@ func (d *Daemon) runEvaluation(ctx context.Context, engine *evaluate.Engine, rea
 	}
 	backoff := time.Second
 	for {
-		stage, err := evaluate.NewStage(ctx, d.js, engine, reader, evaluate.StoreWriter{Get: d.Store}, evaluate.StageConfig{
-			Params: d.controlParams(), Publish: publish, VerdictDelay: d.cfg.VerdictDelay,
-		}, d.log, m)
-		if err == nil {
-			err = stage.Run(ctx)
-		}
+		// One replica evaluates at a time (the lease); the others stand by.
+		err := evaluate.RunLeased(ctx, d.js, evaluate.Lease{}, d.log, func(ctx context.Context) error {
+			stage, err := evaluate.NewStage(ctx, d.js, engine, reader, evaluate.StoreWriter{Get: d.Store}, evaluate.StageConfig{
+				Params: d.controlParams(), Publish: publish, VerdictDelay: d.cfg.VerdictDelay,
+			}, d.log, m)
+			if err != nil {
+				return err
+			}
+			return stage.Run(ctx)
+		})
 		if ctx.Err() != nil {
 			return
 		}

@@ -34,27 +34,7 @@ func BenchmarkStageThroughput(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var facts []correlate.Fact
-		ids := make([]string, n)
-		for i := range n {
-			repo := fmt.Sprintf("github.com/acme/svc%d", i%50)
-			merge := fmt.Sprintf("%040x", 2*i+2)
-			ids[i] = repo + "@" + merge
-			for _, e := range []*ce.Event{
-				{ID: fmt.Sprintf("m-%d", i), Source: "https://github.com/acme", Type: "dev.evidencepipeline.change.merged.v1",
-					Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-					Data: fmt.Appendf(nil, `{"repository":%q,"change":{"number":%d},"target_branch":"main","head_commit":"%040x","merge_commit":%q,"merged_by":{"login":"bob"},"merged_at":"2026-01-01T00:00:00Z"}`, repo, i+1, 2*i+1, merge)},
-				{ID: fmt.Sprintf("d-%d", i), Source: "https://ci.example/acme", Type: "dev.evidencepipeline.deployment.started.v1",
-					Time: time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC),
-					Data: fmt.Appendf(nil, `{"deployment_id":"d-%d","environment":"production","service":"svc%d","repository":%q,"commit":%q,"deployer":{"login":"github-actions[bot]"},"started_at":"2026-01-01T01:00:00Z"}`, i, i%50, repo, merge)},
-			} {
-				fs, err := correlate.Extract(e)
-				if err != nil {
-					b.Fatal(err)
-				}
-				facts = append(facts, fs...)
-			}
-		}
+		facts, ids := genChanges(b, 0, n)
 		if _, err := kv.Merge(ctx, facts); err != nil {
 			b.Fatal(err)
 		}
@@ -101,4 +81,33 @@ func BenchmarkStageThroughput(b *testing.B) {
 		b.ReportMetric(float64(n)/el.Seconds(), "changes/s")
 		b.StartTimer()
 	}
+}
+
+// genChanges are the facts of n merged pull requests (numbers from+1 to
+// from+n, spread over 50 repositories), each deployed to production by the
+// pipeline on 2026-01-01 01:00, and the ids of their records.
+func genChanges(tb testing.TB, from, n int) ([]correlate.Fact, []string) {
+	tb.Helper()
+	var facts []correlate.Fact
+	ids := make([]string, 0, n)
+	for i := from; i < from+n; i++ {
+		repo := fmt.Sprintf("github.com/acme/svc%d", i%50)
+		merge := fmt.Sprintf("%040x", 2*i+2)
+		ids = append(ids, repo+"@"+merge)
+		for _, e := range []*ce.Event{
+			{ID: fmt.Sprintf("m-%d", i), Source: "https://github.com/acme", Type: "dev.evidencepipeline.change.merged.v1",
+				Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+				Data: fmt.Appendf(nil, `{"repository":%q,"change":{"number":%d},"target_branch":"main","head_commit":"%040x","merge_commit":%q,"merged_by":{"login":"bob"},"merged_at":"2026-01-01T00:00:00Z"}`, repo, i+1, 2*i+1, merge)},
+			{ID: fmt.Sprintf("d-%d", i), Source: "https://ci.example/acme", Type: "dev.evidencepipeline.deployment.started.v1",
+				Time: time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC),
+				Data: fmt.Appendf(nil, `{"deployment_id":"d-%d","environment":"production","service":"svc%d","repository":%q,"commit":%q,"deployer":{"login":"github-actions[bot]"},"started_at":"2026-01-01T01:00:00Z"}`, i, i%50, repo, merge)},
+		} {
+			fs, err := correlate.Extract(e)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			facts = append(facts, fs...)
+		}
+	}
+	return facts, ids
 }
