@@ -342,37 +342,7 @@ func TestVerifyEvidencedArchive(t *testing.T) {
 	ctx := context.Background()
 	chURL := testenv.DatabaseURL(t)
 	dataDir := filepath.Join(t.TempDir(), "d")
-	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", dataDir, "--clickhouse-url", chURL,
-		"--checkpoint-every", "10", "--checkpoint-interval", "1h", "--correlate=false"}, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = d.Shutdown(ctx)
-		}
-	})
-	var batch []map[string]any
-	for i := 1; i <= 25; i++ {
-		batch = append(batch, map[string]any{"specversion": "1.0", "id": fmt.Sprintf("e-%d", i), "source": "test/verify",
-			"type": "com.example.note", "data": map[string]any{"n": i}})
-	}
-	body, _ := json.Marshal(batch)
-	resp, err := http.Post("http://"+d.Addr()+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("post: %d", resp.StatusCode)
-	}
-	st := testenv.StoreAt(t, chURL)
-	testenv.WaitForRows(t, st, 25, 60*time.Second)
+	st, shutdown := archiveNotes(t, chURL, dataDir, "test/verify", 25)
 	testenv.Eventually(t, 30*time.Second, func() error {
 		var n uint64
 		if err := st.Conn().QueryRow(ctx, "SELECT count() FROM checkpoints").Scan(&n); err != nil {
@@ -383,10 +353,7 @@ func TestVerifyEvidencedArchive(t *testing.T) {
 		}
 		return nil
 	})
-	stopped = true
-	if err := d.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	shutdown()
 	f := &chainFixture{url: chURL, st: st, pubDir: filepath.Join(dataDir, verify.PublicKeyFile)}
 	wantIntact(t, f.verify(t), "events checked: 25 (stream_seq 1..25)", "checkpoints checked: 3", "last signed head: stream_seq 25, 25 events")
 	f.mutate(t, `ALTER TABLE events UPDATE source = 'forged' WHERE stream_seq = 12`)
@@ -452,41 +419,8 @@ func newStreamArchive(t *testing.T) *streamArchive {
 	n := testenv.NATS(t)
 	chURL := testenv.DatabaseURL(t)
 	dataDir := filepath.Join(t.TempDir(), "d")
-	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", dataDir, "--clickhouse-url", chURL,
-		"--nats-url", n.URL, "--checkpoint-every", "10", "--checkpoint-interval", "1h", "--correlate=false"}, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = d.Shutdown(ctx)
-		}
-	})
-	var batch []map[string]any
-	for i := 1; i <= 20; i++ {
-		batch = append(batch, map[string]any{"specversion": "1.0", "id": fmt.Sprintf("e-%d", i), "source": "test/verify-stream",
-			"type": "com.example.note", "data": map[string]any{"n": i}})
-	}
-	body, _ := json.Marshal(batch)
-	resp, err := http.Post("http://"+d.Addr()+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("post: %d", resp.StatusCode)
-	}
-	st := testenv.StoreAt(t, chURL)
-	testenv.WaitForRows(t, st, 20, 60*time.Second)
-	stopped = true
-	if err := d.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, shutdown := archiveNotes(t, chURL, dataDir, "test/verify-stream", 20, "--nats-url", n.URL)
+	shutdown()
 	a := &streamArchive{natsURL: n.URL, pubPath: filepath.Join(dataDir, verify.PublicKeyFile), rows: testenv.ArchivedRows(t, st)}
 	if err := verify.ScanCheckpoints(ctx, st.Conn(), 1, 0, func(c verify.Checkpoint) error {
 		a.stored = append(a.stored, c)
@@ -674,4 +608,56 @@ func TestVerifyAgainstStream(t *testing.T) {
 			t.Fatalf("the refusal took %s", d)
 		}
 	})
+}
+
+// archiveNotes runs evidenced (checkpoints every 10 events, no
+// correlation, extra flags added) on the database chURL, posts n events
+// of source, and waits until they are archived. shutdown stops evidenced
+// gracefully (signing the head); the test's end does if it was not called.
+func archiveNotes(t *testing.T, chURL, dataDir, source string, n int, extra ...string) (st *store.Store, shutdown func()) {
+	t.Helper()
+	ctx := context.Background()
+	args := append([]string{"--http-addr", "127.0.0.1:0", "--data-dir", dataDir, "--clickhouse-url", chURL,
+		"--checkpoint-every", "10", "--checkpoint-interval", "1h", "--correlate=false"}, extra...)
+	cfg, _, err := config.Parse("evidenced", args, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	shutdown = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if err := d.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			stopped = true
+			_ = d.Shutdown(ctx)
+		}
+	})
+	var batch []map[string]any
+	for i := 1; i <= n; i++ {
+		batch = append(batch, map[string]any{"specversion": "1.0", "id": fmt.Sprintf("e-%d", i), "source": source,
+			"type": "com.example.note", "data": map[string]any{"n": i}})
+	}
+	body, _ := json.Marshal(batch)
+	resp, err := http.Post("http://"+d.Addr()+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	st = testenv.StoreAt(t, chURL)
+	testenv.WaitForRows(t, st, uint64(n), 60*time.Second)
+	return st, shutdown
 }
