@@ -18,8 +18,8 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
-	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 )
 
 // scenarioDir holds the correlator's scenario fixtures: the events of a
@@ -30,31 +30,7 @@ const scenarioDir = "../../processors/correlate/testdata/scenarios"
 // scenario (n <= 0: all of them).
 func scenarioState(t *testing.T, name string, n int) *correlate.State {
 	t.Helper()
-	path := filepath.Join(scenarioDir, name, "events.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if n > 0 {
-		raws = raws[:n]
-	}
-	s := correlate.NewState()
-	for i, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatalf("%s: event %d: %v", path, i, err)
-		}
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatalf("%s: event %d: %v", path, i, err)
-		}
-		s.Add(facts...)
-	}
-	return s
+	return correlatetest.State(t, correlatetest.Events(t, filepath.Join(scenarioDir, name, "events.json"), n)...)
 }
 
 // changeStates are every scenario's final state, and the early states

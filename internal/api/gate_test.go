@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
-	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 )
 
@@ -33,23 +32,8 @@ const (
 // approval.
 func gateFacts(t testing.TB) (base, approval []correlate.Fact) {
 	t.Helper()
-	b, err := os.ReadFile(gateFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatalf("event %d: %v", i, err)
-		}
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatalf("event %d: %v", i, err)
-		}
+	for _, e := range correlatetest.Events(t, gateFixture, 0) {
+		facts := correlatetest.Facts(t, e)
 		if e.Type == "dev.evidencepipeline.ticket.approved.v1" {
 			approval = append(approval, facts...)
 			continue

@@ -14,10 +14,10 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
-	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/chlocal"
 	"github.com/evidencepipeline/evidence/internal/cli"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -59,33 +59,13 @@ func changeState(t *testing.T, path string, n int) *correlate.State {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if n > 0 {
-		raws = raws[:n]
-	}
-	s := correlate.NewState()
-	for i, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatalf("%s: event %d: %v", path, i, err)
-		}
+	events := correlatetest.Events(t, path, n)
+	for i, e := range events {
 		if err := cat.Validate(e.Type, e.Data); err != nil {
 			t.Fatalf("%s: event %d (%s): %v", path, i, e.ID, err)
 		}
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatalf("%s: event %d: %v", path, i, err)
-		}
-		s.Add(facts...)
 	}
-	return s
+	return correlatetest.State(t, events...)
 }
 
 // changesAPI serves the API over the state (the daemon does not serve

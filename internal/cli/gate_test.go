@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/api"
-	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 )
 
@@ -53,23 +53,8 @@ func (l *lockedReader) add(facts ...correlate.Fact) {
 // deployment, plus SAST and dependency scans), the ticket approval apart.
 func gateFacts(t *testing.T) (base, approval []correlate.Fact) {
 	t.Helper()
-	b, err := os.ReadFile("testdata/gate/compliant.events.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range correlatetest.Events(t, "testdata/gate/compliant.events.json", 0) {
+		facts := correlatetest.Facts(t, e)
 		if e.Type == "dev.evidencepipeline.ticket.approved.v1" {
 			approval = append(approval, facts...)
 		} else {

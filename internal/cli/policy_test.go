@@ -16,6 +16,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 )
 
@@ -171,29 +172,8 @@ func TestPolicyReplayReadOnly(t *testing.T) {
 // events.
 func deployedChange(t *testing.T) correlate.Record {
 	t.Helper()
-	b, err := os.ReadFile("testdata/gate/compliant.events.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := correlate.NewState()
-	add := func(e *ce.Event) {
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatalf("%s: %v", e.ID, err)
-		}
-		st.Add(facts...)
-	}
-	for _, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		add(e)
-	}
+	st := correlatetest.State(t, correlatetest.Events(t, "testdata/gate/compliant.events.json", 0)...)
+	add := func(e *ce.Event) { st.Add(correlatetest.Facts(t, e)...) }
 	add(&ce.Event{ID: "deploy-1", Source: "https://github.com/acme", Type: "dev.evidencepipeline.deployment.finished.v1",
 		Time: time.Date(2025, 3, 3, 17, 0, 0, 0, time.UTC), Data: []byte(`{"deployment_id":"d-1","environment":"production","service":"payments",` +
 			`"digest":"sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899","repository":"github.com/acme/payments",` +

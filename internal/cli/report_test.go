@@ -21,7 +21,6 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
-	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/cli"
 	"github.com/evidencepipeline/evidence/internal/report"
 	"github.com/evidencepipeline/evidence/internal/store"
@@ -29,6 +28,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/verify"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 )
 
 // The report scenario: the correlator's scenarios' events archived and
@@ -71,40 +71,15 @@ func reportScenario(t *testing.T) string {
 	var events []store.EventRow
 	records := map[string]correlate.Record{}
 	add := func(scenario string, n int) {
-		path := filepath.Join(scenarios, scenario, "events.json")
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raws, err := ce.ParseBatch(b)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if n > 0 {
-			raws = raws[:n]
-		}
-		s := correlate.NewState()
-		for i, raw := range raws {
-			e, err := ce.ParseJSON(raw)
-			if err != nil {
-				t.Fatalf("%s: event %d: %v", path, i, err)
-			}
-			fs, err := correlate.Extract(e)
-			if err != nil {
-				t.Fatalf("%s: event %d: %v", path, i, err)
-			}
-			s.Add(fs...)
+		evs := correlatetest.Events(t, filepath.Join(scenarios, scenario, "events.json"), n)
+		for _, e := range evs {
 			seq := uint64(len(events) + 1)
-			ext, _ := json.Marshal(e.Extensions)
-			if len(e.Extensions) == 0 {
-				ext = []byte("{}")
-			}
 			events = append(events, store.EventRow{StreamSeq: seq, EventID: e.ID, Source: e.Source, Type: e.Type, Subject: e.Subject,
 				EventTimeNs: e.Time.UnixNano(), ReceivedNs: e.Time.Add(time.Second).UnixNano(), DataContentType: e.DataContentType,
-				DataSchema: e.DataSchema, Extensions: string(ext), Data: e.Data, DataBase64: e.DataBase64,
+				DataSchema: e.DataSchema, Extensions: e.ExtensionsJSON(), Data: e.Data, DataBase64: e.DataBase64,
 				PrevHash: fmt.Sprintf("h%d", seq-1), Hash: fmt.Sprintf("h%d", seq)})
 		}
-		for _, r := range s.Records() {
+		for _, r := range correlatetest.State(t, evs...).Records() {
 			records[r.ID] = r
 		}
 	}

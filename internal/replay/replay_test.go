@@ -3,7 +3,6 @@ package replay_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/processors/evaluate/policies"
 )
@@ -32,22 +32,7 @@ const (
 // the pipeline on 2025-03-03, and a second change deployed in May.
 func records(t *testing.T) map[string]correlate.Record {
 	t.Helper()
-	b, err := os.ReadFile(fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var events []*ce.Event
-	for _, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, e)
-	}
+	events := correlatetest.Events(t, fixture, 0)
 	ev := func(id, typ, at, data string) *ce.Event {
 		tm, _ := time.Parse(time.RFC3339, at)
 		return &ce.Event{ID: id, Source: "https://github.com/acme", Type: typ, Time: tm, Data: []byte(data)}
@@ -64,14 +49,7 @@ func records(t *testing.T) map[string]correlate.Record {
 			`"repository":"github.com/acme/ledger","commit":"00000000000000000000000000000000000000b2","deployer":{"login":"github-actions[bot]","type":"service"},`+
 			`"started_at":"2025-05-02T09:55:00Z","finished_at":"2025-05-02T10:00:00Z","outcome":"success"}`),
 	)
-	st := correlate.NewState()
-	for _, e := range events {
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatalf("%s: %v", e.ID, err)
-		}
-		st.Add(facts...)
-	}
+	st := correlatetest.State(t, events...)
 	out := map[string]correlate.Record{}
 	for _, r := range st.Records() {
 		out[r.ID] = r

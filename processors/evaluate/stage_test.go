@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -37,28 +37,17 @@ func stageFacts(t testing.TB) (base, approval []correlate.Fact) {
 // stageEvidence is stageFacts with the deployment's facts apart.
 func stageEvidence(t testing.TB) (base, approval, deploy []correlate.Fact) {
 	t.Helper()
-	b, err := os.ReadFile("../../internal/cli/testdata/gate/compliant.events.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := correlatetest.Events(t, "../../internal/cli/testdata/gate/compliant.events.json", 0)
 	deployEvent := `{"specversion":"1.0","id":"deploy-118","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
 		"time":"2025-03-04T07:02:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-118","environment":"production",
 		"service":"payments","digest":"sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899","repository":"github.com/acme/payments","commit":"c0ffee1234567890abcdef1234567890abcdef12","run_id":"9876543299",
 		"system":"github-actions","deployer":{"login":"github-actions[bot]","type":"service"},"ticket_keys":["PAY-123"],"started_at":"2025-03-04T07:02:00Z"}}`
-	raws = append(raws, []byte(deployEvent))
-	for i, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatalf("event %d: %v", i, err)
-		}
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatalf("event %d: %v", i, err)
-		}
+	deploy1, err := ce.ParseJSON([]byte(deployEvent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range append(events, deploy1) {
+		facts := correlatetest.Facts(t, e)
 		switch e.Type {
 		case "dev.evidencepipeline.ticket.approved.v1":
 			approval = append(approval, facts...)

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 )
 
 // The correlator's scenarios (processors/correlate/testdata/scenarios):
@@ -37,26 +37,10 @@ func scenarioNames(t *testing.T) []string {
 // in arrival order (an event without a fact gives none).
 func scenarioFacts(t *testing.T, name string) [][]correlate.Fact {
 	t.Helper()
-	path := filepath.Join(scenarioDir, name, "events.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := ce.ParseBatch(b)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	out := make([][]correlate.Fact, 0, len(raws))
-	for i, raw := range raws {
-		e, err := ce.ParseJSON(raw)
-		if err != nil {
-			t.Fatalf("%s: event %d: %v", path, i, err)
-		}
-		fs, err := correlate.Extract(e)
-		if err != nil {
-			t.Fatalf("%s: event %d: %v", path, i, err)
-		}
-		out = append(out, fs)
+	events := correlatetest.Events(t, filepath.Join(scenarioDir, name, "events.json"), 0)
+	out := make([][]correlate.Fact, 0, len(events))
+	for _, e := range events {
+		out = append(out, correlatetest.Facts(t, e))
 	}
 	return out
 }
