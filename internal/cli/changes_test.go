@@ -81,20 +81,7 @@ func changesAPI(t *testing.T, s *correlate.State, tokens *auth.Tokens) string {
 // with -update (the flag of emit_ci_test.go).
 func changesGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "changes", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/cli -run %s -update to write it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the output (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldenAt(t, "changes", name, got)
 }
 
 // eventRefs collects every "events" list of a record's JSON.

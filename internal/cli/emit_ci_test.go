@@ -155,7 +155,14 @@ func dryRun(t *testing.T, vars map[string]string, args ...string) (ce map[string
 // -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
+	goldenAt(t, "golden", name, got)
+}
+
+// goldenAt compares got with testdata/dir/name, or rewrites it with
+// -update: the golden files of every command's tests.
+func goldenAt(t *testing.T, dir, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", dir, name)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)

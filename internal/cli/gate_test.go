@@ -3,8 +3,6 @@ package cli_test
 import (
 	"context"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -91,20 +89,7 @@ func gateGolden(t *testing.T, name, got string) {
 		return "<now>"
 	})
 	got = bundleRE.ReplaceAllString(got, "policy bundle: <hash>")
-	path := filepath.Join("testdata", "gate", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldenAt(t, "gate", name, got)
 }
 
 func TestGateCLI(t *testing.T) {

@@ -221,23 +221,7 @@ func reportScenario(t *testing.T) string {
 // -update.
 func reportGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "report", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/cli -run %s -update to write it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the output (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldenAt(t, "report", name, got)
 }
 
 var period = []string{"--from", "2025-03-01", "--to", "2025-03-31"}
