@@ -89,7 +89,6 @@ type clock struct {
 func (c *clock) Now() time.Time   { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time)  { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func at(s string) time.Time       { t, _ := time.Parse(time.RFC3339, s); return t }
-func (c *clock) String() string   { return c.Now().Format(time.RFC3339) }
 func (v Verdict) summary() string { return fmt.Sprintf("%s %s %v", v.Change, v.Status, v.Changed) }
 
 type resultRow struct {
