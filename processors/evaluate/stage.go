@@ -374,10 +374,13 @@ type storedVerdict struct {
 }
 
 // lastResults is the last-results bucket's value of a record: a digest of
-// each control's verdict as last written, and the bundle that judged.
+// each control's verdict as last written, the bundle that judged, and the
+// keys (in the verdicts bucket) of its deployments whose verdict is
+// written, so that they are not looked up again at every evaluation.
 type lastResults struct {
 	Bundle   string            `json:"bundle"`
 	Controls map[string]string `json:"controls"`
+	Decided  []string          `json:"decided,omitempty"` // sorted
 }
 
 // process evaluates a batch of due entries, writes what they gave in one
@@ -562,24 +565,29 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 			o.deadline = *r.Deadline
 		}
 	}
-	if len(changed) > 0 || prev.Bundle != next.Bundle {
-		o.last, _ = json.Marshal(next)
-	}
-
 	// The verdict at the moment of each production deployment.
 	var decided []DeploymentVerdict
+	next.Decided = slices.Clone(prev.Decided)
 	for _, d := range rec.Deployments {
 		if !s.production(d.Environment) {
 			continue
 		}
-		h, isNew, due, err := s.deploymentVerdict(ctx, rec, d, now)
+		key := verdictKey(d)
+		if _, done := slices.BinarySearch(prev.Decided, key); done {
+			continue
+		}
+		h, isNew, due, err := s.deploymentVerdict(ctx, rec, d, key, now)
 		if err != nil {
 			o.err = err
 			return o
 		}
-		if !due.IsZero() && (o.deadline.IsZero() || due.Before(o.deadline)) {
-			o.deadline = due
+		if !due.IsZero() {
+			if o.deadline.IsZero() || due.Before(o.deadline) {
+				o.deadline = due
+			}
+			continue
 		}
+		next.Decided = append(next.Decided, key) // written, or written with this round
 		if h == nil {
 			continue
 		}
@@ -587,6 +595,11 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		if isNew {
 			decided = append(decided, h.v)
 		}
+	}
+	slices.Sort(next.Decided)
+	next.Decided = slices.Compact(next.Decided)
+	if len(changed) > 0 || prev.Bundle != next.Bundle || !slices.Equal(prev.Decided, next.Decided) {
+		o.last, _ = json.Marshal(next)
 	}
 	if len(changed) > 0 || len(decided) > 0 {
 		o.publish = &Verdict{
@@ -606,13 +619,17 @@ func (s *Stage) production(env string) bool {
 	return slices.ContainsFunc(s.cfg.Params.ProductionEnvironments, func(p string) bool { return strings.EqualFold(p, env) })
 }
 
+// verdictKey is a deployment's key in the verdicts bucket.
+func verdictKey(d correlate.Deployment) string {
+	return queueKey(d.Environment + "\x00" + d.Service + "\x00" + chsink.DeploymentKey(d))
+}
+
 // deploymentVerdict returns the deployment's verdict when it still has to
 // be written (nil when it was), deciding it first if it never was (isNew).
 // A deployment whose verdict is not due yet (VerdictDelay) gives nil and
 // when it is due.
-func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d correlate.Deployment, now time.Time) (h *heldVerdict, isNew bool, due time.Time, err error) {
+func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d correlate.Deployment, key string, now time.Time) (h *heldVerdict, isNew bool, due time.Time, err error) {
 	dk := chsink.DeploymentKey(d)
-	key := queueKey(d.Environment + "\x00" + d.Service + "\x00" + dk)
 	for range 3 {
 		kve, err := s.verdicts.Get(ctx, key)
 		if err == nil {
