@@ -140,11 +140,8 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	}
 	recs = primary(recs, g.commit)
 
-	params := s.cfg.GateParams
+	params := s.cfg.GateParams.WithDefaults()
 	prodEnvs := params.ProductionEnvironments
-	if len(prodEnvs) == 0 {
-		prodEnvs = evaluate.DefaultParams().ProductionEnvironments
-	}
 	now := time.Now().UTC()
 	out := GateResponse{
 		Repo: g.repo, Commit: g.commit, Artifact: g.artifact, Environment: g.env,
@@ -187,13 +184,9 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	}
 	// A non-production environment is judged like production (the record
 	// does not change), but the verdicts are informational.
-	evalParams := params
-	if out.Production {
-		evalParams.ProductionEnvironments = prodEnvs
-	}
 	blocking := 0
 	for _, rec := range recs {
-		res, err := s.cfg.Gate.Evaluate(ctx, rec, now, evalParams)
+		res, err := s.cfg.Gate.Evaluate(ctx, rec, now, params)
 		if err != nil {
 			s.log.Error("gate: evaluating", "change", rec.ID, "err", err)
 			writeError(w, http.StatusInternalServerError, "evaluating change "+rec.ID+": "+err.Error())
