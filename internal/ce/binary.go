@@ -2,12 +2,13 @@ package ce
 
 import (
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strings"
-	"time"
+	"unicode/utf8"
 )
 
 // IsBinary reports whether an HTTP request carries an event in binary mode
@@ -30,6 +31,9 @@ func FromBinary(h http.Header, body []byte) (*Event, error) {
 		d, err := url.PathUnescape(v)
 		if err != nil {
 			return "", fieldErr("ce-"+strings.ToLower(name), "bad percent-encoding: %v", err)
+		}
+		if !utf8.ValidString(d) {
+			return "", fieldErr("ce-"+strings.ToLower(name), "not valid UTF-8 (a latin-1 byte? percent-encode the UTF-8 bytes: é is %%C3%%A9)")
 		}
 		return d, nil
 	}
@@ -62,11 +66,11 @@ func FromBinary(h http.Header, body []byte) (*Event, error) {
 		*f.dst = v
 	}
 	if tm != "" {
-		t, err := time.Parse(time.RFC3339Nano, tm)
+		t, err := ParseTime(tm)
 		if err != nil {
-			return nil, fieldErr("ce-time", "must be an RFC 3339 timestamp, got %q", tm)
+			return nil, &Error{Field: "ce-time", Message: err.Error()}
 		}
-		e.Time = t.UTC()
+		e.Time = t
 	}
 	e.DataContentType = h.Get("Content-Type")
 	for k, vs := range h {
@@ -75,12 +79,24 @@ func FromBinary(h http.Header, body []byte) (*Event, error) {
 			continue
 		}
 		name := strings.ToLower(ck[3:])
+		if len(vs) > 1 {
+			// Which one counts would be undefined, as with a member
+			// named twice in JSON.
+			return nil, fieldErr("ce-"+name, "header sent %d times; send each attribute once", len(vs))
+		}
 		if reserved[name] {
 			continue
+		}
+		if !validExtName(name) {
+			return nil, fieldErr("ce-"+name, "extension attribute names must be 1 to %d lower-case letters or digits", MaxExtNameLen)
 		}
 		v, err := url.PathUnescape(vs[0])
 		if err != nil {
 			return nil, fieldErr("ce-"+name, "bad percent-encoding: %v", err)
+		}
+		if !utf8.ValidString(v) {
+			// json.Marshal would store U+FFFD in place of the byte.
+			return nil, fieldErr("ce-"+name, "not valid UTF-8 (a latin-1 byte? percent-encode the UTF-8 bytes: é is %%C3%%A9)")
 		}
 		q, _ := json.Marshal(v)
 		if e.Extensions == nil {
@@ -90,8 +106,10 @@ func FromBinary(h http.Header, body []byte) (*Event, error) {
 	}
 	if len(body) > 0 {
 		if IsJSONMediaType(e.DataContentType) {
-			if !json.Valid(body) {
-				return nil, fieldErr("data", "body is not valid JSON but Content-Type is %q", e.DataContentType)
+			if err := CheckJSON("data", body, maxDepth-1); err != nil {
+				fe := err.(*Error)
+				fe.Message = fmt.Sprintf("the body is not valid JSON, but Content-Type is %q: %s", e.DataContentType, fe.Message)
+				return nil, fe
 			}
 			e.Data = body
 		} else {
@@ -105,6 +123,14 @@ func FromBinary(h http.Header, body []byte) (*Event, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// IsAttribute reports whether field names a context attribute (an
+// extension included) rather than a path into data: in binary mode it
+// came in a ce- header (datacontenttype: in Content-Type).
+func IsAttribute(field string) bool {
+	return field != "" && field != "data" && !strings.HasPrefix(field, "data/") && !strings.HasPrefix(field, "ce-") &&
+		field != "datacontenttype" && field[0] != '('
 }
 
 // IsJSONMediaType reports whether a datacontenttype denotes JSON: empty

@@ -70,13 +70,27 @@ var reserved = map[string]bool{
 // (application/cloudevents+json) and validates its attributes. The event
 // shares memory with b (its strings and data are not copied): b must not
 // be modified afterwards.
-func ParseJSON(b []byte) (*Event, error) {
+func ParseJSON(b []byte) (*Event, error) { return parseJSON(b, false) }
+
+// ParseStored parses an event read back from the event stream: as
+// ParseJSON, but lenient where the door became strict after the event may
+// have been accepted (strings of invalid UTF-8 or with unpaired surrogate
+// escapes, member names given twice, times outside MinTime..MaxTime), so
+// that what an earlier version stored is still archived and correlated,
+// never dead-lettered for a rule it predates.
+func ParseStored(b []byte) (*Event, error) { return parseJSON(b, true) }
+
+func parseJSON(b []byte, lenient bool) (*Event, error) {
 	var buf [16]member
-	ms, err := objectMembers(b, buf[:0])
+	ms, err := objectMembers(b, buf[:0], lenient)
 	if err != nil {
-		return nil, fieldErr("(event)", "not a JSON object: %v", err)
+		fe := syntaxFieldErr("", b, err)
+		if fe.Field == "(event)" && !strings.HasPrefix(fe.Message, "not a JSON object") {
+			fe.Message = "not a JSON object: " + fe.Message
+		}
+		return nil, fe
 	}
-	return fromMembers(ms)
+	return fromMembers(ms, lenient)
 }
 
 // ParseBatch parses the CloudEvents JSON batch format
@@ -95,7 +109,7 @@ func ParseBatch(b []byte) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-func fromMembers(ms []member) (*Event, error) {
+func fromMembers(ms []member, lenient bool) (*Event, error) {
 	e := &Event{}
 	var sv, tm string
 	var hasSV, hasID, hasSource, hasType bool
@@ -159,11 +173,19 @@ func fromMembers(ms []member) (*Event, error) {
 		return nil, fieldErr("type", "required attribute is missing")
 	}
 	if tm != "" {
-		t, err := time.Parse(time.RFC3339Nano, tm)
-		if err != nil {
-			return nil, fieldErr("time", "must be an RFC 3339 timestamp, got %q", tm)
+		if lenient {
+			t, err := time.Parse(time.RFC3339Nano, tm)
+			if err != nil {
+				return nil, fieldErr("time", "must be an RFC 3339 timestamp, got %q", tm)
+			}
+			e.Time = t.UTC()
+		} else {
+			t, err := ParseTime(tm)
+			if err != nil {
+				return nil, &Error{Field: "time", Message: err.Error()}
+			}
+			e.Time = t
 		}
-		e.Time = t.UTC()
 	}
 	switch {
 	case data != nil && b64 != nil:
@@ -226,6 +248,48 @@ func (e *Event) Validate() error {
 	return nil
 }
 
+// Admit checks what the door requires: the attributes as Validate does,
+// and beyond CloudEvents 1.0, so that an accepted event is kept exactly
+// and every stage can process it, the bounds of every attribute (limits.go), a time within MinTime..MaxTime,
+// attributes of valid UTF-8, and JSON data that is strict (CheckJSON)
+// and nested at most MaxDataDepth levels. Every ingress (the receiver in
+// each mode, the webhooks) calls it; the stages do not, so that what an
+// earlier version accepted is still processed.
+func (e *Event) Admit() error {
+	if err := e.validateAttributes(); err != nil {
+		return err
+	}
+	for _, a := range [...]struct {
+		field, v string
+		max      int
+	}{
+		{"type", e.Type, MaxTypeLen}, {"id", e.ID, MaxIDLen}, {"source", e.Source, MaxURILen},
+		{"subject", e.Subject, MaxURILen}, {"dataschema", e.DataSchema, MaxURILen},
+		{"datacontenttype", e.DataContentType, MaxContentTypeLen},
+	} {
+		if err := checkLen(a.field, a.v, a.max); err != nil {
+			return err
+		}
+	}
+	if !e.Time.IsZero() {
+		if err := checkTime(e.Time); err != nil {
+			return &Error{Field: "time", Message: err.Error()}
+		}
+	}
+	for name, v := range e.Extensions {
+		if len(v) > MaxExtValueLen {
+			return fieldErr(name, "extension value too long: %d bytes of JSON, at most %d", len(v), MaxExtValueLen)
+		}
+		if err := CheckJSON(name, v, 1); err != nil {
+			return err
+		}
+	}
+	if !e.DataBase64 && len(e.Data) > 0 {
+		return CheckJSON("data", e.Data, MaxDataDepth)
+	}
+	return nil
+}
+
 func (e *Event) validateAttributes() error {
 	if strings.TrimSpace(e.ID) == "" {
 		return fieldErr("id", "must be a non-empty string")
@@ -254,7 +318,7 @@ func (e *Event) validateAttributes() error {
 	}
 	for name, v := range e.Extensions {
 		if !validExtName(name) {
-			return fieldErr(name, "extension attribute names must be 1-20 lower-case letters or digits")
+			return fieldErr(name, "extension attribute names must be 1 to %d lower-case letters or digits", MaxExtNameLen)
 		}
 		switch jsonKind(v) {
 		case "a string", "a number", "a boolean":
@@ -283,7 +347,7 @@ func plainURI(s string) bool {
 }
 
 func validExtName(s string) bool {
-	if len(s) == 0 || len(s) > 20 {
+	if len(s) == 0 || len(s) > MaxExtNameLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"unicode/utf16"
@@ -17,12 +18,27 @@ import (
 // plain decode of the data to any. Both are here, in one pass each.
 // FuzzScanner checks them against encoding/json.
 
+// The scanner is strict where encoding/json is lenient, so that what is
+// accepted is kept exactly (RFC 8259 sections 4 and 8, RFC 7493 I-JSON):
+// strings must be valid UTF-8 with no unpaired surrogate escape ("\ud800"
+// alone), and an object must not name a member twice. encoding/json
+// replaces such strings with U+FFFD and keeps the last of two members:
+// the stored event would differ from the one sent.
+
 // maxDepth bounds nesting, so that hostile input cannot exhaust the stack.
+// It is the bound of what the stages parse; the receiver refuses data
+// nested deeper than MaxDataDepth, well inside it.
 const maxDepth = 512
 
 type syntaxError struct {
 	msg string
 	off int
+	// name is the member name given twice, for that error: the problem
+	// is named by the path of the member.
+	name string
+	// deep: nested too deeply; named by the value given, not by a path
+	// hundreds of levels long.
+	deep bool
 }
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.off) }
@@ -30,6 +46,90 @@ func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg
 type scanner struct {
 	b []byte
 	i int
+	// limit is the deepest nesting accepted; 0 means maxDepth.
+	limit int
+	// keys is a stack of the member names of the objects being scanned,
+	// so that a name given twice is refused; sets holds, for an object
+	// of many members, a set of its names (a linear search would let one
+	// large object cost quadratic time).
+	keys []string
+	sets []keySet
+	// lenient accepts what the door refuses but earlier versions
+	// accepted: invalid UTF-8, unpaired surrogate escapes and member
+	// names given twice (ParseStored, for events already in the stream).
+	lenient bool
+}
+
+type keySet struct {
+	base int // the object's first name in keys
+	set  map[string]struct{}
+}
+
+// smallObject is the number of members up to which duplicate names are
+// looked for by a linear search.
+const smallObject = 16
+
+func (s *scanner) tooDeep(depth int) bool {
+	if s.limit > 0 {
+		return depth >= s.limit
+	}
+	return depth >= maxDepth
+}
+
+// addKey records the member name k of the object whose names start at
+// keys[base]; false when the object has a member of that name already.
+func (s *scanner) addKey(base int, k string) bool {
+	if s.lenient {
+		return true
+	}
+	names := s.keys[base:]
+	if len(names) < smallObject {
+		for _, x := range names {
+			if x == k {
+				return false
+			}
+		}
+		s.keys = append(s.keys, k)
+		return true
+	}
+	var set map[string]struct{}
+	if n := len(s.sets); n > 0 && s.sets[n-1].base == base {
+		set = s.sets[n-1].set
+	} else {
+		set = make(map[string]struct{}, 2*len(names))
+		for _, x := range names {
+			set[x] = struct{}{}
+		}
+		s.sets = append(s.sets, keySet{base: base, set: set})
+	}
+	if _, dup := set[k]; dup {
+		return false
+	}
+	set[k] = struct{}{}
+	s.keys = append(s.keys, k)
+	return true
+}
+
+// endObject forgets the names of the object whose names start at base.
+func (s *scanner) endObject(base int) {
+	s.keys = s.keys[:base]
+	if n := len(s.sets); n > 0 && s.sets[n-1].base == base {
+		s.sets = s.sets[:n-1]
+	}
+}
+
+// key scans a member name and records it; an error names a duplicate.
+func (s *scanner) key(base int) (string, error) {
+	ks := s.i
+	esc, err := s.stringSpan()
+	if err != nil {
+		return "", err
+	}
+	k := unquote(s.b[ks:s.i], esc)
+	if !s.lenient && !s.addKey(base, k) {
+		return "", &syntaxError{msg: "member name appears twice in one object (RFC 8259: its meaning is undefined)", off: ks, name: k}
+	}
+	return k, nil
 }
 
 func (s *scanner) fail(msg string) error { return &syntaxError{msg: msg, off: s.i} }
@@ -53,8 +153,8 @@ func (s *scanner) skipValue(depth int) error {
 	}
 	switch c := s.b[s.i]; {
 	case c == '{':
-		if depth >= maxDepth {
-			return s.fail("nested too deeply")
+		if s.tooDeep(depth) {
+			return s.failDeep()
 		}
 		s.i++
 		s.ws()
@@ -62,9 +162,11 @@ func (s *scanner) skipValue(depth int) error {
 			s.i++
 			return nil
 		}
+		base := len(s.keys)
+		defer s.endObject(base)
 		for {
 			s.ws()
-			if _, err := s.stringSpan(); err != nil {
+			if _, err := s.key(base); err != nil {
 				return err
 			}
 			s.ws()
@@ -90,8 +192,8 @@ func (s *scanner) skipValue(depth int) error {
 			return s.fail("expected ',' or '}' in object")
 		}
 	case c == '[':
-		if depth >= maxDepth {
-			return s.fail("nested too deeply")
+		if s.tooDeep(depth) {
+			return s.failDeep()
 		}
 		s.i++
 		s.ws()
@@ -215,25 +317,43 @@ func (s *scanner) stringSpan() (escaped bool, err error) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.i++
 			case 'u':
-				if len(s.b)-s.i < 5 {
+				r, ok := s.hexEscape()
+				if !ok {
 					return escaped, s.fail("invalid \\u escape")
 				}
-				for _, h := range s.b[s.i+1 : s.i+5] {
-					if !isHex(h) {
+				switch {
+				case s.lenient:
+				case r >= 0xDC00 && r < 0xE000:
+					return escaped, s.fail("unpaired surrogate escape in string (not a Unicode character)")
+				case r >= 0xD800 && r < 0xDC00:
+					// A high surrogate must be followed by a low one.
+					if s.i+1 >= len(s.b) || s.b[s.i] != '\\' || s.b[s.i+1] != 'u' {
+						return escaped, s.fail("unpaired surrogate escape in string (not a Unicode character)")
+					}
+					s.i++
+					lo, ok := s.hexEscape()
+					if !ok {
 						return escaped, s.fail("invalid \\u escape")
 					}
+					if lo < 0xDC00 || lo >= 0xE000 {
+						return escaped, s.fail("unpaired surrogate escape in string (not a Unicode character)")
+					}
 				}
-				s.i += 5
 			default:
 				return escaped, s.fail("invalid escape in string")
 			}
 		case c < 0x20:
 			return escaped, s.fail("control character in string")
 		case c >= utf8.RuneSelf:
-			// Decoding must check UTF-8 (invalid bytes become U+FFFD,
-			// as with encoding/json): take the slow path.
+			// Non-ASCII: it must be UTF-8 (encoding/json would turn an
+			// invalid byte into U+FFFD, and the event stored would not be
+			// the one sent). Decoding takes the slow path.
+			r, size := utf8.DecodeRune(s.b[s.i:])
+			if r == utf8.RuneError && size == 1 && !s.lenient {
+				return escaped, s.fail("invalid UTF-8 in string")
+			}
 			escaped = true
-			s.i++
+			s.i += size
 		default:
 			s.i++
 		}
@@ -259,6 +379,45 @@ var plain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// hexEscape reads the four hex digits of a \u escape, s.i at the 'u', and
+// moves past them.
+func (s *scanner) hexEscape() (rune, bool) {
+	if len(s.b)-s.i < 5 {
+		return 0, false
+	}
+	var r rune
+	for _, h := range s.b[s.i+1 : s.i+5] {
+		if !isHex(h) {
+			return 0, false
+		}
+		r = r<<4 | rune(hexVal(h))
+	}
+	s.i += 5
+	return r, true
+}
+
+func hexVal(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// failDeep is the error of a value nested deeper than the limit.
+func (s *scanner) failDeep() error {
+	limit := s.limit
+	if limit == 0 {
+		limit = maxDepth
+	}
+	// tooDeep refuses the object or array at depth limit: limit-1 levels
+	// are allowed.
+	return &syntaxError{msg: fmt.Sprintf("nested deeper than %d levels", limit-1), off: s.i, deep: true}
+}
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
@@ -352,8 +511,8 @@ type member struct {
 
 // objectMembers validates b as one JSON object (and nothing after it) and
 // returns its top-level members in order.
-func objectMembers(b []byte, into []member) ([]member, error) {
-	s := scanner{b: b}
+func objectMembers(b []byte, into []member, lenient bool) ([]member, error) {
+	s := scanner{b: b, lenient: lenient}
 	s.ws()
 	if s.i >= len(b) || b[s.i] != '{' {
 		if s.i >= len(b) {
@@ -369,12 +528,10 @@ func objectMembers(b []byte, into []member) ([]member, error) {
 	}
 	for {
 		s.ws()
-		ks := s.i
-		kesc, err := s.stringSpan()
+		key, err := s.key(0)
 		if err != nil {
 			return nil, err
 		}
-		key := unquote(b[ks:s.i], kesc)
 		s.ws()
 		if s.i >= len(b) || b[s.i] != ':' {
 			return nil, s.fail("expected ':' after object key")
@@ -485,8 +642,8 @@ func (s *scanner) decode(depth int) (any, error) {
 	}
 	switch c := s.b[s.i]; {
 	case c == '{':
-		if depth >= maxDepth {
-			return nil, s.fail("nested too deeply")
+		if s.tooDeep(depth) {
+			return nil, s.failDeep()
 		}
 		m := map[string]any{}
 		s.i++
@@ -503,6 +660,9 @@ func (s *scanner) decode(depth int) (any, error) {
 				return nil, err
 			}
 			key := unquote(s.b[ks:s.i], esc)
+			if _, dup := m[key]; dup && !s.lenient {
+				return nil, &syntaxError{msg: "member name appears twice in one object (RFC 8259: its meaning is undefined)", off: ks, name: key}
+			}
 			s.ws()
 			if s.i >= len(s.b) || s.b[s.i] != ':' {
 				return nil, s.fail("expected ':' after object key")
@@ -528,8 +688,8 @@ func (s *scanner) decode(depth int) (any, error) {
 			return nil, s.fail("expected ',' or '}' in object")
 		}
 	case c == '[':
-		if depth >= maxDepth {
-			return nil, s.fail("nested too deeply")
+		if s.tooDeep(depth) {
+			return nil, s.failDeep()
 		}
 		a := []any{}
 		s.i++
@@ -586,4 +746,166 @@ func stringValue(m member) (string, bool) {
 		return "", false
 	}
 	return unquote(m.val, m.escaped), true
+}
+
+// MaxDataDepth is the deepest nesting of JSON accepted at the door in an
+// event's data (or a webhook's body): far inside what the stages parse
+// (maxDepth, counted from the event's own object), so that what is
+// accepted can always be archived and correlated.
+const MaxDataDepth = 256
+
+// CheckJSON checks that b is exactly one JSON value that is kept exactly:
+// valid JSON (RFC 8259), strings of valid UTF-8 with no unpaired surrogate
+// escape, no object naming a member twice, nested at most depth levels
+// (0: MaxDataDepth). A problem is an *Error whose Field is field followed
+// by the JSON path of the value at fault ("data/labels/0").
+func CheckJSON(field string, b []byte, depth int) error {
+	if depth <= 0 {
+		depth = MaxDataDepth
+	}
+	s := scanner{b: b, limit: depth + 1} // limit counts from the value itself
+	err := s.skipValue(1)
+	if err == nil {
+		err = s.end()
+	}
+	if err == nil {
+		return nil
+	}
+	return syntaxFieldErr(field, b, err)
+}
+
+// syntaxFieldErr names a scanner error of b, the value of field, by the
+// JSON path of the value at fault.
+func syntaxFieldErr(field string, b []byte, err error) *Error {
+	se, ok := err.(*syntaxError)
+	if !ok {
+		return fieldErr(field, "%v", err)
+	}
+	p := ""
+	if se.off < len(b) && !se.deep { // a truncated text is named as a whole
+		p = locate(b, se.off)
+	}
+	if se.name != "" {
+		if p != "" {
+			p += "/"
+		}
+		p += jsonPointerEscape(se.name)
+	}
+	if p != "" {
+		if field == "" {
+			field = p
+		} else {
+			field += "/" + p
+		}
+	}
+	if field == "" {
+		field = "(event)"
+	}
+	return &Error{Field: field, Message: se.Error()}
+}
+
+// locate returns the JSON path ("data/labels/0") of the innermost value
+// of b that holds the byte at off, where a scan of b failed: b is valid
+// JSON up to there. It runs only to name a problem, never on the hot
+// path.
+func locate(b []byte, off int) string {
+	s := scanner{b: b, limit: 1 << 30}
+	var path []string
+	var walk func() bool // true: stop, path names the place
+	walk = func() bool {
+		s.ws()
+		if s.i >= off || s.i >= len(s.b) {
+			return true
+		}
+		switch s.b[s.i] {
+		case '{':
+			s.i++
+			for {
+				s.ws()
+				if s.i >= off || s.i >= len(s.b) {
+					return true
+				}
+				if s.b[s.i] == '}' {
+					s.i++
+					return false
+				}
+				ks := s.i
+				esc, err := s.stringSpan()
+				if err != nil || s.i > off {
+					return true
+				}
+				path = append(path, unquote(s.b[ks:s.i], esc))
+				s.ws()
+				if s.i >= len(s.b) || s.b[s.i] != ':' || s.i >= off {
+					return true
+				}
+				s.i++
+				if walk() {
+					return true
+				}
+				path = path[:len(path)-1]
+				s.ws()
+				if s.i >= off || s.i >= len(s.b) {
+					return true
+				}
+				if s.b[s.i] == ',' {
+					s.i++
+				}
+			}
+		case '[':
+			s.i++
+			for n := 0; ; n++ {
+				s.ws()
+				if s.i >= off || s.i >= len(s.b) {
+					return true
+				}
+				if s.b[s.i] == ']' {
+					s.i++
+					return false
+				}
+				path = append(path, fmt.Sprint(n))
+				if walk() {
+					return true
+				}
+				path = path[:len(path)-1]
+				s.ws()
+				if s.i >= off || s.i >= len(s.b) {
+					return true
+				}
+				if s.b[s.i] == ',' {
+					s.i++
+				}
+			}
+		default:
+			start := s.i
+			if err := s.skipValue(0); err != nil || s.i > off {
+				s.i = start
+				return true
+			}
+			return false
+		}
+	}
+	walk()
+	const shown = 16 // a path into data nested too deeply is cut short
+	out := ""
+	for i, p := range path {
+		if i == shown {
+			out += "/…"
+			break
+		}
+		if i > 0 {
+			out += "/"
+		}
+		out += jsonPointerEscape(p)
+	}
+	return out
+}
+
+// jsonPointerEscape escapes a member name as a JSON Pointer token (RFC
+// 6901): "~" as "~0", "/" as "~1".
+func jsonPointerEscape(s string) string {
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
 }
