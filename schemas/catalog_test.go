@@ -358,8 +358,8 @@ func TestMarkdownDocsRows(t *testing.T) {
 	}
 	for _, row := range []string{
 		"| `change.number` | integer ≥ 1 | yes |",
-		"| `reviewer.login` | string | yes |",
-		"| `author.login` | string | when `author` is given |",
+		"| `reviewer.login` | string, at most 256 characters | yes |",
+		"| `author.login` | string, at most 256 characters | when `author` is given |",
 		"| `links.changes[].repository` | string ([repository](#repository)) | in each `links.changes[]` |",
 		"| `decision` | one of `approved`, `changes_requested`, `commented`, `dismissed` | yes |",
 		"| `approved_at` | string (date-time) | yes |",

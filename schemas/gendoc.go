@@ -422,13 +422,16 @@ func (td *typeDoc) typeOf(s *jsonObject) (string, error) {
 	}
 	switch t {
 	case "string":
+		out := "string"
 		if f, ok := s.str("format"); ok {
-			return "string (" + f + ")", nil
+			out = "string (" + f + ")"
+		} else if p, ok := s.str("pattern"); ok {
+			out = "string matching `" + p + "`"
 		}
-		if p, ok := s.str("pattern"); ok {
-			return "string matching `" + p + "`", nil
+		if n, ok := s.vals["maxLength"]; ok {
+			out += ", at most " + literal(n) + " characters"
 		}
-		return "string", nil
+		return out, nil
 	case "integer", "number":
 		if m, ok := s.vals["minimum"]; ok {
 			return t + " ≥ " + literal(m), nil
