@@ -63,6 +63,7 @@ func run(args []string) int {
 	case "healthcheck":
 		return healthcheck(cfg.HTTPAddr)
 	}
+	code := 0
 	d, err := daemon.Start(ctx, cfg, log, daemon.Options{})
 	if err != nil {
 		log.Error("start failed", "err", err)
@@ -71,14 +72,15 @@ func run(args []string) int {
 	select {
 	case <-ctx.Done():
 	case err := <-d.Served():
-		log.Error("HTTP server stopped", "err", err)
+		code = 1
+		log.Error("evidenced cannot go on", "err", err)
 	}
 	stop() // a second signal kills at once
 	if err := d.Shutdown(context.Background()); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 func migrate(ctx context.Context, cfg *config.Config) error {

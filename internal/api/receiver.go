@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/producers/cdevents"
 	"github.com/evidencepipeline/evidence/schemas"
@@ -100,7 +101,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		for i, raw := range entries {
 			e, err := ce.ParseJSON(raw)
 			if err == nil {
-				err = s.validateData(e)
+				err = s.CheckEvent(e)
 			}
 			if err != nil {
 				problems = append(problems, problemsOf(i, e, raw, err)...)
@@ -116,7 +117,11 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			e, err = ce.FromBinary(r.Header, body)
 		}
 		if err == nil {
-			err = s.validateData(e)
+			err = s.CheckEvent(e)
+			var fe *ce.Error
+			if mode == "binary" && errors.As(err, &fe) && ce.IsAttribute(fe.Field) {
+				fe.Field = "ce-" + fe.Field // the attribute came in its header
+			}
 		}
 		if err != nil {
 			problems = problemsOf(0, e, body, err)
@@ -138,6 +143,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	res, err := s.cfg.Publisher.Publish(r.Context(), events)
+	var tle *bus.TooLargeError
+	if errors.As(err, &tle) {
+		s.receive.Failed("too_large", len(events))
+		writeJSON(w, http.StatusRequestEntityTooLarge, EventsResponse{Error: tle.Error() + "; nothing was stored"})
+		return
+	}
 	out := EventsResponse{Events: make([]EventResult, len(events))}
 	failed := 0
 	for i, e := range events {
@@ -172,6 +183,26 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, out)
+}
+
+// CheckEvent is the door's one check of an event, the same for every
+// mode of POST /v1/events and for the webhooks (given to their handlers):
+// the event's attributes and the input rules that keep it exact and
+// processable (ce.Event.Admit: CloudEvents 1.0, bounds, time range,
+// strict JSON data), its data against the catalog schema or the CDEvents spec, and
+// what the later stages would refuse (Config.Admit). The first problem is
+// returned; a *ce.Error or a data validation error names the field.
+func (s *Server) CheckEvent(e *ce.Event) error {
+	if err := e.Admit(); err != nil {
+		return err
+	}
+	if err := s.validateData(e); err != nil {
+		return err
+	}
+	if s.cfg.Admit != nil {
+		return s.cfg.Admit(e)
+	}
+	return nil
 }
 
 // validateData checks the data of catalog types against their JSON Schema

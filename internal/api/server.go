@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/evidencepipeline/evidence/internal/auth"
+	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
@@ -32,6 +33,11 @@ type Config struct {
 	Publisher webhook.Publisher
 	// Catalog validates the data of catalog event types.
 	Catalog *schemas.Catalog
+	// Admit, when set, refuses what a later stage would refuse (the
+	// correlation stage's extraction and keys: correlate.Extractor.Admit),
+	// so that an event is refused at the door rather than dead-lettered
+	// after a 202. Its error names the field when it can (*ce.Error).
+	Admit func(*ce.Event) error
 	// Tokens is the access control; nil means open access (evidenced then
 	// listens on loopback only).
 	Tokens *auth.Tokens

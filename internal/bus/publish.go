@@ -42,14 +42,55 @@ func Message(e *ce.Event) *nats.Msg {
 	return m
 }
 
+// TooLargeError is returned by Publish, before anything is published,
+// when an event does not fit in one NATS message (the server's
+// max_payload) or its subject is longer than MaxSubjectLen.
+type TooLargeError struct {
+	Index int // the event's position
+	Size  int // its message's size, or its subject's length
+	Limit int
+	// Subject is set when the subject is what is too long.
+	Subject bool
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Subject {
+		return fmt.Sprintf("event %d: its NATS subject would be %d bytes, at most %d (shorten the type)", e.Index, e.Size, e.Limit)
+	}
+	return fmt.Sprintf("event %d: %d bytes as a NATS message, more than the server's max_payload of %d bytes", e.Index, e.Size, e.Limit)
+}
+
+// MaxSubjectLen bounds the subject of a published event: NATS closes a
+// connection whose protocol line (subject included) passes 4 KiB, which
+// would stop every stage. The receiver bounds type well inside it
+// (ce.MaxTypeLen); this is the last line of defence.
+const MaxSubjectLen = 1024
+
 // Publish publishes the events concurrently and returns one result per
 // event, in order, once every acknowledgement (or error) is in. It returns
-// an error only when ctx ends first; per-event failures are in the results.
+// an error only when ctx ends first, or (a *TooLargeError, nothing
+// published) when an event cannot be one NATS message; per-event
+// failures are in the results.
 func (p *Publisher) Publish(ctx context.Context, events []*ce.Event) ([]Published, error) {
+	msgs := make([]*nats.Msg, len(events))
+	limit := int64(0)
+	if nc := p.js.Conn(); nc != nil {
+		limit = nc.MaxPayload()
+	}
+	for i, e := range events {
+		m := Message(e)
+		if len(m.Subject) > MaxSubjectLen {
+			return nil, &TooLargeError{Index: i, Size: len(m.Subject), Limit: MaxSubjectLen, Subject: true}
+		}
+		if size := messageSize(m); limit > 0 && int64(size) > limit {
+			return nil, &TooLargeError{Index: i, Size: size, Limit: int(limit)}
+		}
+		msgs[i] = m
+	}
 	out := make([]Published, len(events))
 	futures := make([]jetstream.PubAckFuture, len(events))
-	for i, e := range events {
-		f, err := p.js.PublishMsgAsync(Message(e))
+	for i, m := range msgs {
+		f, err := p.js.PublishMsgAsync(m)
 		if err != nil {
 			out[i].Err = fmt.Errorf("publish: %w", err)
 			continue
@@ -70,6 +111,18 @@ func (p *Publisher) Publish(ctx context.Context, events []*ce.Event) ([]Publishe
 		}
 	}
 	return out, nil
+}
+
+// messageSize is what NATS counts against max_payload: the data and the
+// encoded headers.
+func messageSize(m *nats.Msg) int {
+	n := len(m.Data) + len("NATS/1.0\r\n\r\n")
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
 }
 
 // DeadLetter stores a message that a stage could not process in the

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +24,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/demo"
 	"github.com/evidencepipeline/evidence/internal/live"
@@ -51,6 +53,7 @@ type Daemon struct {
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 	served   chan error
+	stopping atomic.Bool // set before the NATS connection is closed on purpose
 
 	mu    sync.Mutex
 	store *store.Store
@@ -73,7 +76,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg, log: log, Registry: prometheus.NewRegistry(), served: make(chan error, 1)}
+	d := &Daemon{cfg: cfg, log: log, Registry: prometheus.NewRegistry(), served: make(chan error, 2)}
 	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(d.Registry)
 	ok := false
@@ -141,9 +144,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		log.Info("controls loaded", "controls", len(gate.Controls()), "bundle_hash", gate.BundleHash())
 	}
 
+	// The door refuses what the correlation stage would refuse, whether or
+	// not this replica correlates (another one does).
+	extractor := correlate.Extractor{Tickets: cfg.Tickets()}
+	entryLimit := 0
+	if kv != nil {
+		entryLimit = kv.MaxValueSize()
+	}
 	srv := api.New(api.Config{
 		Publisher:    bus.NewPublisher(d.js),
 		Catalog:      catalog,
+		Admit:        func(e *ce.Event) error { return extractor.Admit(e, entryLimit) },
 		Tokens:       tokens,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Required: map[string]api.Check{"nats": func(ctx context.Context) error {
@@ -271,6 +282,22 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}
+	// nats.go reconnects by itself after a lost connection, forever; but
+	// a connection the server closes with a protocol error stays closed.
+	// Then nothing is ingested or processed any more: say so, and stop
+	// (exit 1) so that the supervisor (systemd, Kubernetes, docker) starts
+	// evidenced again, rather than serve as healthy with a dead bus.
+	d.nc.SetClosedHandler(func(nc *nats.Conn) {
+		if d.stopping.Load() {
+			return
+		}
+		err := fmt.Errorf("the NATS connection was closed (%v): evidenced stops so that its supervisor restarts it", nc.LastError())
+		d.log.Error("NATS connection closed", "err", nc.LastError())
+		select {
+		case d.served <- err:
+		default:
+		}
+	})
 	d.js, err = jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -374,10 +401,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Served returns a channel that receives the HTTP server's exit.
+// Served returns a channel that receives the HTTP server's exit, or why
+// evidenced cannot go on (its NATS connection closed for good).
 func (d *Daemon) Served() <-chan error { return d.served }
 
 func (d *Daemon) closeNATS() {
+	d.stopping.Store(true)
 	if d.nc != nil {
 		_ = d.nc.Drain()
 		for i := 0; i < 100 && !d.nc.IsClosed(); i++ {

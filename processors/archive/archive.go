@@ -211,7 +211,7 @@ func (a *Archive) Run(ctx context.Context) error {
 		}
 		readSeq = seq
 		a.stage.Received(1)
-		e, err := ce.ParseJSON(msg.Data())
+		e, err := ce.ParseStored(msg.Data())
 		if err != nil {
 			a.deadLetter(ctx, msg, "not a valid CloudEvent: "+err.Error())
 			continue

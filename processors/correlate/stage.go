@@ -8,7 +8,7 @@ package correlate
 // [Stage.Run] pulls batches from EVIDENCE_EVENTS through its durable
 // consumer (correlate, explicit acks) and, for each batch:
 //
-//  1. parses each message (ce.ParseJSON) and extracts its facts; a message
+//  1. parses each message (ce.ParseStored) and extracts its facts; a message
 //     that is not a CloudEvent, or whose catalog data cannot be read, goes
 //     to the dead-letter stream (bus.DeadLetter, stage "correlate", the
 //     reason in Evidence-Dlq-Reason) and is acknowledged;
@@ -293,7 +293,7 @@ func (s *Stage) process(ctx context.Context, msgs []jetstream.Msg) error {
 
 	items := make([]item, 0, len(msgs))
 	for _, m := range msgs {
-		e, err := ce.ParseJSON(m.Data())
+		e, err := ce.ParseStored(m.Data())
 		if err != nil {
 			s.deadLetter(ctx, m, "not a valid CloudEvent: "+err.Error())
 			continue
