@@ -304,3 +304,31 @@ func noDeadLetters(t *testing.T, js jetstream.JetStream) {
 		t.Fatalf("%d dead letters after the door accepted only what the stages can process; first: %s", info.State.Msgs, why)
 	}
 }
+
+// TestNATSClosedStops: when the server closes evidenced's NATS connection
+// for good (here, the protocol line of a 5 KiB subject that the door
+// would have refused), /readyz says so and evidenced stops with the
+// reason, so that its supervisor starts it again, instead of answering
+// 503 to every post while it reports itself healthy.
+func TestNATSClosedStops(t *testing.T) {
+	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), testenv.DatabaseURL(t))
+	nc := d.JetStream().Conn()
+	_ = nc.Publish(strings.Repeat("x", 5000), nil)
+	_ = nc.Flush()
+	select {
+	case err := <-d.Served():
+		if err == nil || !strings.Contains(err.Error(), "NATS connection was closed") {
+			t.Fatalf("Served: %v, want the closed NATS connection", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("evidenced did not report its closed NATS connection within 10s")
+	}
+	resp, err := http.Get("http://" + d.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with a closed NATS connection: %d, want 503", resp.StatusCode)
+	}
+}
