@@ -11,6 +11,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -29,12 +30,21 @@ func (d *discard) Publish(ctx context.Context, evs []*ce.Event) ([]bus.Published
 	return out, nil
 }
 
-func BenchmarkReceiverBatch1000(b *testing.B) {
+func BenchmarkReceiverBatch1000(b *testing.B) { benchReceiver(b, nil) }
+
+// BenchmarkReceiverBatch1000Admit adds what evidenced adds: the
+// correlation stage's admission check (extraction and keys) per event.
+func BenchmarkReceiverBatch1000Admit(b *testing.B) {
+	x := correlate.Extractor{}
+	benchReceiver(b, func(e *ce.Event) error { return x.Admit(e, 1<<20) })
+}
+
+func benchReceiver(b *testing.B, admit func(*ce.Event) error) {
 	cat, err := schemas.Load()
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := api.New(api.Config{Publisher: &discard{}, Catalog: cat, MaxBodyBytes: 64 << 20})
+	s := api.New(api.Config{Publisher: &discard{}, Catalog: cat, MaxBodyBytes: 64 << 20, Admit: admit})
 	var body bytes.Buffer
 	body.WriteByte('[')
 	for i := 0; i < 1000; i++ {

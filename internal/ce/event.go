@@ -43,6 +43,10 @@ type Event struct {
 	Extensions map[string]json.RawMessage
 	Data       []byte
 	DataBase64 bool
+
+	// dataDepth is the nesting of Data, when ParseJSON has already
+	// scanned it strictly (0: not known); Admit then need not scan again.
+	dataDepth int
 }
 
 // Error is a validation error that names what is wrong: Field is a context
@@ -203,6 +207,9 @@ func fromMembers(ms []member, lenient bool) (*Event, error) {
 	case data != nil && !isNull(data.val):
 		// Validated by the scanner already.
 		e.Data = data.val
+		if !lenient {
+			e.dataDepth = data.depth + 1 // + 1: a scalar is known too
+		}
 	}
 	if err := e.validateAttributes(); err != nil {
 		return nil, err
@@ -285,6 +292,9 @@ func (e *Event) Admit() error {
 		}
 	}
 	if !e.DataBase64 && len(e.Data) > 0 {
+		if e.dataDepth > 0 && e.dataDepth-1 <= MaxDataDepth {
+			return nil // ParseJSON scanned it strictly already
+		}
 		return CheckJSON("data", e.Data, MaxDataDepth)
 	}
 	return nil
