@@ -52,8 +52,8 @@ type scanner struct {
 	// so that a name given twice is refused; sets holds, for an object
 	// of many members, a set of its names (a linear search would let one
 	// large object cost quadratic time).
-	keys []string
-	sets []keySet
+	keys   []string
+	sets   []keySet
 	keyBuf [smallObject]string // keys' first backing array, on the stack
 	// deepest is the deepest nesting seen (the door's depth check of
 	// data parsed by ParseJSON, without a second scan).
