@@ -2,6 +2,12 @@
 // (POST /v1/events), the webhook endpoints, health (/healthz, /readyz) and
 // Prometheus metrics (/metrics), behind bearer-token access control with
 // roles.
+//
+// Every answer carries security headers (no sniffing, no caching, no
+// framing). Without tokens (open mode, on loopback only) the server answers
+// only requests whose Host is a loopback name or address, so a web page that
+// rebinds its own name to 127.0.0.1 cannot post events or read evidence;
+// others get 421 Misdirected Request.
 package api
 
 import (
@@ -32,8 +38,11 @@ type Config struct {
 	Publisher webhook.Publisher
 	// Catalog validates the data of catalog event types.
 	Catalog *schemas.Catalog
-	// Tokens is the access control; nil means open access (evidenced then
-	// listens on loopback only).
+	// Tokens is the access control; nil means open access: evidenced then
+	// listens on loopback only, and the server refuses (421) every request
+	// whose Host is not a loopback name or address (localhost, *.localhost,
+	// 127.0.0.0/8, [::1]), which keeps DNS-rebinding pages out. With tokens
+	// the Host is not checked: a rebinding page has no token to send.
 	Tokens *auth.Tokens
 	// MaxBodyBytes limits request bodies (default 10 MiB).
 	MaxBodyBytes int64
@@ -93,7 +102,16 @@ func (s *Server) Handle(pattern string, role auth.Role, h http.Handler) {
 	s.mux.Handle(pattern, s.authorize(role, h))
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP sets the security headers, refuses a request of open mode that
+// is not addressed to loopback, and routes the rest.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
+	if s.cfg.Tokens == nil && !isLoopbackHost(r.Host) {
+		s.refuseHost(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 func (s *Server) authorize(role auth.Role, h http.Handler) http.Handler {
 	if role == auth.None {
