@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +48,10 @@ type Config struct {
 	// MaxBodyBytes limits request bodies (default 10 MiB).
 	MaxBodyBytes int64
 	// Required checks make /readyz fail; Informative ones are reported in
-	// its body only (ClickHouse: ingestion works without it).
+	// its body only (ClickHouse: ingestion works without it). Each is
+	// reported under its name, which must not be "status" or "failing"
+	// (the body's other keys); only a caller of role admin (anyone in open
+	// mode) sees a failing check's error.
 	Required    map[string]Check
 	Informative map[string]Check
 	// Gatherer serves /metrics (default: prometheus.DefaultGatherer).
@@ -140,17 +144,26 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers 200 when every Required check passes, else 503, with
+// each check "ok" or "unavailable" and, when not ready, the failing
+// required checks' names under "failing". The checks' errors (they may
+// name addresses and users) are added ("unavailable: <error>") only for a
+// caller of role admin, or anyone in open mode.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	out := map[string]string{}
-	ready := true
+	details := s.showsDetails(r)
+	out := map[string]any{}
+	var failing []string
 	run := func(checks map[string]Check, required bool) {
 		for name, c := range checks {
 			if err := c(ctx); err != nil {
-				out[name] = "unavailable: " + err.Error()
+				out[name] = "unavailable"
+				if details {
+					out[name] = "unavailable: " + err.Error()
+				}
 				if required {
-					ready = false
+					failing = append(failing, name)
 				}
 				continue
 			}
@@ -161,10 +174,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	run(s.cfg.Informative, false)
 	code := http.StatusOK
 	out["status"] = "ready"
-	if !ready {
-		code, out["status"] = http.StatusServiceUnavailable, "not ready"
+	if len(failing) > 0 {
+		slices.Sort(failing)
+		code, out["status"], out["failing"] = http.StatusServiceUnavailable, "not ready", failing
 	}
 	writeJSON(w, code, out)
+}
+
+// showsDetails reports whether /readyz may show r the checks' errors: in
+// open mode, or to a token of role admin. Any other caller, a bad token
+// included, gets the anonymous answer (a probe is not refused).
+func (s *Server) showsDetails(r *http.Request) bool {
+	if s.cfg.Tokens == nil {
+		return true
+	}
+	if r.Header.Get("Authorization") == "" {
+		return false
+	}
+	id, err := s.cfg.Tokens.Authenticate(r)
+	return err == nil && id.Role == auth.Admin
 }
 
 // ErrorBody is the JSON body of every error answer.

@@ -3,6 +3,8 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,6 +213,104 @@ func streamCount(t *testing.T, js *testenv.JetStream) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// readyServer serves /readyz with a required check that fails while
+// natsDown is set and an informative one that always fails with an error
+// naming an address.
+func readyServer(t *testing.T, tokens *auth.Tokens, natsDown *atomic.Bool) *httptest.Server {
+	t.Helper()
+	s := api.New(api.Config{
+		Tokens: tokens,
+		Required: map[string]api.Check{"nats": func(context.Context) error {
+			if natsDown.Load() {
+				return errors.New("connection RECONNECTING")
+			}
+			return nil
+		}},
+		Informative: map[string]api.Check{"clickhouse": func(context.Context) error {
+			return errors.New("dial tcp 10.1.2.3:9000: connect: connection refused")
+		}},
+	})
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func readyBody(t *testing.T, a answer) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil {
+		t.Fatalf("/readyz answer is not a JSON object: %s", a.body)
+	}
+	return m
+}
+
+// TestReadyzDetails: anonymous callers (and bad tokens, and roles other
+// than admin) get the status and each check's "ok" or "unavailable", never
+// the error (it names addresses); admin gets the errors; open mode shows
+// them to anyone (everyone has every role). The status codes do not depend
+// on who asks, and /healthz stays 200 while NATS is down.
+func TestReadyzDetails(t *testing.T) {
+	tokens, err := auth.Parse(strings.NewReader(fmt.Sprintf("auditor %s audit\nadmin %s ops\n", auth.Hash("tok-auditor"), auth.Hash("tok-admin"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var natsDown atomic.Bool
+	withTokens, open := readyServer(t, tokens, &natsDown), readyServer(t, nil, &natsDown)
+	for _, down := range []bool{false, true} {
+		natsDown.Store(down)
+		wantCode, wantStatus, wantNATS := 200, "ready", "ok"
+		if down {
+			wantCode, wantStatus, wantNATS = 503, "not ready", "unavailable"
+		}
+		for _, tc := range []struct {
+			name    string
+			srv     *httptest.Server
+			token   string
+			details bool
+		}{
+			{"anonymous", withTokens, "", false},
+			{"unknown token", withTokens, "nope", false},
+			{"auditor", withTokens, "tok-auditor", false},
+			{"admin", withTokens, "tok-admin", true},
+			{"open mode", open, "", true},
+		} {
+			a := get(t, tc.srv, "/readyz", tc.token)
+			m := readyBody(t, a)
+			what := fmt.Sprintf("nats down=%v, %s", down, tc.name)
+			if a.code != wantCode || m["status"] != wantStatus {
+				t.Errorf("%s: %d %s, want %d %q", what, a.code, a.body, wantCode, wantStatus)
+			}
+			nats, _ := m["nats"].(string)
+			ch, _ := m["clickhouse"].(string)
+			if tc.details {
+				if want := "unavailable: dial tcp 10.1.2.3:9000"; !strings.HasPrefix(ch, want) {
+					t.Errorf("%s: clickhouse %q, want the error (%q...)", what, ch, want)
+				}
+				if down && nats != "unavailable: connection RECONNECTING" {
+					t.Errorf("%s: nats %q, want the error", what, nats)
+				}
+			} else {
+				if ch != "unavailable" || strings.Contains(string(a.body), "10.1.2.3") || strings.Contains(string(a.body), "RECONNECTING") {
+					t.Errorf("%s: %s, want each check ok or unavailable without its error", what, a.body)
+				}
+				if nats != wantNATS {
+					t.Errorf("%s: nats %q, want %q", what, nats, wantNATS)
+				}
+			}
+			failing, hasFailing := m["failing"].([]any)
+			if down && (len(failing) != 1 || failing[0] != "nats") {
+				t.Errorf("%s: failing %v, want [nats] (the required check; clickhouse is informative)", what, m["failing"])
+			}
+			if !down && hasFailing {
+				t.Errorf("%s: failing %v while ready", what, failing)
+			}
+		}
+		if a := get(t, withTokens, "/healthz", ""); a.code != 200 || string(a.body) != "{\"status\":\"ok\"}\n" {
+			t.Errorf("/healthz with nats down=%v: %d %s, want 200 {\"status\":\"ok\"}", down, a.code, a.body)
+		}
+	}
 }
 
 // TestAPISecurityHeaders: every answer of the JSON API, whatever its
