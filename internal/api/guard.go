@@ -24,8 +24,8 @@ func setSecurityHeaders(h http.Header) {
 }
 
 // isLoopbackHost reports whether a Host header names this machine on
-// loopback: localhost or a name under .localhost (RFC 6761: browsers and
-// resolvers answer them with loopback without asking DNS), or an address of
+// loopback: localhost or a name under .localhost (reserved by RFC 6761: no
+// one can register one, and browsers resolve them to loopback), or an address of
 // 127.0.0.0/8 or ::1 (IPv6 in brackets), with or without a port. Names are
 // compared without case. Any other name, even one whose DNS answer is
 // 127.0.0.1, is not: that is what a DNS-rebinding page sends.
