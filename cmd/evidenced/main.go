@@ -4,20 +4,24 @@
 //
 //	evidenced [flags]            run (the default)
 //	evidenced migrate [flags]    apply the ClickHouse migrations and exit
-//	evidenced healthcheck        exit 0 when the local evidenced answers /healthz
+//	evidenced healthcheck        exit 0 when the local evidenced is ready (/readyz: NATS)
 //
 // Every flag has an environment variable; run evidenced -help for the list.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,7 +65,11 @@ func run(args []string) int {
 		}
 		return 0
 	case "healthcheck":
-		return healthcheck(cfg.HTTPAddr)
+		if err := healthcheck(ctx, cfg.HTTPAddr); err != nil {
+			fmt.Fprintf(os.Stderr, "evidenced healthcheck: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	code := 0
 	d, err := daemon.Start(ctx, cfg, log, daemon.Options{})
@@ -103,25 +111,103 @@ func migrate(ctx context.Context, cfg *config.Config) error {
 	return err
 }
 
-func healthcheck(addr string) int {
+// healthcheck asks the evidenced listening on addr (0.0.0.0 and :: asked
+// on 127.0.0.1) whether it is ready: GET /readyz, whose required check is
+// NATS, so a container whose evidenced has lost NATS (and ingests nothing)
+// is reported unhealthy, with the failing checks named. It sends no token:
+// the anonymous answer names the checks, the errors are for admin tokens
+// and the log.
+func healthcheck(ctx context.Context, addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fmt.Errorf("--http-addr %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+	// /readyz bounds its checks at 3s; the compose healthcheck gives 5s.
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "unhealthy:", err)
-		return 1
+		return err
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "unhealthy:", resp.Status)
-		return 1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("unhealthy: no answer from evidenced: %w", err)
 	}
-	return 0
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("unhealthy: GET %s: %s, reading the answer: %w", url, resp.Status, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	var ready map[string]any
+	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &ready) != nil {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("unhealthy: GET %s: %s: %s", url, resp.Status, e.Error)
+		}
+		return fmt.Errorf("unhealthy: GET %s: %s", url, resp.Status)
+	}
+	return notReady(url, resp.Status, ready)
+}
+
+// notReady says which checks of a 503 /readyz answer fail: the required
+// ones ("failing"), then the others that are unavailable too, each with its
+// error when the answer has it (open mode; with tokens an anonymous caller
+// gets none).
+func notReady(url, status string, ready map[string]any) error {
+	var failing, others []string
+	if list, ok := ready["failing"].([]any); ok {
+		for _, v := range list {
+			if name, ok := v.(string); ok {
+				failing = append(failing, name)
+			}
+		}
+	}
+	for name, v := range ready {
+		if s, ok := v.(string); ok && name != "status" && strings.HasPrefix(s, "unavailable") && !slices.Contains(failing, name) {
+			others = append(others, name)
+		}
+	}
+	slices.Sort(others)
+	detailed := false
+	describe := func(names []string) string {
+		out := make([]string, len(names))
+		for i, name := range names {
+			out[i] = name
+			if v, _ := ready[name].(string); strings.HasPrefix(v, "unavailable: ") {
+				out[i] += " (" + strings.TrimPrefix(v, "unavailable: ") + ")"
+				detailed = true
+			}
+		}
+		return strings.Join(out, ", ")
+	}
+	msg := "not ready"
+	switch len(failing) {
+	case 0:
+		msg += " (the answer names no failing required check)"
+	case 1:
+		msg += ": the required check " + describe(failing) + " fails"
+	default:
+		msg += ": the required checks " + describe(failing) + " fail"
+	}
+	switch len(others) {
+	case 0:
+	case 1:
+		msg += "; " + describe(others) + " is unavailable too (not required)"
+	default:
+		msg += "; " + describe(others) + " are unavailable too (not required)"
+	}
+	msg += ". GET " + url + ": " + status
+	if !detailed {
+		msg += ". evidenced's log says why; /readyz shows the errors to an admin token"
+	}
+	return errors.New(msg)
 }

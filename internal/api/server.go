@@ -2,6 +2,12 @@
 // (POST /v1/events), the webhook endpoints, health (/healthz, /readyz) and
 // Prometheus metrics (/metrics), behind bearer-token access control with
 // roles.
+//
+// Every answer carries security headers (no sniffing, no caching, no
+// framing). Without tokens (open mode, on loopback only) the server answers
+// only requests whose Host is a loopback name or address, so a web page that
+// rebinds its own name to 127.0.0.1 cannot post events or read evidence;
+// others get 421 Misdirected Request.
 package api
 
 import (
@@ -10,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,13 +45,19 @@ type Config struct {
 	// so that an event is refused at the door rather than dead-lettered
 	// after a 202. Its error names the field when it can (*ce.Error).
 	Admit func(*ce.Event) error
-	// Tokens is the access control; nil means open access (evidenced then
-	// listens on loopback only).
+	// Tokens is the access control; nil means open access: evidenced then
+	// listens on loopback only, and the server refuses (421) every request
+	// whose Host is not a loopback name or address (localhost, *.localhost,
+	// 127.0.0.0/8, [::1]), which keeps DNS-rebinding pages out. With tokens
+	// the Host is not checked: a rebinding page has no token to send.
 	Tokens *auth.Tokens
 	// MaxBodyBytes limits request bodies (default 10 MiB).
 	MaxBodyBytes int64
 	// Required checks make /readyz fail; Informative ones are reported in
-	// its body only (ClickHouse: ingestion works without it).
+	// its body only (ClickHouse: ingestion works without it). Each is
+	// reported under its name, which must not be "status" or "failing"
+	// (the body's other keys); only a caller of role admin (anyone in open
+	// mode) sees a failing check's error.
 	Required    map[string]Check
 	Informative map[string]Check
 	// Gatherer serves /metrics (default: prometheus.DefaultGatherer).
@@ -99,7 +112,16 @@ func (s *Server) Handle(pattern string, role auth.Role, h http.Handler) {
 	s.mux.Handle(pattern, s.authorize(role, h))
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP sets the security headers, refuses a request of open mode that
+// is not addressed to loopback, and routes the rest.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
+	if s.cfg.Tokens == nil && !isLoopbackHost(r.Host) {
+		s.refuseHost(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 func (s *Server) authorize(role auth.Role, h http.Handler) http.Handler {
 	if role == auth.None {
@@ -128,17 +150,26 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers 200 when every Required check passes, else 503, with
+// each check "ok" or "unavailable" and, when not ready, the failing
+// required checks' names under "failing". The checks' errors (they may
+// name addresses and users) are added ("unavailable: <error>") only for a
+// caller of role admin, or anyone in open mode.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	out := map[string]string{}
-	ready := true
+	details := s.showsDetails(r)
+	out := map[string]any{}
+	var failing []string
 	run := func(checks map[string]Check, required bool) {
 		for name, c := range checks {
 			if err := c(ctx); err != nil {
-				out[name] = "unavailable: " + err.Error()
+				out[name] = "unavailable"
+				if details {
+					out[name] = "unavailable: " + err.Error()
+				}
 				if required {
-					ready = false
+					failing = append(failing, name)
 				}
 				continue
 			}
@@ -149,10 +180,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	run(s.cfg.Informative, false)
 	code := http.StatusOK
 	out["status"] = "ready"
-	if !ready {
-		code, out["status"] = http.StatusServiceUnavailable, "not ready"
+	if len(failing) > 0 {
+		slices.Sort(failing)
+		code, out["status"], out["failing"] = http.StatusServiceUnavailable, "not ready", failing
 	}
 	writeJSON(w, code, out)
+}
+
+// showsDetails reports whether /readyz may show r the checks' errors: in
+// open mode, or to a token of role admin. Any other caller, a bad token
+// included, gets the anonymous answer (a probe is not refused).
+func (s *Server) showsDetails(r *http.Request) bool {
+	if s.cfg.Tokens == nil {
+		return true
+	}
+	if r.Header.Get("Authorization") == "" {
+		return false
+	}
+	id, err := s.cfg.Tokens.Authenticate(r)
+	return err == nil && id.Role == auth.Admin
 }
 
 // ErrorBody is the JSON body of every error answer.

@@ -124,7 +124,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	static, _ := fs.Sub(assets, "assets/static")
 	h.mux.HandleFunc("GET /{$}", h.root)
-	h.mux.Handle("GET /live/static/", http.StripPrefix("/live/static/", cacheStatic(http.FileServerFS(static))))
+	h.mux.Handle("GET /live/static/", http.StripPrefix("/live/static/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /live/{$}", h.page)
 	h.mux.HandleFunc("GET /live/posture", h.postureFragment)
 	h.mux.HandleFunc("GET /live/api/posture", h.postureJSON)
@@ -140,19 +140,37 @@ func (h *Handler) Patterns() []string { return []string{"GET /{$}", "GET /live/"
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/live/static/") {
-		// The redirect and the page's style and script (public code, no
-		// data) need no token: the page that says "denied" uses the style.
-		h.mux.ServeHTTP(w, r)
+	static := strings.HasPrefix(r.URL.Path, "/live/static/")
+	setSecurityHeaders(w.Header(), static)
+	// The redirect and the page's style and script (public code, no data)
+	// need no token: the page that says "denied" uses the style.
+	if r.URL.Path != "/" && !static && !h.authorize(w, r) {
 		return
 	}
-	if !h.authorize(w, r) {
-		return
-	}
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "no-referrer")
 	h.mux.ServeHTTP(w, r)
+}
+
+// contentSecurityPolicy is the page's policy: everything from evidenced
+// itself, nothing inline, never framed.
+const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+
+// setSecurityHeaders gives every answer of the page, whatever its route
+// and status (the pages, the stream, the redirects, the login's 303, the
+// 401 and 403 pages, errors), the same security headers, from this one
+// place, before any handler runs. Nothing but the public static files may
+// be stored by a browser or a proxy: the pages hold evidence, and a
+// redirect's address may hold a token. The static files are revalidated
+// each time (no-cache), so a new evidenced's script is picked up at once.
+func setSecurityHeaders(h http.Header, static bool) {
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	if static {
+		h.Set("Cache-Control", "no-cache")
+	} else {
+		h.Set("Cache-Control", "no-store")
+	}
 }
 
 // Close unsubscribes and ends the open streams.
@@ -171,13 +189,6 @@ func (h *Handler) root(w http.ResponseWriter, r *http.Request) {
 		target += "?" + q
 	}
 	http.Redirect(w, r, target, http.StatusFound)
-}
-
-func cacheStatic(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-cache")
-		next.ServeHTTP(w, r)
-	})
 }
 
 // ctx bounds a page's ClickHouse queries.

@@ -139,8 +139,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	backlog, c := h.broker.subscribe(after)
 	defer h.broker.unsubscribe(c)
 
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Type", "text/event-stream") // Cache-Control: no-store, as every page
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	if _, err := fmt.Fprintf(w, "retry: 2000\n: evidence live verdicts\n\n"); err != nil {
