@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/evidencepipeline/evidence/internal/ce"
 	"io"
 	"os"
 	"strings"
@@ -75,9 +76,9 @@ func runEmit(ctx context.Context, args []string, env Env) int {
 	ev.SetID(*id)
 	t := time.Now().UTC()
 	if *at != "" {
-		p, err := time.Parse(time.RFC3339Nano, *at)
+		p, err := ce.ParseTime(*at)
 		if err != nil {
-			return fail(env, ExitUsage, "emit: --time: not an RFC 3339 timestamp: %q", *at)
+			return fail(env, ExitUsage, "emit: --time: %v", err)
 		}
 		t = p
 	}
@@ -104,6 +105,10 @@ func runEmit(ctx context.Context, args []string, env Env) int {
 	}
 	if err := ev.Validate(); err != nil {
 		return fail(env, ExitUsage, "emit: %v", err)
+	}
+	if err := admit(ev); err != nil {
+		// Refused here, not spooled: the server would refuse it too.
+		return fail(env, ExitUsage, "emit: %v (the server's input rules: docs/api.md)", err)
 	}
 	c := emitter.New(*server, env.Getenv("EVIDENCE_TOKEN"))
 	c.Attempts = *attempts
@@ -139,4 +144,18 @@ func readFileOrStdin(name string, env Env) ([]byte, error) {
 		return io.ReadAll(env.Stdin)
 	}
 	return os.ReadFile(name)
+}
+
+// admit applies the door's input rules (ce.Event.Admit: bounds, time
+// range, strict JSON) to an event before it is sent or spooled.
+func admit(ev event.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	e, err := ce.ParseJSON(b)
+	if err != nil {
+		return err
+	}
+	return e.Admit()
 }
