@@ -89,6 +89,12 @@
 // repository's name. Its deployer is the deployment's creator; for a
 // deployment created by a workflow the run is given as run_id.
 //
+// GitHub Enterprise Server 3.1 to 3.5 send deployment and
+// deployment_status without an action field; those events had the one
+// action created then, so a payload without an action is read as created
+// (for these two events only; an action other than created is ignored as
+// on github.com).
+//
 // payload_sha256 is over the body as received, which is what GitHub signs:
 // for a form-encoded delivery (Content-Type
 // application/x-www-form-urlencoded) that is the form, and payload holds
