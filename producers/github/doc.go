@@ -5,8 +5,9 @@
 //
 // Every delivery that carries evidence gives the catalog events below plus
 // one dev.evidencepipeline.webhook.received.v1 event that keeps the payload
-// as received (with its SHA-256, the safe subset of the delivery headers and
-// the receive time). Deliveries that carry no evidence are answered with a
+// as received (with its SHA-256, the safe subset of the delivery headers,
+// X-Hub-Signature-256 and X-Hub-Signature included, and the receive time):
+// with the secret, the stored delivery can be verified again. Deliveries that carry no evidence are answered with a
 // *webhook.Ignored error: acknowledged, counted, not stored.
 //
 // # Mapping
@@ -97,6 +98,6 @@
 //
 // payload_sha256 is over the body as received, which is what GitHub signs:
 // for a form-encoded delivery (Content-Type
-// application/x-www-form-urlencoded) that is the form, and payload holds
-// the JSON of its payload field.
+// application/x-www-form-urlencoded) that is the form, which body_base64
+// keeps, and payload holds the JSON of its payload field.
 package github

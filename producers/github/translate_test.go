@@ -330,6 +330,8 @@ func TestTranslatePushToDefaultBranch(t *testing.T) {
 	}
 }
 
+// TestReceivedKeepsOnlySafeHeaders: the kept headers are the allow-list's,
+// signatures included, never a credential.
 func TestReceivedKeepsOnlySafeHeaders(t *testing.T) {
 	body := payload(t, "pull_request.opened")
 	h := headers("pull_request", "d-1")
@@ -352,8 +354,13 @@ func TestReceivedKeepsOnlySafeHeaders(t *testing.T) {
 		"x-github-hook-id":                       "531374501",
 		"x-github-hook-installation-target-type": "repository",
 		"x-github-hook-installation-target-id":   "186853002",
-		"user-agent":                             "GitHub-Hookshot/044aadd",
-		"content-type":                           "application/json",
+		// The signatures are kept (an auditor verifies the stored
+		// delivery again with them); the credentials and the proxy's
+		// header are not.
+		"x-hub-signature-256": "sha256=00",
+		"x-hub-signature":     "sha1=00",
+		"user-agent":          "GitHub-Hookshot/044aadd",
+		"content-type":        "application/json",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("headers kept (-want +got):\n%s", diff)
