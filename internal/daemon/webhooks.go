@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"log/slog"
+	"net/http"
 
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
@@ -28,7 +29,20 @@ func registerWebhooks(srv *api.Server, cfg *config.Config, pub webhook.Publisher
 		{jira.New(cfg.JiraOptions()), cfg.JiraSecret},
 		{servicenow.New(servicenow.Options{}), cfg.ServiceNowSecret},
 	} {
-		srv.Handle("POST /webhooks/"+w.p.Name(), auth.None, webhook.NewHandler(w.p, w.secret, pub, cfg.MaxBodyBytes, log, m))
+		h, err := webhook.NewHandler(webhook.Config{Provider: w.p, Secret: w.secret, Publisher: pub,
+			MaxBody: cfg.MaxBodyBytes, Log: log, Metrics: m})
+		if err != nil {
+			// No seen markers are passed here yet (webhook.NewSeen, in
+			// daemon.go): refuse deliveries with 503, which senders retry,
+			// rather than store replays again.
+			log.Error("webhook not served", "endpoint", "/webhooks/"+w.p.Name(), "err", err)
+			msg := err.Error()
+			srv.Handle("POST /webhooks/"+w.p.Name(), auth.None, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+				http.Error(rw, msg, http.StatusServiceUnavailable)
+			}))
+			continue
+		}
+		srv.Handle("POST /webhooks/"+w.p.Name(), auth.None, h)
 		if w.secret == "" {
 			log.Info("webhook disabled: no secret", "endpoint", "/webhooks/"+w.p.Name(), "env", w.p.SecretEnv())
 		}

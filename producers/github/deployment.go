@@ -55,15 +55,19 @@ type deploymentEvent struct {
 	} `json:"workflow_run"`
 }
 
+// translateDeployment reads deployment.created. GitHub Enterprise Server
+// 3.1 to 3.5 send deployment and deployment_status payloads without an
+// action field (octokit/webhooks, payload-examples/ghes-31 to ghes-35):
+// those events had one action only, created, so a payload without one is
+// read as created. This holds for these two events only; elsewhere a
+// missing action is refused.
 func translateDeployment(d *delivery) (result, error) {
 	var ev deploymentEvent
 	if err := decode(d.Payload, &ev); err != nil {
 		return result{}, err
 	}
 	switch ev.Action {
-	case "created":
-	case "":
-		return result{}, missing("action")
+	case "created", "": // "": GitHub Enterprise Server 3.1 to 3.5
 	default:
 		return result{}, ignored("deployment." + ev.Action)
 	}
@@ -85,9 +89,7 @@ func translateDeploymentStatus(d *delivery) (result, error) {
 		return result{}, err
 	}
 	switch ev.Action {
-	case "created":
-	case "":
-		return result{}, missing("action")
+	case "created", "": // "": GitHub Enterprise Server 3.1 to 3.5 (see translateDeployment)
 	default:
 		return result{}, ignored("deployment_status." + ev.Action)
 	}

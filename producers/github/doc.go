@@ -5,8 +5,9 @@
 //
 // Every delivery that carries evidence gives the catalog events below plus
 // one dev.evidencepipeline.webhook.received.v1 event that keeps the payload
-// as received (with its SHA-256, the safe subset of the delivery headers and
-// the receive time). Deliveries that carry no evidence are answered with a
+// as received (with its SHA-256, the safe subset of the delivery headers,
+// X-Hub-Signature-256 and X-Hub-Signature included, and the receive time):
+// with the secret, the stored delivery can be verified again. Deliveries that carry no evidence are answered with a
 // *webhook.Ignored error: acknowledged, counted, not stored.
 //
 // # Mapping
@@ -89,8 +90,14 @@
 // repository's name. Its deployer is the deployment's creator; for a
 // deployment created by a workflow the run is given as run_id.
 //
+// GitHub Enterprise Server 3.1 to 3.5 send deployment and
+// deployment_status without an action field; those events had the one
+// action created then, so a payload without an action is read as created
+// (for these two events only; an action other than created is ignored as
+// on github.com).
+//
 // payload_sha256 is over the body as received, which is what GitHub signs:
 // for a form-encoded delivery (Content-Type
-// application/x-www-form-urlencoded) that is the form, and payload holds
-// the JSON of its payload field.
+// application/x-www-form-urlencoded) that is the form, which body_base64
+// keeps, and payload holds the JSON of its payload field.
 package github

@@ -53,6 +53,20 @@ func TestHandler(t *testing.T) {
 		}
 	})
 
+	t.Run("same body, new delivery id", func(t *testing.T) {
+		// X-GitHub-Delivery is not signed: a replay of the signed body
+		// under another id is the same delivery.
+		h := hdr.Clone()
+		h.Set("X-GitHub-Delivery", "0b8f7e6d-0000-4000-8000-000000000009")
+		code, r := srv.Post(t, h, body)
+		if code != http.StatusAccepted || r.Accepted != 2 || r.Duplicates != 2 {
+			t.Fatalf("replay with a new id: %d %+v, want 202 with every event a duplicate", code, r)
+		}
+		if n := len(srv.StreamEvents(t)); n != 2 {
+			t.Errorf("the stream holds %d events after a replay with a new id, want 2", n)
+		}
+	})
+
 	t.Run("unsigned", func(t *testing.T) {
 		h := headers("pull_request", "another")
 		code, r := srv.Post(t, h, body)

@@ -66,7 +66,8 @@ type corpusFile struct {
 }
 
 // corpusFiles lists every file of the corpus, each made a delivery: the
-// event from the directory (octokit-webhooks/<event>/), the file name
+// event from the directory (octokit-webhooks/<event>/ and
+// octokit-examples-access/<event>/), the file name
 // (go-playground-webhooks-testdata/pull-request-review.json) or the
 // captured headers (cdevents-github-translator-samples/headers/<name>),
 // form-encoded when the captured headers say so.
@@ -81,7 +82,7 @@ func corpusFiles(t testing.TB, dir string) []corpusFile {
 		f := corpusFile{rel: rel, body: b, header: headers("", "corpus-"+rel)}
 		parts := strings.Split(rel, "/")
 		switch {
-		case parts[0] == "octokit-webhooks" && len(parts) == 3:
+		case (parts[0] == "octokit-webhooks" || parts[0] == "octokit-examples-access") && len(parts) == 3:
 			f.event, f.payload = parts[1], true
 		case parts[0] == "go-playground-webhooks-testdata" && len(parts) == 2:
 			f.event = strings.ReplaceAll(strings.TrimSuffix(parts[1], ".json"), "-", "_")

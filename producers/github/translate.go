@@ -13,9 +13,12 @@ import (
 )
 
 // keptHeaders are the delivery headers kept in webhook.received: what
-// identifies and describes the delivery, never a credential.
+// identifies and describes the delivery, and its signatures (an HMAC of
+// the body, not the secret: with the secret, an auditor verifies the
+// stored delivery again); never a credential.
 var keptHeaders = []string{
 	"X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID",
+	"X-Hub-Signature-256", "X-Hub-Signature",
 	"X-GitHub-Hook-Installation-Target-Type", "X-GitHub-Hook-Installation-Target-ID",
 	"X-GitHub-Enterprise-Host", "X-GitHub-Enterprise-Version",
 	"User-Agent", "Content-Type",

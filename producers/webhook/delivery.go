@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -86,16 +88,23 @@ func (d Delivery) event(id, source, typ, subject string, t time.Time, data any) 
 	}, nil
 }
 
-// rawData is the data of webhook.received.
-type rawData struct {
-	Provider          string            `json:"provider"`
-	Event             string            `json:"event"`
-	DeliveryID        string            `json:"delivery_id,omitempty"`
-	Headers           map[string]string `json:"headers,omitempty"`
-	Payload           json.RawMessage   `json:"payload"`
-	PayloadSHA256     string            `json:"payload_sha256"`
-	SignatureVerified bool              `json:"signature_verified"`
-	ReceivedAt        string            `json:"received_at"`
+// rawHead and rawTail are the data of webhook.received around its
+// payload, which is written between them as it was received (see Raw).
+type rawHead struct {
+	Provider   string            `json:"provider"`
+	Event      string            `json:"event"`
+	DeliveryID string            `json:"delivery_id,omitempty"`
+	Headers    map[string]string `json:"headers,omitempty"`
+}
+
+type rawTail struct {
+	PayloadSHA256     string `json:"payload_sha256"`
+	SignatureVerified bool   `json:"signature_verified"`
+	ReceivedAt        string `json:"received_at"`
+	// BodyBase64 is the body as received when the payload member is not
+	// byte for byte the body (a form-encoded GitHub delivery, whitespace
+	// around the JSON): what the signature covers.
+	BodyBase64 string `json:"body_base64,omitempty"`
 }
 
 // Raw is the webhook.received event that keeps the payload, its kept
@@ -103,6 +112,14 @@ type rawData struct {
 // fact's time when the delivery has one, else (t zero) the time it was
 // received. Call it only for a delivery that Provider.Verify accepted:
 // it records signature_verified.
+//
+// The payload is written into the data byte for byte as it was received
+// (not re-encoded: no whitespace removed inside it, no character
+// escaped), so that the raw bytes of the payload member of a JSON
+// delivery are the body the sender signed: with the kept signature header
+// and the secret, an auditor verifies it again. When they are not the body
+// (a form-encoded delivery, or a body with whitespace around the JSON),
+// body_base64 holds the body as received. The payload must be valid JSON.
 func (d Delivery) Raw(source, subject string, t time.Time) (*ce.Event, error) {
 	if t.IsZero() {
 		t = d.ReceivedAt
@@ -111,15 +128,43 @@ func (d Delivery) Raw(source, subject string, t time.Time) (*ce.Event, error) {
 	if id == "" {
 		id = d.Key + "/webhook.received"
 	}
-	return d.event(id, source, TypeWebhookReceived, subject, t, rawData{
-		Provider:   d.Provider,
-		Event:      d.Name,
-		DeliveryID: d.ID,
-		Headers:    d.Headers,
-		Payload:    json.RawMessage(d.Payload),
+	// The payload member holds the payload without the whitespace around
+	// it, which a JSON reader would not give back.
+	payload := bytes.Trim(d.Payload, " \t\r\n")
+	if !json.Valid(payload) {
+		return nil, fmt.Errorf("encoding %s: the payload is not valid JSON", TypeWebhookReceived)
+	}
+	head, err := json.Marshal(rawHead{Provider: d.Provider, Event: d.Name, DeliveryID: d.ID, Headers: d.Headers})
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", TypeWebhookReceived, err)
+	}
+	tail := rawTail{
 		// The handler calls Translate only after Verify succeeded.
 		PayloadSHA256:     BodySHA(d.Body),
 		SignatureVerified: true,
 		ReceivedAt:        d.ReceivedAt.Format(time.RFC3339Nano),
-	})
+	}
+	if !bytes.Equal(d.Body, payload) {
+		tail.BodyBase64 = base64.StdEncoding.EncodeToString(d.Body)
+	}
+	rest, err := json.Marshal(tail)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", TypeWebhookReceived, err)
+	}
+	// {head...,"payload":<payload>,tail...}
+	data := make([]byte, 0, len(head)+len(payload)+len(rest)+len(`,"payload":,`))
+	data = append(data, head[:len(head)-1]...)
+	data = append(data, `,"payload":`...)
+	data = append(data, payload...)
+	data = append(data, ',')
+	data = append(data, rest[1:]...)
+	return &ce.Event{
+		ID:              id,
+		Source:          source,
+		Type:            TypeWebhookReceived,
+		Subject:         subject,
+		Time:            t,
+		DataContentType: "application/json",
+		Data:            data,
+	}, nil
 }

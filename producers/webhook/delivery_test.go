@@ -1,10 +1,13 @@
 package webhook_test
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -142,6 +145,66 @@ func TestRawOfForm(t *testing.T) {
 	}
 	if _, ok := data["headers"]; ok {
 		t.Errorf("headers %v, want none (none of the kept ones was sent)", data["headers"])
+	}
+	// The form is what the sender signed: it is kept as received.
+	if got, err := base64.StdEncoding.DecodeString(fmt.Sprint(data["body_base64"])); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("body_base64 %v (%v), want the form body as received", data["body_base64"], err)
+	}
+}
+
+// TestRawKeepsPayloadBytes: the payload member of webhook.received holds
+// the payload byte for byte (not re-encoded), through the canonical
+// encoding and back; body_base64 is there only when the payload member is
+// not the body.
+func TestRawKeepsPayloadBytes(t *testing.T) {
+	// Indentation, characters a JSON encoder escapes (<, >, &, U+2028) and
+	// escapes it rewrites (\u00e9, \/).
+	pretty := []byte("{\n  \"title\": \"<b>fix</b> & caf\\u00e9 \\/ \u2028\",\n  \"n\": 1.50\n}")
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		payload []byte // the member's raw bytes
+		kept    bool   // body_base64 expected
+	}{
+		{"as sent", pretty, pretty, false},
+		{"whitespace around", append(append([]byte(" \r\n"), pretty...), '\n'), pretty, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := webhook.NewDelivery("jira", "jira:issue_updated", http.Header{}, nil, tc.body, received)
+			e, err := d.Raw("https://acme.atlassian.net", "CHG-1", time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Validate(); err != nil {
+				t.Fatalf("invalid event: %v", err)
+			}
+			back, err := ce.ParseJSON(e.MarshalCanonical())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var data struct {
+				Payload    json.RawMessage `json:"payload"`
+				BodyBase64 string          `json:"body_base64"`
+			}
+			if err := json.Unmarshal(back.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(data.Payload, tc.payload) {
+				t.Errorf("payload member %q, want %q byte for byte", data.Payload, tc.payload)
+			}
+			if (data.BodyBase64 != "") != tc.kept {
+				t.Errorf("body_base64 %q, want it present: %v", data.BodyBase64, tc.kept)
+			}
+			if tc.kept {
+				if got, _ := base64.StdEncoding.DecodeString(data.BodyBase64); !bytes.Equal(got, tc.body) {
+					t.Errorf("body_base64 is %q, want the body %q", got, tc.body)
+				}
+			}
+		})
+	}
+	d := webhook.NewDelivery("jira", "jira:issue_updated", http.Header{}, nil, []byte(`{"a": `), received)
+	if _, err := d.Raw("https://acme.atlassian.net", "CHG-1", time.Time{}); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Errorf("Raw of a payload that is not JSON: %v, want an error saying so", err)
 	}
 }
 

@@ -8,6 +8,15 @@
 // it. Kinds of deliveries that carry no evidence are acknowledged with 200
 // and counted, not archived.
 //
+// Deliveries are de-duplicated twice. Event ids come from the sender's
+// delivery id (or the body's hash), so JetStream stores a redelivery
+// within its duplicate window once. And once every event of a delivery is
+// acknowledged, the handler writes a seen marker (Seen: a KV bucket, one
+// entry per provider and SHA-256 of the body, the part the signature
+// covers): a later delivery of the same body, with any delivery id, at
+// any time within the marker's max age, is answered as a duplicate and
+// nothing is published.
+//
 // The adapters share the rest of their plumbing from here: Delivery builds
 // each delivery's events and the webhook.received event that keeps the
 // original payload; Decode, FieldError, CommitSHA and ParseTime read
@@ -22,6 +31,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,24 +78,64 @@ type Handler struct {
 	provider Provider
 	secret   string
 	pub      Publisher
+	seen     *Seen
 	maxBody  int64
 	log      *slog.Logger
 	stage    *metrics.Stage
 	ignored  *prometheus.CounterVec
 }
 
-// NewHandler returns the handler of one provider. An empty secret makes
-// every request be refused with a message saying the secret is not
-// configured. m and log may be nil.
-func NewHandler(p Provider, secret string, pub Publisher, maxBody int64, log *slog.Logger, m *metrics.Metrics) *Handler {
+// Config configures a Handler. Provider, Publisher and Seen are required.
+type Config struct {
+	Provider Provider
+	// Secret is the provider's webhook secret. Empty, every delivery is
+	// refused with a message saying the secret is not configured.
+	Secret string
+	// Publisher stores the events (bus.Publisher).
+	Publisher Publisher
+	// Seen is the durable record of the bodies already stored (NewSeen),
+	// shared by the handlers of every provider: a replay of a stored body
+	// is answered as a duplicate and not stored again, whatever its
+	// delivery id and however long after.
+	Seen *Seen
+	// MaxBody limits the body (0 means 25 MiB, GitHub's cap).
+	MaxBody int64
+	// Log and Metrics may be nil.
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+// markTimeout bounds the write of a seen marker, which goes on when the
+// sender hangs up once its events are stored.
+const markTimeout = 10 * time.Second
+
+// NewHandler returns the handler of one provider. A missing Provider,
+// Publisher or Seen is an error.
+func NewHandler(c Config) (*Handler, error) {
+	if c.Provider == nil {
+		return nil, errors.New("webhook: Config.Provider is nil")
+	}
+	name := c.Provider.Name()
+	if !providerNameRe.MatchString(name) {
+		return nil, fmt.Errorf("webhook: provider name %q: want lower-case letters, digits, - or _", name)
+	}
+	if c.Publisher == nil {
+		return nil, fmt.Errorf("webhook %s: Config.Publisher is nil: the handler has nowhere to store events", name)
+	}
+	if c.Seen == nil {
+		return nil, fmt.Errorf("webhook %s: Config.Seen is nil: without the seen markers (webhook.NewSeen, bucket %s) a signed body replayed with a new delivery id, or after JetStream's duplicate window, would be stored again", name, SeenBucket)
+	}
+	log := c.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	maxBody := c.MaxBody
 	if maxBody <= 0 {
 		maxBody = 25 << 20 // GitHub caps payloads at 25 MB
 	}
-	h := &Handler{provider: p, secret: secret, pub: pub, maxBody: maxBody,
-		log: log.With("webhook", p.Name()), stage: m.Stage("webhook_" + p.Name())}
+	m := c.Metrics
+	h := &Handler{provider: c.Provider, secret: c.Secret, pub: c.Publisher, seen: c.Seen, maxBody: maxBody,
+		log: log.With("webhook", name), stage: m.Stage("webhook_" + name)}
 	h.ignored = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evidence_webhook_ignored_total", Help: "Webhook deliveries acknowledged without evidence, by provider and reason.",
 	}, []string{"provider", "reason"})
@@ -95,8 +145,12 @@ func NewHandler(p Provider, secret string, pub Publisher, maxBody int64, log *sl
 			h.ignored = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	return h
+	return h, nil
 }
+
+// providerNameRe is what a provider name may be: it is the endpoint's
+// last segment and the first token of its seen markers' keys.
+var providerNameRe = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 // Response is the JSON body of every answer.
 type Response struct {
@@ -161,6 +215,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, http.StatusBadRequest, Response{Error: err.Error()})
 		return
 	}
+	if len(events) == 0 {
+		// A translator bug: a delivery it does not ignore has events.
+		h.log.Error("webhook translator produced no events and no error")
+		h.reply(w, http.StatusInternalServerError, Response{Error: "translator produced no events"})
+		return
+	}
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
 			// A translator bug, not the sender's fault: say so, keep nothing half-done.
@@ -168,6 +228,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.reply(w, http.StatusInternalServerError, Response{Error: "translator produced an invalid event: " + err.Error()})
 			return
 		}
+	}
+	// The seen marker is checked once the signature is verified: it is
+	// keyed by what the signature covers. A delivery whose marker cannot
+	// be read is stored all the same (at worst a second copy, never a
+	// loss).
+	key := seenKey(h.provider.Name(), body)
+	seen, err := h.seen.has(r.Context(), key)
+	if err != nil {
+		h.stage.Failed("seen_read", 1)
+		h.log.Warn("webhook: the seen marker could not be read; storing the delivery (a replay may be stored twice)", "key", key, "err", err)
+	}
+	if seen {
+		out := Response{Accepted: len(events), Duplicates: len(events)}
+		for _, e := range events {
+			out.Events = append(out.Events, e.Type)
+		}
+		h.log.Info("webhook: body already stored, not stored again", "key", key, "event", h.mark(events).ID)
+		h.reply(w, http.StatusAccepted, out)
+		return
 	}
 	res, err := h.pub.Publish(r.Context(), events)
 	if err != nil {
@@ -188,5 +267,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Events = append(out.Events, events[i].Type)
 	}
 	h.stage.Written(out.Accepted - out.Duplicates)
+	// Every event is acknowledged: only now is the body marked as
+	// stored. A crash before this line leaves no marker, so a replay is
+	// de-duplicated by JetStream's message ids (within the duplicate
+	// window) or stored again, never lost. The sender hanging up does not
+	// stop the write.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), markTimeout)
+	defer cancel()
+	if err := h.seen.mark(ctx, key, h.mark(events)); err != nil {
+		h.stage.Failed("seen_write", 1)
+		h.log.Warn("webhook: the delivery is stored but its seen marker was not written: a replay of the same body after JetStream's duplicate window, or with a new delivery id, will be stored again", "key", key, "err", err)
+	}
 	h.reply(w, http.StatusAccepted, out)
+}
+
+// mark is the seen marker of a delivery's events (at least one): its
+// webhook.received event, else its first event.
+func (h *Handler) mark(events []*ce.Event) seenMark {
+	raw := events[0]
+	for _, e := range events {
+		if e.Type == TypeWebhookReceived {
+			raw = e
+		}
+	}
+	return seenMark{Source: raw.Source, ID: raw.ID, StoredAt: time.Now().UTC().Format(time.RFC3339Nano)}
 }

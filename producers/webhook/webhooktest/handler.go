@@ -21,11 +21,14 @@ import (
 const timeout = 30 * time.Second
 
 // Fixture is a provider's webhook.Handler served over HTTP by a test
-// server, publishing to an embedded JetStream with the evidence streams.
-// Both stop at the end of the test that made the fixture.
+// server, publishing to an embedded JetStream with the evidence streams
+// and keeping its seen markers there. Both stop at the end of the test
+// that made the fixture.
 type Fixture struct {
 	// JS is the embedded JetStream the handler publishes to.
 	JS *testenv.JetStream
+	// Seen holds the handler's seen markers (bucket webhook.SeenBucket).
+	Seen *webhook.Seen
 	// URL is where deliveries are posted: /webhooks/<provider> on the
 	// test server.
 	URL    string
@@ -33,24 +36,46 @@ type Fixture struct {
 }
 
 // Handler starts an embedded JetStream and serves webhook.NewHandler for
-// p and secret (the default body limit, no log, no metrics) in front of
-// it.
+// p and secret (the default body limit and seen markers, no log, no
+// metrics) in front of it.
 func Handler(t testing.TB, p webhook.Provider, secret string) *Fixture {
 	t.Helper()
-	return serve(t, testenv.NATS(t), p, secret)
+	return Serve(t, testenv.NATS(t), webhook.Config{Provider: p, Secret: secret})
 }
 
 // Another serves a second handler, for p and secret, that publishes to
-// the same JetStream as f: a server configured otherwise, same stream.
+// the same JetStream as f, with the same seen markers: a server
+// configured otherwise, same stream.
 func (f *Fixture) Another(t testing.TB, p webhook.Provider, secret string) *Fixture {
 	t.Helper()
-	return serve(t, f.JS, p, secret)
+	return Serve(t, f.JS, webhook.Config{Provider: p, Secret: secret, Seen: f.Seen})
 }
 
-func serve(t testing.TB, js *testenv.JetStream, p webhook.Provider, secret string) *Fixture {
-	srv := httptest.NewServer(webhook.NewHandler(p, secret, bus.NewPublisher(js.JS), 0, nil, nil))
+// Serve serves webhook.NewHandler(c) in front of js. A nil c.Publisher
+// publishes to js; a nil c.Seen is the bucket webhook.NewSeen makes in js
+// with the default options. A configuration NewHandler refuses stops the
+// test.
+func Serve(t testing.TB, js *testenv.JetStream, c webhook.Config) *Fixture {
+	t.Helper()
+	if c.Publisher == nil {
+		c.Publisher = bus.NewPublisher(js.JS)
+	}
+	if c.Seen == nil {
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		defer cancel()
+		seen, err := webhook.NewSeen(ctx, js.JS, webhook.SeenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Seen = seen
+	}
+	h, err := webhook.NewHandler(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &Fixture{JS: js, URL: srv.URL + "/webhooks/" + p.Name(), client: srv.Client()}
+	return &Fixture{JS: js, Seen: c.Seen, URL: srv.URL + "/webhooks/" + c.Provider.Name(), client: srv.Client()}
 }
 
 // Post sends a delivery with header h and body, and decodes the answer.
