@@ -43,10 +43,6 @@ type Event struct {
 	Extensions map[string]json.RawMessage
 	Data       []byte
 	DataBase64 bool
-
-	// dataDepth is the nesting of Data, when ParseJSON has already
-	// scanned it strictly (0: not known); Admit then need not scan again.
-	dataDepth int
 }
 
 // Error is a validation error that names what is wrong: Field is a context
@@ -207,9 +203,6 @@ func fromMembers(ms []member, lenient bool) (*Event, error) {
 	case data != nil && !isNull(data.val):
 		// Validated by the scanner already.
 		e.Data = data.val
-		if !lenient {
-			e.dataDepth = data.depth + 1 // + 1: a scalar is known too
-		}
 	}
 	if err := e.validateAttributes(); err != nil {
 		return nil, err
@@ -249,8 +242,11 @@ func (e *Event) Validate() error {
 	if err := e.validateAttributes(); err != nil {
 		return err
 	}
-	if !e.DataBase64 && len(e.Data) > 0 && !Valid(e.Data) {
-		return fieldErr("data", "not valid JSON")
+	if !e.DataBase64 && len(e.Data) > 0 {
+		// The data sits one level below the event's own object.
+		if err := CheckJSON("data", e.Data, maxDepth-1); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -292,9 +288,6 @@ func (e *Event) Admit() error {
 		}
 	}
 	if !e.DataBase64 && len(e.Data) > 0 {
-		if e.dataDepth > 0 && e.dataDepth-1 <= MaxDataDepth {
-			return nil // ParseJSON scanned it strictly already
-		}
 		return CheckJSON("data", e.Data, MaxDataDepth)
 	}
 	return nil

@@ -55,9 +55,6 @@ type scanner struct {
 	keys   []string
 	sets   []keySet
 	keyBuf [smallObject]string // keys' first backing array, on the stack
-	// deepest is the deepest nesting seen (the door's depth check of
-	// data parsed by ParseJSON, without a second scan).
-	deepest int
 	// lenient accepts what the door refuses but earlier versions
 	// accepted: invalid UTF-8, unpaired surrogate escapes and member
 	// names given twice (ParseStored, for events already in the stream).
@@ -74,9 +71,6 @@ type keySet struct {
 const smallObject = 16
 
 func (s *scanner) tooDeep(depth int) bool {
-	if depth > s.deepest {
-		s.deepest = depth
-	}
 	if s.limit > 0 {
 		return depth >= s.limit
 	}
@@ -517,7 +511,6 @@ type member struct {
 	key     string
 	val     []byte
 	escaped bool // the value is a string with escapes
-	depth   int  // the value's deepest nesting (1: an object or array of scalars)
 }
 
 // objectMembers validates b as one JSON object (and nothing after it) and
@@ -551,7 +544,6 @@ func objectMembers(b []byte, into []member, lenient bool) ([]member, error) {
 		s.ws()
 		vs := s.i
 		esc := false
-		s.deepest = 0
 		if s.i < len(b) && b[s.i] == '"' {
 			esc, err = s.stringSpan()
 		} else {
@@ -560,7 +552,7 @@ func objectMembers(b []byte, into []member, lenient bool) ([]member, error) {
 		if err != nil {
 			return nil, err
 		}
-		into = append(into, member{key: key, val: b[vs:s.i], escaped: esc, depth: s.deepest})
+		into = append(into, member{key: key, val: b[vs:s.i], escaped: esc})
 		s.ws()
 		if s.i >= len(b) {
 			return nil, s.fail("unexpected end of JSON in object")

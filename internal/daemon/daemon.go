@@ -35,6 +35,7 @@ import (
 	"github.com/evidencepipeline/evidence/processors/checkpoint"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
+	"github.com/evidencepipeline/evidence/producers/webhook"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -178,7 +179,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		Metrics:    m,
 		Log:        log,
 	})
-	registerWebhooks(srv, cfg, bus.NewPublisher(d.js), log, m)
+	seen, err := webhook.NewSeen(ctx, d.js, webhook.SeenOptions{MaxAge: cfg.StreamMaxAge})
+	if err != nil {
+		return nil, fmt.Errorf("webhook seen markers: %w", err)
+	}
+	if err := registerWebhooks(srv, cfg, bus.NewPublisher(d.js), seen, log, m); err != nil {
+		return nil, err
+	}
 	lv, err := live.New(live.Config{Store: d.Store, NATS: d.nc, Changes: changes, Tokens: tokens, Log: log,
 		ProductionEnvironments: cfg.ProductionEnvironments})
 	if err != nil {

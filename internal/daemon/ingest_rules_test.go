@@ -3,7 +3,11 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -331,4 +335,63 @@ func TestNATSClosedStops(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with a closed NATS connection: %d, want 503", resp.StatusCode)
 	}
+}
+
+// TestWebhookRules: a signed delivery whose payload breaks the door's
+// rules is refused with a 400 that says why (not 202 and a dead letter
+// later, not a 500), and one within them is archived and correlated
+// without a dead letter, the store intact.
+func TestWebhookRules(t *testing.T) {
+	body := corpus(t, "github/octokit-webhooks/pull_request_review/submitted.payload.json")
+	chURL := testenv.DatabaseURL(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	d := startDaemon(t, dataDir, chURL, "--github-secret", "s3cret")
+	url := "http://" + d.Addr() + "/webhooks/github"
+	with := func(member string) []byte { // body with one more top-level member
+		i := bytes.IndexByte(body, '{')
+		return append(append(append([]byte{}, body[:i+1]...), member+","...), body[i+1:]...)
+	}
+	send := func(b []byte, delivery string) (int, string) {
+		m := hmac.New(sha256.New, []byte("s3cret"))
+		m.Write(b)
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "pull_request_review")
+		req.Header.Set("X-GitHub-Delivery", delivery)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	for i, c := range []struct {
+		name string
+		body []byte
+		code int
+		says string
+	}{
+		{"a value nested 300 deep", with(`"deep":` + nested(300)), 400, "data: nested deeper than 256 levels"},
+		{"a value nested 510 deep", with(`"deep":` + nested(510)), 400, "data: nested deeper than"},
+		{"a value nested 600 deep", with(`"deep":` + nested(600)), 400, "data: nested deeper than"},
+		{"a submitted_at the archive cannot hold", bytes.Replace(body, []byte(`"submitted_at": "2019-`), []byte(`"submitted_at": "1960-`), 1), 400, "outside the times the archive holds"},
+		{"invalid UTF-8", with("\"note\":\"caf\xe9\""), 400, "invalid UTF-8"},
+		{"a member named twice", with(`"action":"submitted"`), 400, "appears twice"},
+		{"a value nested 250 deep", with(`"deep":` + nested(250)), 202, ""},
+	} {
+		code, answer := send(c.body, fmt.Sprintf("d6e7a2a0-0000-4000-8000-%012d", i))
+		if code != c.code || !strings.Contains(answer, c.says) {
+			t.Errorf("%s: %d %s, want %d saying %q", c.name, code, answer, c.code, c.says)
+		}
+	}
+	st := testenv.StoreAt(t, chURL)
+	testenv.WaitForRows(t, st, 2, 60*time.Second) // the review and the raw delivery
+	rows := testenv.ArchivedRows(t, st)
+	if len(rows) != 2 {
+		t.Fatalf("%d rows archived, want the 2 events of the one accepted delivery", len(rows))
+	}
+	verifyIntact(t, d, st, dataDir)
+	noDeadLetters(t, d.JetStream())
 }

@@ -1,8 +1,8 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
@@ -18,7 +18,9 @@ import (
 // registerWebhooks mounts POST /webhooks/<provider> for every adapter.
 // Webhooks are authenticated by their own signatures, not by bearer
 // tokens; a provider without a configured secret refuses every delivery.
-func registerWebhooks(srv *api.Server, cfg *config.Config, pub webhook.Publisher, log *slog.Logger, m *metrics.Metrics) {
+// Every event a delivery makes passes the door's one check
+// (srv.CheckEvent), as events posted to /v1/events do.
+func registerWebhooks(srv *api.Server, cfg *config.Config, pub webhook.Publisher, seen *webhook.Seen, log *slog.Logger, m *metrics.Metrics) error {
 	tickets := cfg.Tickets()
 	for _, w := range []struct {
 		p      webhook.Provider
@@ -29,22 +31,15 @@ func registerWebhooks(srv *api.Server, cfg *config.Config, pub webhook.Publisher
 		{jira.New(cfg.JiraOptions()), cfg.JiraSecret},
 		{servicenow.New(servicenow.Options{}), cfg.ServiceNowSecret},
 	} {
-		h, err := webhook.NewHandler(webhook.Config{Provider: w.p, Secret: w.secret, Publisher: pub,
-			MaxBody: cfg.MaxBodyBytes, Log: log, Metrics: m})
+		h, err := webhook.NewHandler(webhook.Config{Provider: w.p, Secret: w.secret, Publisher: pub, Seen: seen,
+			Check: srv.CheckEvent, MaxBody: cfg.MaxBodyBytes, Log: log, Metrics: m})
 		if err != nil {
-			// No seen markers are passed here yet (webhook.NewSeen, in
-			// daemon.go): refuse deliveries with 503, which senders retry,
-			// rather than store replays again.
-			log.Error("webhook not served", "endpoint", "/webhooks/"+w.p.Name(), "err", err)
-			msg := err.Error()
-			srv.Handle("POST /webhooks/"+w.p.Name(), auth.None, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-				http.Error(rw, msg, http.StatusServiceUnavailable)
-			}))
-			continue
+			return fmt.Errorf("webhook %s: %w", w.p.Name(), err)
 		}
 		srv.Handle("POST /webhooks/"+w.p.Name(), auth.None, h)
 		if w.secret == "" {
 			log.Info("webhook disabled: no secret", "endpoint", "/webhooks/"+w.p.Name(), "env", w.p.SecretEnv())
 		}
 	}
+	return nil
 }

@@ -79,6 +79,7 @@ type Handler struct {
 	secret   string
 	pub      Publisher
 	seen     *Seen
+	check    func(*ce.Event) error
 	maxBody  int64
 	log      *slog.Logger
 	stage    *metrics.Stage
@@ -98,6 +99,12 @@ type Config struct {
 	// is answered as a duplicate and not stored again, whatever its
 	// delivery id and however long after.
 	Seen *Seen
+	// Check, when set, is the door's check of every event the delivery
+	// makes (api.Server.CheckEvent: the input rules, the catalog, what the
+	// later stages would refuse), the same as for POST /v1/events. A
+	// delivery any of whose events it refuses is answered 400 naming the
+	// field, and nothing of it is stored.
+	Check func(*ce.Event) error
 	// MaxBody limits the body (0 means 25 MiB, GitHub's cap).
 	MaxBody int64
 	// Log and Metrics may be nil.
@@ -134,7 +141,7 @@ func NewHandler(c Config) (*Handler, error) {
 		maxBody = 25 << 20 // GitHub caps payloads at 25 MB
 	}
 	m := c.Metrics
-	h := &Handler{provider: c.Provider, secret: c.Secret, pub: c.Publisher, seen: c.Seen, maxBody: maxBody,
+	h := &Handler{provider: c.Provider, secret: c.Secret, pub: c.Publisher, seen: c.Seen, check: c.Check, maxBody: maxBody,
 		log: log.With("webhook", name), stage: m.Stage("webhook_" + name)}
 	h.ignored = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evidence_webhook_ignored_total", Help: "Webhook deliveries acknowledged without evidence, by provider and reason.",
@@ -222,12 +229,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, e := range events {
-		if err := e.Validate(); err != nil {
-			// A translator bug, not the sender's fault: say so, keep nothing half-done.
+		err := e.Validate()
+		if err == nil && h.check != nil {
+			err = h.check(e)
+		}
+		if err == nil {
+			continue
+		}
+		var fe *ce.Error
+		if errors.As(err, &fe) && ce.IsAttribute(fe.Field) && fe.Field != "time" {
+			// An attribute the translator sets (id, source, type): its
+			// bug, not the sender's fault. Say so, keep nothing half-done.
 			h.log.Error("webhook translator produced an invalid event", "type", e.Type, "err", err)
 			h.reply(w, http.StatusInternalServerError, Response{Error: "translator produced an invalid event: " + err.Error()})
 			return
 		}
+		// What the delivery carries breaks the input rules (a payload
+		// nested too deeply, invalid UTF-8, a member named twice, a time
+		// the archive cannot hold, an identifier too long to correlate):
+		// refused now, not dead-lettered after a 202.
+		h.stage.Failed("invalid", 1)
+		h.reply(w, http.StatusBadRequest, Response{Error: fmt.Sprintf("the delivery cannot be kept as evidence (%s event): %v; nothing was stored", e.Type, err)})
+		return
 	}
 	// The seen marker is checked once the signature is verified: it is
 	// keyed by what the signature covers. A delivery whose marker cannot
@@ -249,6 +272,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.pub.Publish(r.Context(), events)
+	var tle *bus.TooLargeError
+	if errors.As(err, &tle) {
+		h.stage.Failed("too_large", 1)
+		h.reply(w, http.StatusRequestEntityTooLarge, Response{Error: tle.Error() + "; nothing was stored"})
+		return
+	}
 	if err != nil {
 		h.reply(w, http.StatusServiceUnavailable, Response{Error: "event stream unavailable: " + err.Error()})
 		return
