@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -816,6 +817,23 @@ func locate(b []byte, off int) string {
 	s := scanner{b: b, limit: 1 << 30}
 	var path []string
 	var walk func() bool // true: stop, path names the place
+	// element walks the value of one member or element, named name, and
+	// what follows it up to the next one.
+	element := func(name string) bool {
+		path = append(path, name)
+		if walk() {
+			return true
+		}
+		path = path[:len(path)-1]
+		s.ws()
+		if s.i >= off || s.i >= len(s.b) {
+			return true
+		}
+		if s.b[s.i] == ',' {
+			s.i++
+		}
+		return false
+	}
 	walk = func() bool {
 		s.ws()
 		if s.i >= off || s.i >= len(s.b) {
@@ -838,22 +856,15 @@ func locate(b []byte, off int) string {
 				if err != nil || s.i > off {
 					return true
 				}
-				path = append(path, unquote(s.b[ks:s.i], esc))
+				name := unquote(s.b[ks:s.i], esc)
 				s.ws()
 				if s.i >= len(s.b) || s.b[s.i] != ':' || s.i >= off {
+					path = append(path, name)
 					return true
 				}
 				s.i++
-				if walk() {
+				if element(name) {
 					return true
-				}
-				path = path[:len(path)-1]
-				s.ws()
-				if s.i >= off || s.i >= len(s.b) {
-					return true
-				}
-				if s.b[s.i] == ',' {
-					s.i++
 				}
 			}
 		case '[':
@@ -867,17 +878,8 @@ func locate(b []byte, off int) string {
 					s.i++
 					return false
 				}
-				path = append(path, fmt.Sprint(n))
-				if walk() {
+				if element(strconv.Itoa(n)) {
 					return true
-				}
-				path = path[:len(path)-1]
-				s.ws()
-				if s.i >= off || s.i >= len(s.b) {
-					return true
-				}
-				if s.b[s.i] == ',' {
-					s.i++
 				}
 			}
 		default:
