@@ -580,8 +580,12 @@ func (s *scanner) end() error {
 
 // arrayElements validates b as one JSON array and returns the raw span of
 // each element.
+//
+// The scan is lenient on strings and member names (ParseBatch): each
+// element is then parsed strictly on its own, so that a problem is
+// reported for its entry, by index, not for the batch as a whole.
 func arrayElements(b []byte) ([][]byte, error) {
-	s := scanner{b: b}
+	s := scanner{b: b, lenient: true}
 	s.ws()
 	if s.i >= len(b) || b[s.i] != '[' {
 		if s.i >= len(b) {

@@ -46,8 +46,10 @@ func structured(body string) (http.Header, string) {
 	return http.Header{"Content-Type": {api.MediaStructured}}, body
 }
 
+// ev is an event of id, its bytes as they are (not quoted by Go: a raw
+// 0xFF stays one byte), with extra members.
 func ev(id, extra string) string {
-	return fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"https://ci.example/rules","type":"com.example.rule"%s}`, id, extra)
+	return `{"specversion":"1.0","id":"` + id + `","source":"https://ci.example/rules","type":"com.example.rule"` + extra + `}`
 }
 
 func nested(depth int) string {
@@ -109,7 +111,7 @@ func rules() []rule {
 	// Unicode: invalid UTF-8 is refused, never rewritten.
 	s("0xFF in id", ev("u1\xff", ""), "id")
 	s("latin-1 é in id", ev("caf\xe9", ""), "id")
-	s("0xFF in a data string", ev("u2", `,"data":{"msg":"a\xffb"}`), "data/msg")
+	s("0xFF in a data string", ev("u2", ",\"data\":{\"msg\":\"a\xffb\"}"), "data/msg")
 	s("unpaired surrogate in id", `{"specversion":"1.0","id":"u3\ud800","source":"s","type":"t"}`, "id")
 	s("unpaired surrogate in data", ev("u4", `,"data":["ok","\udc00"]`), "data/1")
 	s("a surrogate pair and UTF-8", `{"specversion":"1.0","id":"u5\ud83d\ude00-é-直","source":"s","type":"t","data":{"é":"\u00e9 直"}}`, "")
@@ -124,6 +126,10 @@ func rules() []rule {
 	s("data twice", ev("d1", `,"data":{"a":1},"data":{"a":2}`), "data")
 	s("a nested name twice", ev("d2", `,"data":{"x":{"k":1,"k":2}}`), "data/x/k")
 	s("the same name by an escape", ev("d3", `,"data":{"k":1,"\u006b":2}`), "data/k")
+	add("a member named twice in the 2nd entry of a batch", http.Header{"Content-Type": {api.MediaBatch}},
+		"["+ev("d6", "")+","+`{"specversion":"1.0","id":"d7","source":"s","type":"t","data":{"k":1,"k":2}}`+"]", "data/k")
+	add("invalid UTF-8 in the 1st entry of a batch", http.Header{"Content-Type": {api.MediaBatch}},
+		"["+ev("d8\xff", "")+","+ev("d9", "")+"]", "id")
 	add("ce-id sent twice", func() http.Header {
 		h := binaryHeader("d4")
 		h["Ce-Id"] = []string{"d4", "d5"}
@@ -176,6 +182,8 @@ func TestIngestRules(t *testing.T) {
 			}
 			if len(resp.Invalid) == 0 || resp.Invalid[0].Field != r.fault {
 				t.Errorf("%s: problems %+v, want the first naming %q", r.name, resp.Invalid, r.fault)
+			} else if raw := strings.Contains(r.name, "0xFF") || strings.Contains(r.name, "latin-1"); raw && !strings.Contains(resp.Invalid[0].Message, "UTF-8") {
+				t.Errorf("%s: %q, want it to say the bytes are not UTF-8", r.name, resp.Invalid[0].Message)
 			}
 			continue
 		}
