@@ -103,6 +103,25 @@ is_author(id) if {
 	same_person(a, id)
 }
 
+# machine_kind says why an identity is a machine, not a person: a
+# configured pipeline identity (params.pipeline_identities), a service or
+# bot account by the catalog's identity type, or a GitHub App's account
+# (a login ending in [bot]). Undefined for a person. A machine is never a
+# peer reviewer (CM-2) nor a ticket approver (CM-1).
+machine_kind(id) := "a pipeline identity (--pipeline-identities)" if {
+	is_pipeline(id)
+} else := "a service account" if {
+	is_object(id)
+	lower(object.get(id, "type", "")) == "service"
+} else := "a bot account" if {
+	is_object(id)
+	lower(object.get(id, "type", "")) == "bot"
+} else := "a bot account" if {
+	endswith(login(id), "[bot]")
+}
+
+is_machine(id) if machine_kind(id)
+
 # deployed_digests / deployed_commits: what production runs (prospectively:
 # the change's own commit).
 deployed_digests contains d.digest if {
