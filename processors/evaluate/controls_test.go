@@ -162,6 +162,11 @@ func TestCM1Ticket(t *testing.T) {
 			r.Tickets[0].Type = "emergency"
 			r.Tickets[0].Approvals = nil
 		}, want: Fail, reason: "not approved within"},
+		{name: "deployment known only by its finish: judged as of the finish", mut: func(r *correlate.Record) {
+			// Finished at deployAt+5m; approved at deployAt+10m: after it.
+			r.Deployments[0].StartedAt = time.Time{}
+			r.Tickets[0].Approvals[0].At = deployAt.Add(10 * time.Minute)
+		}, want: Fail, reason: "ticket PAY-123 approved at 2025-03-04T09:10:00Z, after the deployment at 2025-03-04T09:05:00Z"},
 		{name: "ticket approved by a bot only", mut: func(r *correlate.Record) {
 			r.Tickets[0].Approvals[0].By = correlate.Identity{Login: "automation-for-jira", Type: "bot"}
 		}, want: Fail, reason: "ticket PAY-123 approval by automation-for-jira does not count: automation-for-jira is a bot account, not a ticket approver"},

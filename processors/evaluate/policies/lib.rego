@@ -58,9 +58,13 @@ deployed if count(prod_deployments) > 0
 # as if it were deployed now (what the gate asks).
 prospective if not deployed
 
+# deployment_ns: when a deployment started, else when it finished (a
+# deployment known only by its finished event). The record leaves out an
+# unknown time: object.get, since "not ns(d.started_at)" is undefined,
+# not true, when d has no started_at.
 deployment_ns(d) := ns(d.started_at)
 
-deployment_ns(d) := ns(d.finished_at) if not ns(d.started_at)
+deployment_ns(d) := ns(d.finished_at) if not ns(object.get(d, "started_at", ""))
 
 # deploy_ns: the first production deployment (or now, prospectively).
 deploy_ns := min({t | some d in prod_deployments; t := deployment_ns(d)}) if deployed

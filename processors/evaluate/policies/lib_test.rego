@@ -36,3 +36,10 @@ test_machine_kind if {
 	not lib.is_machine({"login": "bob", "type": "user"}) with input as fx.input_for(fx.compliant)
 	not lib.is_machine({"login": "botticelli"}) with input as fx.input_for(fx.compliant)
 }
+
+test_deploy_ns_of_a_deployment_known_only_by_its_finish if {
+	d := object.union(fx.compliant.deployments[0], {"finished_at": "2025-03-04T09:05:00Z"})
+	finished := object.remove(d, ["started_at"])
+	inp := fx.input_for(fx.with_change({"deployments": [finished]}))
+	lib.deploy_ns == time.parse_rfc3339_ns("2025-03-04T09:05:00Z") with input as inp
+}
