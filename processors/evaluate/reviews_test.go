@@ -199,6 +199,45 @@ func TestGitHubReviewSemantics(t *testing.T) {
 			"note: changes requested by carol at 2025-03-03T16:10:00Z on 222222222222 still stand (not dismissed, no later approval by carol)",
 		}},
 	}, {
+		// The worked example of docs/evaluation.md ("Which reviews
+		// count"): bob's 10:00 approval of H1 is stale and superseded by
+		// his 15:00 approval of H2, which stands and counts;
+		// dependabot's approval is a bot's; carol's approval is
+		// superseded by her request for changes, which stands and is
+		// shown; dave's comment changes nothing. Pass.
+		name: "the docs' worked example: pass",
+		steps: func(g *ghStory) {
+			g.review(ghBob, "approved", h1, "10:00", 501)
+			g.review(ghDependabot, "approved", h2, "12:00", 502)
+			g.review(ghCarol, "approved", h2, "13:00", 503)
+			g.review(ghCarol, "changes_requested", h2, "13:30", 504)
+			g.review(map[string]any{"login": "dave", "id": 1004, "type": "User"}, "commented", h2, "14:00", 505)
+			g.review(ghBob, "approved", h2, "15:00", 506)
+		},
+		want: verdict{"CM-2", Pass, []string{
+			"approved by bob at 2025-03-03T15:00:00Z on the final head 222222222222",
+			"note: changes requested by carol at 2025-03-03T13:30:00Z on 222222222222 still stand (not dismissed, no later approval by carol)",
+		}},
+		noWants: []string{"dependabot", "dave"},
+	}, {
+		// The same without bob's 15:00 approval: bob's 10:00 approval
+		// is his standing review but stale; dependabot is a bot; carol
+		// withdrew hers. No approval counts: fail, each reason given.
+		name: "the docs' worked example without the renewed approval: fail",
+		steps: func(g *ghStory) {
+			g.review(ghBob, "approved", h1, "10:00", 501)
+			g.review(ghDependabot, "approved", h2, "12:00", 502)
+			g.review(ghCarol, "approved", h2, "13:00", 503)
+			g.review(ghCarol, "changes_requested", h2, "13:30", 504)
+			g.review(map[string]any{"login": "dave", "id": 1004, "type": "User"}, "commented", h2, "14:00", 505)
+		},
+		want: verdict{"CM-2", Fail, []string{
+			"approval by bob on 111111111111 is stale: the final head is 222222222222",
+			"approval by dependabot[bot] does not count: dependabot[bot] is a bot account, not a peer reviewer",
+			"approval by carol at 2025-03-03T13:00:00Z was withdrawn: carol requested changes at 2025-03-03T13:30:00Z",
+			"deadline 2025-03-04T10:00:00Z passed",
+		}},
+	}, {
 		// alice approves her own pull request: not a peer review: fail.
 		name: "self-approval: fail",
 		steps: func(g *ghStory) {
