@@ -17,13 +17,19 @@ metadata := {
 # required is the number of approvals needed.
 required := 2
 
+# approvers: people whose standing review (not superseded by their own
+# later request for changes, not dismissed) approves the final head;
+# not the author, not a bot, a service account or a pipeline identity
+# (docs/evaluation.md, "Which reviews count").
 approvers contains lower(r.reviewer.login) if {
 	some r in lib.pr.reviews
 	r.decision == "approved"
 	r.head_commit == lib.pr.head_commit
 	not object.get(r, "stale", false)
 	not object.get(r, "dismissed", false)
+	not object.get(r, "superseded", false)
 	not lib.is_author(r.reviewer)
+	not lib.is_machine(r.reviewer)
 }
 
 evidence contains e if {

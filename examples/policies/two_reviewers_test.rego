@@ -48,3 +48,17 @@ test_a_stale_approval_does_not_count if {
 	r := two_reviewers.result with input as inp
 	r.status == "fail"
 }
+
+test_a_superseded_approval_does_not_count if {
+	withdrawn := object.union(dave_approves, {"superseded": true})
+	inp := fx.input_for(fx.with_change({"pull_request": {"reviews": array.concat(fx.compliant.pull_request.reviews, [withdrawn])}}))
+	r := two_reviewers.result with input as inp
+	r.status == "fail"
+}
+
+test_a_bot_approval_does_not_count if {
+	bot := object.union(dave_approves, {"reviewer": {"login": "renovate[bot]", "type": "bot"}})
+	inp := fx.input_for(fx.with_change({"pull_request": {"reviews": array.concat(fx.compliant.pull_request.reviews, [bot])}}))
+	r := two_reviewers.result with input as inp
+	r.status == "fail"
+}

@@ -317,6 +317,7 @@ type (
 		HeadCommit  string          `json:"head_commit"`
 		Stale       bool            `json:"stale"`
 		Dismissed   bool            `json:"dismissed"`
+		Superseded  bool            `json:"superseded"`
 		At          string          `json:"at"`
 		ReviewID    string          `json:"review_id"`
 		URL         string          `json:"url"`
@@ -716,6 +717,9 @@ func (p *recordWriter) pullRequest(pr *changePullRequest) {
 		}
 		if r.Dismissed {
 			marks = append(marks, "DISMISSED (a later dismissal withdraws it)")
+		}
+		if r.Superseded {
+			marks = append(marks, "SUPERSEDED (the reviewer's later approval or request for changes replaces it)")
 		}
 		if r.DismissedBy != nil {
 			marks = append(marks, "dismissed by "+whoIs(r.DismissedBy))

@@ -175,7 +175,8 @@ func TestChangesShowMarkers(t *testing.T) {
 		"unmatched_relinked_early": {"FLAG          UNMATCHED deployment", "Pull request: none", "UNMATCHED\n"},
 		"direct_push":              {"FLAG          DIRECT PUSH to the default branch", "Pushes to the default branch (1)"},
 		"squash_merge":             {"unit  failed  on 1b2c3d4e5f60 (change_commit, head)", "matched by artifact", "method squash"},
-		"emergency_exception": {"DISMISSED (a later dismissal withdraws it)", "dismissed by grace (Grace Obi)", "REJECTIONS (1)", "RUNNING (not finished)", "IN PROGRESS (not finished)",
+		"emergency_exception": {"DISMISSED (a later dismissal withdraws it)", "dismissed by grace (Grace Obi)",
+			"changes_requested  grace (Grace Obi)  on a11ce0000000 (final head)  2025-03-20T01:28:00Z  SUPERSEDED (the reviewer's later approval or request for changes replaces it)", "REJECTIONS (1)", "RUNNING (not finished)", "IN PROGRESS (not finished)",
 			"EXC-3  CM-4  granted  expires 2025-03-27T00:00:00Z", "emergency (jira \"Emergency Change\")", "Rejected -> Implement",
 			"github.com/erin/billing:hotfix/double-invoicing -> main"},
 	} {

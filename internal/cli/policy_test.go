@@ -29,7 +29,7 @@ func TestPolicyTestBuiltinAndExample(t *testing.T) {
 	}
 	r = run(t, nil, "", "policy", "test", "../../examples/policies", "-v")
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "PASS  ../../examples/policies/two_reviewers_test.rego:20 evidence.controls.two_reviewers_test.test_two_approvals_pass (") ||
-		!strings.HasSuffix(r.stdout, "5 tests: 5 passed, 0 failed, 0 errors\n") {
+		!strings.HasSuffix(r.stdout, "7 tests: 7 passed, 0 failed, 0 errors\n") {
 		t.Fatalf("example: %+v", r)
 	}
 	r = run(t, nil, "", "policy", "test", "--run", "stale", "../../examples/policies")

@@ -93,7 +93,7 @@ func buildPR(fs []*Fact, sha string) *PullRequest {
 		if rv.Decision != "dismissed" {
 			for _, d := range reviews {
 				dr := d.Review
-				if dr.Decision != "dismissed" || dr.Reviewer.Login != rv.Reviewer.Login {
+				if dr.Decision != "dismissed" || !sameAccount(dr.Reviewer, rv.Reviewer) {
 					continue
 				}
 				if (dr.ReviewID != "" && dr.ReviewID == rv.ReviewID) || (dr.ReviewID == "" && !d.Time.Before(f.Time)) {
@@ -101,9 +101,59 @@ func buildPR(fs []*Fact, sha string) *PullRequest {
 				}
 			}
 		}
+		out.Superseded = superseded(f, reviews)
 		return out
 	}, func(r Review) time.Time { return r.At }, func(r *Review, ev []EventRef) { r.Events = ev })
 	return pr
+}
+
+// decisive reports whether a review decision is one that the platforms
+// keep as the reviewer's state: an approval or a request for changes.
+// A comment neither approves nor withdraws an approval; a dismissal
+// withdraws the review it names (Review.Dismissed), it is not a review
+// of its own.
+func decisive(decision string) bool {
+	return decision == "approved" || decision == "changes_requested"
+}
+
+// superseded reports whether a later decisive review by the same reviewer
+// replaces the decisive review f: the platforms keep only each reviewer's
+// latest approval or request for changes (GitHub: approved, then changes
+// requested, is no approval; GitLab has approvals only, which a later
+// unapproval dismisses). The head a review was given on does not matter
+// here: a request for changes given on an earlier head still withdraws a
+// later-dated approval, and whether the surviving approval is on the final
+// head is Review.Stale. Two decisive reviews at the same instant: a
+// request for changes is taken as the later, so a tie never yields an
+// approval.
+func superseded(f *Fact, reviews []*Fact) bool {
+	rv := f.Review
+	if !decisive(rv.Decision) {
+		return false
+	}
+	for _, g := range reviews {
+		gr := g.Review
+		if g == f || !decisive(gr.Decision) || !sameAccount(gr.Reviewer, rv.Reviewer) {
+			continue
+		}
+		switch c := g.Time.Compare(f.Time); {
+		case c > 0:
+			return true
+		case c == 0 && gr.Decision == "changes_requested" && rv.Decision == "approved":
+			return true
+		}
+	}
+	return false
+}
+
+// sameAccount reports whether two identities of one reporting system name
+// the same account: the same immutable id, or the same login ignoring case
+// (GitHub and GitLab logins are case-insensitive).
+func sameAccount(a, b Identity) bool {
+	if a.ID != "" && a.ID == b.ID {
+		return true
+	}
+	return a.Login != "" && strings.EqualFold(a.Login, b.Login)
 }
 
 // buildTicket builds a ticket from its facts.

@@ -12,7 +12,8 @@ import (
 
 // gen writes a realistic random history of delivery events from a seed:
 // several repositories; pull requests with several pushes and reviews
-// (self-approvals, approvals made stale by a later push, dismissals);
+// (self-approvals, approvals made stale by a later push, dismissals,
+// approvals superseded by the reviewer's request for changes);
 // change tickets with transitions, approvals and rejections, some shared
 // by two pull requests, some named only in the branch; runs, tests that
 // fail on an early head and pass later, scans; merges by merge, squash and
@@ -248,8 +249,12 @@ func (g *gen) pullRequest(r genRepo, n int) {
 	if g.chance(0.85) {
 		id := fmt.Sprintf("%d", 2000000000+g.seq)
 		g.review(r, n, reviewer, author, "approved", final, id)
-		if g.chance(0.05) {
+		switch {
+		case g.chance(0.05):
 			g.review(r, n, reviewer, author, "dismissed", final, id)
+		case g.chance(0.05):
+			// The reviewer changes their mind: the approval is superseded.
+			g.review(r, n, reviewer, author, "changes_requested", final, fmt.Sprintf("%d", 2000000000+g.seq))
 		}
 	}
 	if g.chance(0.05) {

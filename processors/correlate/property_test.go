@@ -224,6 +224,9 @@ func (c coverage) add(rs []Record) {
 				if rv.Dismissed {
 					c["dismissed approval"]++
 				}
+				if rv.Superseded && rv.Decision == "approved" {
+					c["superseded approval"]++
+				}
 				if pr.Author != nil && rv.Reviewer.Login == pr.Author.Login && rv.Decision == "approved" {
 					c["self-approval"]++
 				}
@@ -282,7 +285,7 @@ func (c coverage) add(rs []Record) {
 func (c coverage) check(t *testing.T) {
 	for _, want := range []string{
 		"direct push", "unmatched deployment", "merge method merge", "merge method squash", "merge method rebase",
-		"stale approval", "dismissed approval", "self-approval", "several pushes", "tests failing then passing",
+		"stale approval", "dismissed approval", "superseded approval", "self-approval", "several pushes", "tests failing then passing",
 		"deployment matched by artifact only", "deployed to two environments", "ticket only in branch",
 		"ticket rejected then approved", "scans", "exception", "ticket of two changes",
 	} {

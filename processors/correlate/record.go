@@ -80,12 +80,19 @@ type Head struct {
 // Review is one review. Stale: it was given on another head than the
 // final one (a later push came after it). Dismissed: a later dismissal
 // names it (by review id) or withdraws the reviewer's earlier approvals.
+// Superseded: an approval or request for changes that the same
+// reviewer's later approval or request for changes replaces (comments
+// replace nothing); the reviewer's standing review is their one decisive
+// review that is not superseded. Superseded is left out of the JSON when
+// false, so a record whose reviews none supersedes keeps the hash it had
+// before the field existed.
 type Review struct {
 	Reviewer    Identity   `json:"reviewer"`
 	Decision    string     `json:"decision"`
 	HeadCommit  string     `json:"head_commit"`
 	Stale       bool       `json:"stale"`
 	Dismissed   bool       `json:"dismissed"`
+	Superseded  bool       `json:"superseded,omitempty"`
 	At          time.Time  `json:"at,omitzero"`
 	ReviewID    string     `json:"review_id,omitempty"`
 	URL         string     `json:"url,omitempty"`

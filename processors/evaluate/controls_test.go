@@ -162,6 +162,18 @@ func TestCM1Ticket(t *testing.T) {
 			r.Tickets[0].Type = "emergency"
 			r.Tickets[0].Approvals = nil
 		}, want: Fail, reason: "not approved within"},
+		{name: "deployment known only by its finish: judged as of the finish", mut: func(r *correlate.Record) {
+			// Finished at deployAt+5m; approved at deployAt+10m: after it.
+			r.Deployments[0].StartedAt = time.Time{}
+			r.Tickets[0].Approvals[0].At = deployAt.Add(10 * time.Minute)
+		}, want: Fail, reason: "ticket PAY-123 approved at 2025-03-04T09:10:00Z, after the deployment at 2025-03-04T09:05:00Z"},
+		{name: "ticket approved by a bot only", mut: func(r *correlate.Record) {
+			r.Tickets[0].Approvals[0].By = correlate.Identity{Login: "automation-for-jira", Type: "bot"}
+		}, want: Fail, reason: "ticket PAY-123 approval by automation-for-jira does not count: automation-for-jira is a bot account, not a ticket approver"},
+		{name: "emergency ticket approved by a service account only", mut: func(r *correlate.Record) {
+			r.Tickets[0].Type = "emergency"
+			r.Tickets[0].Approvals[0].By = correlate.Identity{Login: "system", Type: "service"}
+		}, want: Fail, reason: "not approved within"},
 		{name: "prospective emergency without approval is not a pass", mut: func(r *correlate.Record) {
 			r.Tickets[0].Type = "emergency"
 			r.Tickets[0].Approvals = nil
@@ -188,7 +200,45 @@ func TestCM2Review(t *testing.T) {
 		{name: "stale plus fresh approval", mut: func(r *correlate.Record) {
 			r.PullRequest.Reviews = append(r.PullRequest.Reviews, correlate.Review{Reviewer: carol, Decision: "approved", HeadCommit: head1, Stale: true, At: t0.Add(time.Hour)})
 		}, want: Pass},
+		{name: "approval superseded by the reviewer's request for changes", mut: func(r *correlate.Record) {
+			r.PullRequest.Reviews[0].Superseded = true
+			r.PullRequest.Reviews = append(r.PullRequest.Reviews, correlate.Review{Reviewer: bob, Decision: "changes_requested", HeadCommit: head2, At: t0.Add(7*time.Hour + 30*time.Minute)})
+		}, want: Fail, reason: "approval by bob at 2025-03-03T16:00:00Z was withdrawn: bob requested changes at 2025-03-03T16:30:00Z"},
+		{name: "approval by a bot", mut: func(r *correlate.Record) {
+			r.PullRequest.Reviews[0].Reviewer = correlate.Identity{Login: "dependabot[bot]", ID: "49699333", Type: "bot"}
+		}, want: Fail, reason: "dependabot[bot] is a bot account, not a peer reviewer"},
+		{name: "approval by a service account", mut: func(r *correlate.Record) {
+			r.PullRequest.Reviews[0].Reviewer = correlate.Identity{Login: "release-svc", Type: "service"}
+		}, want: Fail, reason: "release-svc is a service account, not a peer reviewer"},
+		{name: "approval by the pipeline identity", mut: func(r *correlate.Record) { r.PullRequest.Reviews[0].Reviewer = bot }, want: Fail,
+			reason: "github-actions[bot] is a pipeline identity (--pipeline-identities), not a peer reviewer"},
 	})
+}
+
+// TestCM2PipelineIdentities: a login listed in --pipeline-identities is a
+// machine whatever type its events give it, and the default list no
+// longer applies once the list is set.
+func TestCM2PipelineIdentities(t *testing.T) {
+	e := engine(t)
+	r := compliant()
+	r.PullRequest.Reviews[0].Reviewer = correlate.Identity{Login: "Deploy-Bot", Type: "user"}
+	for _, c := range []struct {
+		params Params
+		want   Status
+	}{
+		{Params{}, Pass},
+		{Params{PipelineIdentities: []string{"deploy-bot"}}, Fail},
+	} {
+		res, err := e.Evaluate(context.Background(), r, later, c.params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range res {
+			if x.Control.ID == "CM-2" && x.Status != c.want {
+				t.Errorf("pipeline identities %q: CM-2 %s %q, want %s", c.params.PipelineIdentities, x.Status, x.Reasons, c.want)
+			}
+		}
+	}
 }
 
 func TestCM3Segregation(t *testing.T) {

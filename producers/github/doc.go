@@ -85,6 +85,12 @@
 // back to the pull request's head at delivery time. A dismissal carries no
 // time of its own: submitted_at is then the receive time.
 //
+// Identities carry a type: github-actions[bot] is "service" (the
+// pipeline's own identity); an account of type Bot, or any login ending
+// in [bot] (every GitHub App's account, whatever type the payload gives),
+// is "bot"; type User is "user". The controls never count a bot or
+// service account as a peer reviewer or ticket approver.
+//
 // A deployment's service is deployment.payload.service when the deployer
 // set it (the payload may also give digest and artifact), else the
 // repository's name. Its deployer is the deployment's creator; for a

@@ -147,12 +147,20 @@ func identityOf(u *ghUser) *identity {
 	switch {
 	case u.Login == "github-actions[bot]":
 		id.Type = "service" // the pipeline's own identity
-	case u.Type == "Bot":
+	case u.Type == "Bot" || isBotLogin(u.Login):
 		id.Type = "bot"
 	case u.Type == "User":
 		id.Type = "user"
 	}
 	return id
+}
+
+// isBotLogin reports whether a login is a GitHub App's bot account
+// (dependabot[bot], renovate[bot]): GitHub gives every app a login ending
+// in [bot], which no person's login can contain. It makes such an account
+// a bot even where a payload says "type": "User" or leaves the type out.
+func isBotLogin(login string) bool {
+	return strings.HasSuffix(strings.ToLower(login), "[bot]")
 }
 
 // requiredIdentity is identityOf for a field the event cannot do without.

@@ -456,6 +456,27 @@ func TestTranslateVariants(t *testing.T) {
 			"submitted_at": "2025-03-03T15:45:13Z",
 		},
 	}, {
+		name: "review by an app's bot account", event: "pull_request_review", file: "pull_request_review.approved",
+		edit: func(m map[string]any) {
+			obj(m, "review")["user"] = map[string]any{"login": "dependabot[bot]", "id": 49699333, "type": "Bot"}
+		},
+		typ:   "dev.evidencepipeline.review.submitted.v1",
+		check: map[string]any{"reviewer": map[string]any{"login": "dependabot[bot]", "id": "49699333", "type": "bot"}},
+	}, {
+		name: "a [bot] login is a bot whatever the type says", event: "pull_request_review", file: "pull_request_review.approved",
+		edit: func(m map[string]any) {
+			obj(m, "review")["user"] = map[string]any{"login": "Renovate[BOT]", "id": 29139614, "type": "User"}
+		},
+		typ:   "dev.evidencepipeline.review.submitted.v1",
+		check: map[string]any{"reviewer": map[string]any{"login": "Renovate[BOT]", "id": "29139614", "type": "bot"}},
+	}, {
+		name: "review by github-actions[bot] is the pipeline's", event: "pull_request_review", file: "pull_request_review.approved",
+		edit: func(m map[string]any) {
+			obj(m, "review")["user"] = map[string]any{"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
+		},
+		typ:   "dev.evidencepipeline.review.submitted.v1",
+		check: map[string]any{"reviewer": map[string]any{"login": "github-actions[bot]", "id": "41898282", "type": "service"}},
+	}, {
 		name: "review without commit_id", event: "pull_request_review", file: "pull_request_review.changes_requested",
 		edit: func(m map[string]any) { delete(obj(m, "review"), "commit_id") },
 		typ:  "dev.evidencepipeline.review.submitted.v1", check: map[string]any{"head_commit": head},

@@ -65,6 +65,13 @@
 //     rebase).
 //   - Note Hook (comments) is ignored: a comment is not an approval, and
 //     GitLab has no "request changes" review state in its webhooks.
+//   - An identity is of type "bot" when the user object says "bot": true
+//     (the REST API's flag, where GitLab embeds an API user) or the
+//     username is one GitLab gives machine users: project_<id>_bot… and
+//     group_<id>_bot… (access tokens), …-bot, ghost. Merge request hooks
+//     carry no such flag for service accounts with a chosen username:
+//     list those in --pipeline-identities. The controls never count a
+//     bot as a peer reviewer or ticket approver.
 //   - Push Hook is kept as raw evidence only. A direct push to the default
 //     branch, which bypasses merge requests, is detected by the correlator
 //     from that raw event (ref, before, after, user_username and

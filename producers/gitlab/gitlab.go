@@ -3,6 +3,7 @@ package gitlab
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -149,12 +150,17 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	}
 }
 
-// user is the acting user of an event.
+// user is the acting user of an event. Bot is the REST API's user.bot
+// (true for project and group access token users and service accounts);
+// webhook payloads carry it only where GitLab embeds an API user object.
+// It is kept raw so that an unexpected value refuses nothing: only JSON
+// true makes the user a bot.
 type user struct {
-	ID       int64  `json:"id"`
-	Name     string `json:"name"`
-	Username string `json:"username"`
-	Email    string `json:"email"`
+	ID       int64           `json:"id"`
+	Name     string          `json:"name"`
+	Username string          `json:"username"`
+	Email    string          `json:"email"`
+	Bot      json.RawMessage `json:"bot"`
 }
 
 // project is the project object of every project-level event.
@@ -190,7 +196,7 @@ func ident(u *user) *identity {
 	if strings.Contains(u.Email, "@") && !strings.Contains(u.Email, "REDACTED") {
 		id.Email = u.Email
 	}
-	if botRe.MatchString(u.Username) || strings.HasSuffix(u.Username, "-bot") || u.Username == "ghost" {
+	if strings.TrimSpace(string(u.Bot)) == "true" || botRe.MatchString(u.Username) || strings.HasSuffix(u.Username, "-bot") || u.Username == "ghost" {
 		id.Type = "bot"
 	}
 	return id

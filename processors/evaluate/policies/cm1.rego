@@ -5,12 +5,17 @@ import data.evidence.lib
 metadata := {
 	"id": "CM-1",
 	"title": "Approved change ticket",
-	"description": "The production change has a change ticket approved before the deployment; an emergency change's ticket is approved within the emergency window after it.",
+	"description": "The production change has a change ticket approved by a person before the deployment; an emergency change's ticket is approved within the emergency window after it. Approvals by bots, service accounts or pipeline identities do not count.",
 	"risk": "Unapproved changes reach production: changes bypass the change advisory process.",
 	"severity": "high",
 }
 
 tickets := lib.rec.tickets
+
+# approvals_of are a ticket's approvals by people: an approval by a bot, a
+# service account or a pipeline identity (lib.machine_kind) approves
+# nothing.
+approvals_of(t) := [a | some a in t.approvals; not lib.is_machine(a.by)]
 
 emergency(t) if lower(object.get(t, "type", "")) == "emergency"
 
@@ -25,7 +30,7 @@ rejected_between(t, a) if {
 
 qualifying contains [t.key, a] if {
 	some t in tickets
-	some a in t.approvals
+	some a in approvals_of(t)
 	lib.ns(a.at) <= lib.deploy_ns
 	not rejected_between(t, a)
 }
@@ -34,7 +39,7 @@ qualifying contains [t.key, a] if {
 	some t in tickets
 	emergency(t)
 	lib.deployed
-	some a in t.approvals
+	some a in approvals_of(t)
 	lib.ns(a.at) > lib.deploy_ns
 	lib.ns(a.at) <= window_end_ns
 }
@@ -55,7 +60,7 @@ fails contains sprintf("ticket %s approved at %s, after the deployment at %s", [
 	not ok
 	some t in tickets
 	not emergency(t)
-	some a in t.approvals
+	some a in approvals_of(t)
 	lib.ns(a.at) > lib.deploy_ns
 }
 
@@ -63,7 +68,7 @@ fails contains sprintf("emergency ticket %s approved at %s, outside the %s windo
 	not ok
 	some t in tickets
 	emergency(t)
-	some a in t.approvals
+	some a in approvals_of(t)
 	lib.ns(a.at) > window_end_ns
 }
 
@@ -82,6 +87,14 @@ missing contains sprintf("ticket %s has no approval", [t.key]) if {
 	count(t.approvals) == 0
 }
 
+missing contains sprintf("ticket %s approval by %s does not count: %s is %s, not a ticket approver", [t.key, n, n, kind]) if {
+	not ok
+	some t in tickets
+	some a in t.approvals
+	kind := lib.machine_kind(a.by)
+	n := lib.name(a.by)
+}
+
 missing contains sprintf("ticket %s known only by its key (its events have not arrived)", [t.key]) if {
 	not ok
 	some t in tickets
@@ -94,7 +107,7 @@ emergency_open if {
 	lib.deployed
 	some t in tickets
 	emergency(t)
-	count(t.approvals) == 0
+	count(approvals_of(t)) == 0
 	input.now_ns <= window_end_ns
 }
 
@@ -103,7 +116,7 @@ emergency_late contains sprintf("emergency ticket %s not approved within %s afte
 	not emergency_open
 	some t in tickets
 	emergency(t)
-	count(t.approvals) == 0
+	count(approvals_of(t)) == 0
 	input.now_ns > window_end_ns
 }
 

@@ -29,3 +29,19 @@ test_ticket_approved_after_the_deployment_fails if {
 	some reason in r.reasons
 	contains(reason, "after the deployment")
 }
+
+test_a_bot_ticket_approval_does_not_count if {
+	t := fx.compliant.tickets[0]
+	bot := object.union(t, {"approvals": [object.union(t.approvals[0], {"by": {"login": "automation-for-jira", "type": "bot"}})]})
+	r := cm1.result with input as fx.input_for(fx.with_change({"tickets": [bot]}))
+	r.status == "fail"
+	"ticket PAY-123 approval by automation-for-jira does not count: automation-for-jira is a bot account, not a ticket approver" in r.reasons
+}
+
+test_a_person_approval_beside_a_bot_one_passes if {
+	t := fx.compliant.tickets[0]
+	both := object.union(t, {"approvals": array.concat([object.union(t.approvals[0], {"by": {"login": "system", "type": "service"}})], t.approvals)})
+	r := cm1.result with input as fx.input_for(fx.with_change({"tickets": [both]}))
+	r.status == "pass"
+	not contains(concat("\n", r.reasons), "system")
+}

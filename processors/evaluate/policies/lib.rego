@@ -58,9 +58,13 @@ deployed if count(prod_deployments) > 0
 # as if it were deployed now (what the gate asks).
 prospective if not deployed
 
+# deployment_ns: when a deployment started, else when it finished (a
+# deployment known only by its finished event). The record leaves out an
+# unknown time: object.get, since "not ns(d.started_at)" is undefined,
+# not true, when d has no started_at.
 deployment_ns(d) := ns(d.started_at)
 
-deployment_ns(d) := ns(d.finished_at) if not ns(d.started_at)
+deployment_ns(d) := ns(d.finished_at) if not ns(object.get(d, "started_at", ""))
 
 # deploy_ns: the first production deployment (or now, prospectively).
 deploy_ns := min({t | some d in prod_deployments; t := deployment_ns(d)}) if deployed
@@ -102,6 +106,25 @@ is_author(id) if {
 	some a in authors
 	same_person(a, id)
 }
+
+# machine_kind says why an identity is a machine, not a person: a
+# configured pipeline identity (params.pipeline_identities), a service or
+# bot account by the catalog's identity type, or a GitHub App's account
+# (a login ending in [bot]). Undefined for a person. A machine is never a
+# peer reviewer (CM-2) nor a ticket approver (CM-1).
+machine_kind(id) := "a pipeline identity (--pipeline-identities)" if {
+	is_pipeline(id)
+} else := "a service account" if {
+	is_object(id)
+	lower(object.get(id, "type", "")) == "service"
+} else := "a bot account" if {
+	is_object(id)
+	lower(object.get(id, "type", "")) == "bot"
+} else := "a bot account" if {
+	endswith(login(id), "[bot]")
+}
+
+is_machine(id) if machine_kind(id)
 
 # deployed_digests / deployed_commits: what production runs (prospectively:
 # the change's own commit).
