@@ -141,9 +141,11 @@ func TestCrashBetweenInsertAndAckIsExactlyOnce(t *testing.T) {
 	publish(t, js.JS, evs)
 
 	var batches atomic.Int32
+	var inserted atomic.Int64 // rows of the batches inserted, the crashed one included
 	crash := errors.New("simulated crash after insert, before ack")
 	a := archive.New(js.JS, st, archive.Config{BatchSize: 500, FlushInterval: 50 * time.Millisecond}, nil, nil, archive.Hooks{
 		AfterInsert: func(rows []store.EventRow) error {
+			inserted.Add(int64(len(rows)))
 			if batches.Add(1) == 3 {
 				return crash
 			}
@@ -157,8 +159,10 @@ func TestCrashBetweenInsertAndAckIsExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 1500 {
-		t.Fatalf("after the crash ClickHouse holds %d rows, want 1500 (3 batches stored, the last unacknowledged)", n)
+	// A loaded machine may flush a batch before it is full: count what
+	// the three batches held, not 3 × 500.
+	if want := inserted.Load(); int64(n) != want || want == 0 {
+		t.Fatalf("after the crash ClickHouse holds %d rows, want %d (3 batches stored, the last unacknowledged)", n, want)
 	}
 	// A new archive (a restart) replays the unacknowledged batch, skips it,
 	// and goes on.
