@@ -75,7 +75,7 @@ func ciFlagSet(name, synopsis, about string, env Env) (*flag.FlagSet, *ciOpts) {
 		repo:     fs.String("repo", "", "repository, host/owner/name or a URL (env EVIDENCE_REPO; default: from CI)"),
 		commit:   fs.String("commit", "", "commit SHA (env EVIDENCE_COMMIT; default: from CI)"),
 		runID:    fs.String("run-id", "", "pipeline run id (env EVIDENCE_RUN_ID; default: from CI)"),
-		actor:    fs.String("actor", "", "who triggered the run, a login (env EVIDENCE_ACTOR; default: from CI)"),
+		actor:    fs.String("actor", "", "who triggered the run, a login (env EVIDENCE_ACTOR; default: from CI); for deploy outside CI, who deployed"),
 		spoolDir: fs.String("spool-dir", spool, "where undeliverable events wait (env EVIDENCE_SPOOL_DIR)"),
 		dryRun:   fs.Bool("dry-run", false, "print the CloudEvent as JSON and send nothing"),
 		noSpool:  fs.Bool("no-spool", false, "exit 1 when evidenced is unreachable instead of spooling the event"),

@@ -600,5 +600,8 @@ func FuzzDetect(f *testing.F) {
 		if redactURL(info.RunURL) != info.RunURL {
 			t.Errorf("RunURL %q still has credentials", info.RunURL)
 		}
+		if l := PipelineLogin(info.System, info.Pipeline); len(l) > MaxLoginLength || (info.System != "" && !strings.HasPrefix(l, info.System)) {
+			t.Errorf("PipelineLogin(%q, %q) = %q", info.System, info.Pipeline, l)
+		}
 	})
 }
