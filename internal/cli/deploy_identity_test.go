@@ -157,6 +157,12 @@ var identityCases = []identityCase{
 	{name: "github-actions re-run by the author, strict", env: with(deployGitHub, "GITHUB_RUN_ATTEMPT", "2",
 		"GITHUB_TRIGGERING_ACTOR", "alice"), strict: true,
 		deployer: "github-actions:release", triggered: "alice (manual)", cm3: evaluate.Fail, cm7: evaluate.Pass},
+	// Publishing a release is a decision to ship: on demand too.
+	{name: "github-actions release published by the author, strict", env: with(deployGitHub, "GITHUB_EVENT_NAME", "release",
+		"GITHUB_REF", "refs/tags/v1.4.2", "GITHUB_REF_NAME", "v1.4.2", "GITHUB_REF_TYPE", "tag",
+		"GITHUB_ACTOR", "alice", "GITHUB_TRIGGERING_ACTOR", "alice"), strict: true,
+		deployer: "github-actions:release", triggered: "alice (tag)", cm3: evaluate.Fail, cm7: evaluate.Pass,
+		why3: "started on demand (tag) by the change's author alice"},
 	// Someone else (a release manager) starting it by hand is no concern.
 	{name: "github-actions workflow_dispatch by another person, strict", env: with(deployGitHub, "GITHUB_EVENT_NAME", "workflow_dispatch",
 		"GITHUB_ACTOR", "dave", "GITHUB_TRIGGERING_ACTOR", "dave"), strict: true,

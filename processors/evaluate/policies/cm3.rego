@@ -45,14 +45,15 @@ automated contains d if {
 }
 
 # The author starting the deploying run on demand (workflow_dispatch, a
-# GitLab web pipeline or manual job, a re-run, an API call, or a trigger
-# the CI system does not report). The change was reviewed and approved by
+# GitLab web pipeline or manual job, a re-run, an API call, a tag or
+# release, a push to a pull request, or a trigger the CI system does not
+# report: lib.on_demand). The change was reviewed and approved by
 # others (CM-2 and the people above) and the pipeline deploys what was
 # merged (CM-6, CM-7): the author chooses when, not what. So by default
 # (manual_trigger_by_author: allow) it passes and is named in the
 # reasons, for the auditor to see; with manual_trigger_by_author: fail it
-# is a violation. A run started by an event (push, tag, schedule, another
-# pipeline) is not on demand: it follows from the merge.
+# is a violation. A run started by the merge's push, a schedule or an
+# upstream pipeline is not on demand: it follows from the merge.
 author_started contains d if {
 	some d in automated
 	lib.on_demand(d)

@@ -103,3 +103,17 @@ test_service_identity_of_another_system_is_a_deployer if {
 	r.status == "fail"
 	"author alice is also deployer" in r.reasons
 }
+
+# Pushing a release tag is a decision to ship, as is a run of a push to a
+# pull request that deploys to production: on demand. A schedule or an
+# upstream pipeline is not.
+test_tag_or_pull_request_by_the_author_is_on_demand if {
+	every t in ["tag", "pull_request"] {
+		r := cm3.result with input as input_with(pipeline_deploy(alice, t), strict)
+		r.status == "fail"
+	}
+	every t in ["schedule", "pipeline"] {
+		r := cm3.result with input as input_with(pipeline_deploy(alice, t), strict)
+		r.status == "pass"
+	}
+}

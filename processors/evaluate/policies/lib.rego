@@ -75,12 +75,14 @@ triggered_by(d) := t if {
 
 # on_demand: a person (or their token) chose to start the deploying run:
 # by hand (workflow_dispatch, a GitLab web pipeline or manual job, a
-# re-run), by an API call, by another trigger the catalog does not name
+# re-run), by an API call, by pushing a tag or publishing a release, by
+# pushing to a pull request, by another trigger the catalog does not name
 # (a chat command), or by a trigger the CI system does not report
 # (Jenkins, CircleCI, Tekton), which cannot be shown to be an event's.
-# A run started by an event (push, tag, schedule, another pipeline, a
-# pull request) follows from the merge, which CM-2 and CM-3 judge.
-on_demand(d) if trigger_kind(d) in {"manual", "api", "other", ""}
+# Only a push (the merge reaching the branch), a schedule and an upstream
+# pipeline start a run that follows from the merge, which CM-2 and CM-3
+# judge.
+on_demand(d) if not trigger_kind(d) in {"push", "schedule", "pipeline"}
 
 # run_label: the run that deployed, for reasons.
 run_label(d) := sprintf(" (run %s)", [d.run_id]) if object.get(d, "run_id", "") != ""

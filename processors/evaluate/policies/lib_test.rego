@@ -56,11 +56,11 @@ test_no_pipeline_systems_leaves_only_the_pipeline_identities if {
 
 test_on_demand_triggers if {
 	d := fx.compliant.deployments[0]
-	every t in ["manual", "api", "other"] {
+	every t in ["manual", "api", "other", "tag", "pull_request"] {
 		lib.on_demand(object.union(d, {"trigger": t}))
 	}
 	lib.on_demand(d) # not reported
-	every t in ["push", "pull_request", "tag", "schedule", "pipeline"] {
+	every t in ["push", "schedule", "pipeline"] {
 		not lib.on_demand(object.union(d, {"trigger": t}))
 	}
 }

@@ -33,11 +33,12 @@ type Params struct {
 	// buildkite, tekton. Empty (not nil): none.
 	PipelineSystems []string `json:"pipeline_systems"`
 	// ManualTriggerByAuthor is what CM-3 does when the change's author
-	// started the deploying pipeline run on demand (trigger manual, api,
-	// other, or not reported): "allow" (default) passes and names it in
-	// the result's reasons; "fail" is a violation. A run started by an
-	// event (push, tag, schedule, another pipeline, a pull request) is
-	// not on demand.
+	// started the deploying pipeline run on demand (any trigger but push,
+	// schedule and pipeline: manual, api, tag, pull_request, other, or
+	// not reported): "allow" (default) passes and names it in the
+	// result's reasons; "fail" is a violation. A run started by the
+	// merge's push, a schedule or an upstream pipeline follows from the
+	// merge and is not on demand.
 	ManualTriggerByAuthor string `json:"manual_trigger_by_author"`
 	// ProtectedBranches: changes must be merged into one (CM-7). Default
 	// main, master.
