@@ -37,7 +37,9 @@ import (
 //	G  PR 107  deployed to production by a person (mallory): CM-7 fails
 //	U          a production deployment matching no change (ops-bob): CM-8
 //	X  PR 108  CM-4 waived by EXC-8 (expires 2030), CM-5 by EXC-10 (expired
-//	           2026-03-15); EXC-07 only requested
+//	           2026-03-15); EXC-07 only requested; deployed by the
+//	           workflow's own identity (github-actions:release, triggered
+//	           by bob): a pipeline's deployment
 //	S  PR 109  staging in February, production in May: not in the period;
 //	           CM-1 and CM-3 (its author reviewed it) fail
 //	O  PR  99  production in December 2025: not in the period; CM-2 fails
@@ -48,6 +50,9 @@ const (
 	repo    = "github.com/acme/payments"
 	service = "payments"
 	bot     = "github-actions[bot]"
+	// pipeline is a workflow's own identity, as evidence emit deploy
+	// reports a GitHub Actions deploy step.
+	pipeline = "github-actions:release"
 )
 
 func at(s string) time.Time {
@@ -98,11 +103,16 @@ func approval(login, when string) correlate.Approval {
 
 func deployment(c change, d dep) correlate.Deployment {
 	start := at(d.start)
-	return correlate.Deployment{
+	out := correlate.Deployment{
 		Environment: d.env, Service: service, DeploymentID: d.id, Repository: repo, Commit: c.commit(),
 		RunID: "run-" + d.id, Deployer: id(d.deployer), StartedAt: start, FinishedAt: start.Add(5 * time.Minute),
 		Outcome: "success", MatchedBy: []string{"commit"}, Events: refs("deploy-" + d.id),
 	}
+	if d.deployer == pipeline {
+		out.System, out.Pipeline, out.Trigger, out.TriggeredBy = "github-actions", "release", "push", id("bob")
+		out.Deployer.Type = "service"
+	}
+	return out
 }
 
 func (c change) record() correlate.Record {
@@ -159,7 +169,7 @@ var (
 	depF  = dep{"production", "dep-f", bot, "2026-03-01T10:00:00Z"}
 	depG  = dep{"production", "dep-g", "mallory", "2026-03-05T10:00:00Z"}
 	depU  = dep{"production", "dep-u", "ops-bob", "2026-03-10T22:00:00Z"}
-	depX  = dep{"production", "dep-x", bot, "2026-03-12T10:00:00Z"}
+	depX  = dep{"production", "dep-x", pipeline, "2026-03-12T10:00:00Z"}
 	depS1 = dep{"staging", "dep-s-stg", "dave", "2026-02-15T10:00:00Z"}
 	depS2 = dep{"production", "dep-s-prd", bot, "2026-05-02T10:00:00Z"}
 	depO  = dep{"production", "dep-o", bot, "2025-12-15T10:00:00Z"}

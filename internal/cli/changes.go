@@ -480,6 +480,8 @@ type (
 		Pipeline     string          `json:"pipeline"`
 		System       string          `json:"system"`
 		Deployer     *changeIdentity `json:"deployer"`
+		TriggeredBy  *changeIdentity `json:"triggered_by"`
+		Trigger      string          `json:"trigger"`
 		TicketKeys   []string        `json:"ticket_keys"`
 		Change       int64           `json:"change"`
 		StartedAt    string          `json:"started_at"`
@@ -653,6 +655,12 @@ func writeRecord(w io.Writer, rec changeRecord, events bool) {
 			p.field(4, "commit", c)
 		}
 		p.field(4, "deployer", whoIs(d.Deployer))
+		// Beside a pipeline deployer: who started its run, and how.
+		if d.TriggeredBy != nil {
+			p.field(4, "triggered by", joinNonEmpty(" ", whoIs(d.TriggeredBy), parenthesized(d.Trigger)))
+		} else {
+			p.field(4, "trigger", d.Trigger)
+		}
 		p.field(4, "run", runText(d.RunID, d.Pipeline, d.System, d.RunURL))
 		p.field(4, "tickets", strings.Join(d.TicketKeys, ", "))
 		p.field(4, "change", prefixedNum("#", d.Change))
@@ -941,4 +949,12 @@ func prefixedNum(prefix string, n int64) string {
 		return ""
 	}
 	return prefix + strconv.FormatInt(n, 10)
+}
+
+// parenthesized is "(s)", or "" for an empty s.
+func parenthesized(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "(" + s + ")"
 }

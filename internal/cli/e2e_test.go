@@ -114,9 +114,10 @@ func TestEndToEndGate(t *testing.T) {
 	github("pull_request_review", "pull_request_review.approved.json", titled)
 	github("pull_request", "pull_request.closed.merged.json", titled)
 
-	// The release pipeline of the merge commit, as GitHub Actions runs it.
+	// The release pipeline of the merge commit, as GitHub Actions runs it:
+	// the push of octocat's merge started it (octocat also reviewed).
 	ciEnv := with(githubEnv, "GITHUB_REPOSITORY", "Codertocat/Hello-World", "GITHUB_REPOSITORY_OWNER", "Codertocat",
-		"GITHUB_SHA", e2eMerge, "GITHUB_REF", "refs/heads/master", "GITHUB_REF_NAME", "master", "GITHUB_ACTOR", "github-actions[bot]",
+		"GITHUB_SHA", e2eMerge, "GITHUB_REF", "refs/heads/master", "GITHUB_REF_NAME", "master", "GITHUB_ACTOR", "octocat",
 		"GITHUB_TRIGGERING_ACTOR", "octocat", "EVIDENCE_SERVER", base)
 	emit := func(args ...string) {
 		t.Helper()
@@ -169,8 +170,10 @@ func TestEndToEndGate(t *testing.T) {
 		t.Errorf("gate output does not allow:\n%s", r.stdout)
 	}
 
-	// The pipeline deploys; the deployment's verdict is kept in ClickHouse.
-	emit("deploy", "--env", "production", "--service", "hello-world", "--digest", e2eDigest, "--status", "started", "--actor", "github-actions[bot]")
+	// The pipeline deploys, with GitHub Actions' own variables only: the
+	// deployer is the workflow, octocat (the reviewer) its trigger, so
+	// CM-3 and CM-7 pass. The deployment's verdict is kept in ClickHouse.
+	emit("deploy", "--env", "production", "--service", "hello-world", "--digest", e2eDigest, "--status", "started")
 	st := testenv.StoreAt(t, chURL)
 	testenv.Eventually(t, 60*time.Second, func() error {
 		var verdict, change string

@@ -75,7 +75,7 @@ func ciFlagSet(name, synopsis, about string, env Env) (*flag.FlagSet, *ciOpts) {
 		repo:     fs.String("repo", "", "repository, host/owner/name or a URL (env EVIDENCE_REPO; default: from CI)"),
 		commit:   fs.String("commit", "", "commit SHA (env EVIDENCE_COMMIT; default: from CI)"),
 		runID:    fs.String("run-id", "", "pipeline run id (env EVIDENCE_RUN_ID; default: from CI)"),
-		actor:    fs.String("actor", "", "who triggered the run, a login (env EVIDENCE_ACTOR; default: from CI)"),
+		actor:    fs.String("actor", "", "who triggered the run, a login (env EVIDENCE_ACTOR; default: from CI); for deploy outside CI, who deployed"),
 		spoolDir: fs.String("spool-dir", spool, "where undeliverable events wait (env EVIDENCE_SPOOL_DIR)"),
 		dryRun:   fs.Bool("dry-run", false, "print the CloudEvent as JSON and send nothing"),
 		noSpool:  fs.Bool("no-spool", false, "exit 1 when evidenced is unreachable instead of spooling the event"),
@@ -765,7 +765,9 @@ func guessCategory(tool string, image bool) string {
 
 func runEmitDeploy(ctx context.Context, args []string, env Env) int {
 	fs, o := ciFlagSet("deploy", "--env ENV --service NAME --digest sha256:HEX [--status success|failure|cancelled|started]",
-		"Reports a deployment: started (deployment.started) or how it ended (deployment.finished).\nThe deployer is the run's actor (--actor to name another identity).", env)
+		"Reports a deployment: started (deployment.started) or how it ended (deployment.finished).\n"+
+			"In CI the deployer is the pipeline (SYSTEM:PIPELINE, type service) and the run's actor, who triggered\n"+
+			"it (--actor), is kept beside it as triggered_by; outside CI the deployer is the person, --actor.", env)
 	environment := fs.String("env", "", "target environment, e.g. production (required)")
 	service := fs.String("service", "", "the service deployed (required)")
 	digest := fs.String("digest", "", "digest of the artifact deployed, sha256:HEX (or --image)")
@@ -829,7 +831,11 @@ func runEmitDeploy(ctx context.Context, args []string, env Env) int {
 		}
 	}
 	d.Repository, d.Commit, d.RunID, d.RunURL, d.Pipeline, d.System = i.Repository, i.Commit, i.RunID, i.RunURL, i.Pipeline, i.System
-	d.Deployer, d.Change = emitter.LoginIdentity(i.Actor), changeOf(i)
+	d.Change = changeOf(i)
+	d.Deployer, d.TriggeredBy, d.Trigger = deployIdentities(r)
+	if d.Deployer == nil {
+		fmt.Fprintln(env.Stderr, "evidence: warning: no CI system detected and no --actor: the deployment names no deployer (CM-3 and CM-7 cannot pass); pass --actor LOGIN, the person who deployed")
+	}
 	var ev event.Event
 	if *status == "started" {
 		d.StartedAt = r.at
@@ -842,4 +848,30 @@ func runEmitDeploy(ctx context.Context, args []string, env Env) int {
 		return done(env, o.name, err)
 	}
 	return o.deliver(ctx, env, ev)
+}
+
+// deployIdentities are who deployed, who triggered the deploying run and
+// how (docs/ci.md, "Identities"). A deploy step in CI is the pipeline's
+// deployment: the deployer is the pipeline's own identity
+// (emitter.PipelineIdentity: SYSTEM:PIPELINE, type service) and the
+// run's actor is kept beside it as the trigger, never as the deployer.
+// Outside CI the deployment is the person's: the deployer is the actor
+// (--actor or EVIDENCE_ACTOR), with no trigger.
+func deployIdentities(r ciRun) (deployer, triggeredBy *emitter.Identity, trigger string) {
+	i := r.info
+	if i.System == "" {
+		return emitter.LoginIdentity(i.Actor), nil, ""
+	}
+	return emitter.PipelineIdentity(i.System, i.Pipeline), emitter.LoginIdentity(i.Actor), deployTrigger(r)
+}
+
+// deployTrigger is how the deploying job came to run: manual for a job
+// started by hand inside its run (a GitLab manual job) and for a re-run
+// attempt (GitHub Actions GITHUB_RUN_ATTEMPT > 1, re-run by
+// GITHUB_TRIGGERING_ACTOR), else the run's trigger.
+func deployTrigger(r ciRun) string {
+	if r.info.ManualJob || r.attempt > 1 {
+		return "manual"
+	}
+	return triggerOf(r.info)
 }

@@ -280,8 +280,13 @@ func TestEmitFieldsFromCI(t *testing.T) {
 			t.Errorf("gitlab %s = %v, want %v", k, d[k], want)
 		}
 	}
-	if a, _ := d["deployer"].(map[string]any); a["login"] != "bob" || a["type"] != "user" {
+	// In CI the deployer is the pipeline; who triggered the run is kept
+	// beside it.
+	if a, _ := d["deployer"].(map[string]any); a["login"] != "gitlab-ci:test" || a["type"] != "service" {
 		t.Errorf("gitlab deployer %v", d["deployer"])
+	}
+	if a, _ := d["triggered_by"].(map[string]any); a["login"] != "bob" || a["type"] != "user" || d["trigger"] != "pull_request" {
+		t.Errorf("gitlab triggered by %v (%v)", d["triggered_by"], d["trigger"])
 	}
 	if c, _ := d["change"].(map[string]any); c["number"] != 17.0 {
 		t.Errorf("gitlab change %v", d["change"])

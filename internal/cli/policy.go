@@ -256,6 +256,8 @@ func paramFlags(fs *flag.FlagSet) func() (policies.Params, error) {
 	threshold := fs.String("scan-severity-threshold", d.ScanSeverityThreshold, "an open finding at or above it fails CM-5: low, medium, high or critical")
 	scans := fs.String("required-scan-categories", strings.Join(d.RequiredScanCategories, ","), "comma-separated scans that must have run (CM-5); none for none")
 	pipelines := fs.String("pipeline-identities", strings.Join(d.PipelineIdentities, ","), "comma-separated logins of automated builders and deployers; none for none")
+	systems := fs.String("pipeline-systems", strings.Join(d.PipelineSystems, ","), "comma-separated CI systems whose pipelines deploy as themselves (CM-3, CM-7); none for none")
+	trigger := fs.String("manual-trigger-by-author", d.ManualTriggerByAuthor, "the change's author starting the deploying run on demand: allow (CM-3 passes and names it) or fail")
 	branches := fs.String("protected-branches", strings.Join(d.ProtectedBranches, ","), "comma-separated branches changes must be merged into (CM-7)")
 	deadline := fs.Duration("pending-deadline", d.PendingDeadline, "how long after a production deployment missing evidence may still arrive")
 	list := func(v string) []string {
@@ -271,7 +273,7 @@ func paramFlags(fs *flag.FlagSet) func() (policies.Params, error) {
 		p := policies.Params{
 			ProductionEnvironments: list(*prod), EmergencyWindow: *emergency, ScanSeverityThreshold: strings.ToLower(*threshold),
 			RequiredScanCategories: list(*scans), PipelineIdentities: list(*pipelines), ProtectedBranches: list(*branches),
-			PendingDeadline: *deadline,
+			PendingDeadline: *deadline, PipelineSystems: list(*systems), ManualTriggerByAuthor: strings.ToLower(*trigger),
 		}
 		switch {
 		case len(p.ProductionEnvironments) == 0:
@@ -287,6 +289,11 @@ func paramFlags(fs *flag.FlagSet) func() (policies.Params, error) {
 		case "low", "medium", "high", "critical":
 		default:
 			return p, fmt.Errorf("--scan-severity-threshold %q: want low, medium, high or critical", *threshold)
+		}
+		switch p.ManualTriggerByAuthor {
+		case policies.AllowManualTriggerByAuthor, policies.FailManualTriggerByAuthor:
+		default:
+			return p, fmt.Errorf("--manual-trigger-by-author %q: want allow or fail", *trigger)
 		}
 		return p, nil
 	}

@@ -158,6 +158,7 @@ func TestPolicyReplayReadOnly(t *testing.T) {
 		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--format", "xml"}, `--format "xml"`},
 		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--scan-severity-threshold", "severe"}, `--scan-severity-threshold "severe"`},
 		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--production-environments", "none"}, `--production-environments: give at least one`},
+		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--manual-trigger-by-author", "warn"}, `--manual-trigger-by-author "warn": want allow or fail`},
 		{[]string{"--policies", "../replay/testdata/v2", "--from", "2025-03-01", "--to", "2025-03-31", "--clickhouse-url", "clickhouse://127.0.0.1:1/evidence"}, `--clickhouse-url clickhouse://127.0.0.1:1/evidence`},
 	} {
 		r = run(t, vars, "", append([]string{"policy", "replay"}, c.args...)...)

@@ -58,6 +58,8 @@ type Config struct {
 	ScanSeverityThreshold  string
 	RequiredScanCategories []string // empty: none required
 	PipelineIdentities     []string // empty: none
+	PipelineSystems        []string // empty: none
+	ManualTriggerByAuthor  string   // allow or fail
 	ProtectedBranches      []string
 	PendingDeadline        time.Duration
 	// VerdictDelay: how long after a production deployment its verdict is
@@ -179,6 +181,8 @@ func (c *Config) flags() []Flag {
 		{Name: "scan-severity-threshold", Env: "EVIDENCE_SCAN_SEVERITY_THRESHOLD", Default: "high", Usage: "an open finding at or above it fails CM-5: low, medium, high or critical", set: str(&c.ScanSeverityThreshold)},
 		{Name: "required-scan-categories", Env: "EVIDENCE_REQUIRED_SCAN_CATEGORIES", Default: "sast,dependency", Usage: "comma-separated scan categories that must have run on the deployed commit (CM-5); none for none", set: list(&c.RequiredScanCategories)},
 		{Name: "pipeline-identities", Env: "EVIDENCE_PIPELINE_IDENTITIES", Default: "github-actions[bot]", Usage: "comma-separated logins of the automated builders and deployers (CM-3, CM-6, CM-7); none for none", set: list(&c.PipelineIdentities)},
+		{Name: "pipeline-systems", Env: "EVIDENCE_PIPELINE_SYSTEMS", Default: "github-actions,gitlab-ci,jenkins,circleci,azure-pipelines,buildkite,tekton", Usage: "comma-separated CI systems whose pipelines deploy as themselves: a deployment by a service identity of a run of one of them is automated (CM-3) and authorized (CM-7); none for none", set: list(&c.PipelineSystems)},
+		{Name: "manual-trigger-by-author", Env: "EVIDENCE_MANUAL_TRIGGER_BY_AUTHOR", Default: "allow", Usage: "when the change's author started the deploying pipeline run on demand (any trigger but push, schedule and pipeline, or none reported): allow (CM-3 passes and names it) or fail", set: str(&c.ManualTriggerByAuthor)},
 		{Name: "protected-branches", Env: "EVIDENCE_PROTECTED_BRANCHES", Default: "main,master", Usage: "comma-separated branches changes must be merged into (CM-7)", set: list(&c.ProtectedBranches)},
 		{Name: "pending-deadline", Env: "EVIDENCE_PENDING_DEADLINE", Default: "1h", Usage: "how long after a production deployment missing evidence may still arrive (pending), before the control fails", set: dur(&c.PendingDeadline)},
 		{Name: "verdict-delay", Env: "EVIDENCE_VERDICT_DELAY", Default: "1m", Usage: "how long after a production deployment its verdict is decided (as of the deployment), so that evidence sent before it and delivered after it counts; 0 decides at once", set: dur(&c.VerdictDelay)},
@@ -319,6 +323,12 @@ func (c *Config) Validate() error {
 	}
 	c.RequiredScanCategories = noneIsEmpty(c.RequiredScanCategories)
 	c.PipelineIdentities = noneIsEmpty(c.PipelineIdentities)
+	c.PipelineSystems = noneIsEmpty(c.PipelineSystems)
+	switch c.ManualTriggerByAuthor {
+	case "allow", "fail":
+	default:
+		return bad("manual-trigger-by-author", "EVIDENCE_MANUAL_TRIGGER_BY_AUTHOR", "%q: want allow or fail", c.ManualTriggerByAuthor)
+	}
 	if c.NATSURL == "" && c.DataDir == "" {
 		return bad("data-dir", "EVIDENCE_DATA_DIR", "required with the embedded NATS")
 	}

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/config"
+	"github.com/evidencepipeline/evidence/processors/evaluate/policies"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -22,6 +24,28 @@ func TestDefaults(t *testing.T) {
 		c.ClickHouseURL != "clickhouse://127.0.0.1:9000/evidence" || c.TokensFile != "" ||
 		c.MaxBodyBytes != 10<<20 || c.DedupeWindow != 10*time.Minute || !c.Archive || c.ArchiveBatchSize != 10000 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// TestControlDefaults: evidenced's defaults for the built-in controls'
+// parameters are the policies' own, and "none" empties a list.
+func TestControlDefaults(t *testing.T) {
+	c, _, err := config.Parse("evidenced", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := policies.DefaultParams()
+	if !slices.Equal(c.PipelineIdentities, d.PipelineIdentities) || !slices.Equal(c.PipelineSystems, d.PipelineSystems) ||
+		c.ManualTriggerByAuthor != d.ManualTriggerByAuthor || !slices.Equal(c.ProtectedBranches, d.ProtectedBranches) ||
+		!slices.Equal(c.ProductionEnvironments, d.ProductionEnvironments) || !slices.Equal(c.RequiredScanCategories, d.RequiredScanCategories) {
+		t.Errorf("control defaults %+v, want the policies' %+v", c, d)
+	}
+	c, _, err = config.Parse("evidenced", []string{"--pipeline-systems", "none", "--manual-trigger-by-author", "fail"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PipelineSystems == nil || len(c.PipelineSystems) != 0 || c.ManualTriggerByAuthor != "fail" {
+		t.Errorf("pipeline systems %#v, manual trigger by author %q", c.PipelineSystems, c.ManualTriggerByAuthor)
 	}
 }
 
@@ -61,6 +85,7 @@ func TestErrorsNameTheField(t *testing.T) {
 		{args: []string{"--max-body-bytes", "12"}, want: "--max-body-bytes (EVIDENCE_MAX_BODY_BYTES): at least 1KiB"},
 		{args: []string{"--dedupe-window", "48h", "--stream-max-age", "24h"}, want: "--dedupe-window (EVIDENCE_DEDUPE_WINDOW): 48h0m0s is longer than --stream-max-age"},
 		{args: []string{"stray"}, want: `unexpected argument "stray"`},
+		{args: []string{"--manual-trigger-by-author", "warn"}, want: `--manual-trigger-by-author (EVIDENCE_MANUAL_TRIGGER_BY_AUTHOR): "warn": want allow or fail`},
 	} {
 		_, _, err := config.Parse("evidenced", tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

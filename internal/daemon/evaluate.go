@@ -19,6 +19,8 @@ func (d *Daemon) controlParams() evaluate.Params {
 		ScanSeverityThreshold:  c.ScanSeverityThreshold,
 		RequiredScanCategories: c.RequiredScanCategories,
 		PipelineIdentities:     c.PipelineIdentities,
+		PipelineSystems:        c.PipelineSystems,
+		ManualTriggerByAuthor:  c.ManualTriggerByAuthor,
 		ProtectedBranches:      c.ProtectedBranches,
 		PendingDeadline:        c.PendingDeadline,
 	}

@@ -232,6 +232,10 @@ func buildDeployment(g group, matched []string) Deployment {
 		if df.Deployer != nil {
 			d.Deployer = df.Deployer
 		}
+		if df.TriggeredBy != nil {
+			d.TriggeredBy = df.TriggeredBy
+		}
+		set(&d.Trigger, df.Trigger)
 		if df.Change != 0 {
 			d.Change = df.Change
 		}

@@ -23,6 +23,8 @@ type deploymentData struct {
 	Pipeline     string        `json:"pipeline"`
 	System       string        `json:"system"`
 	Deployer     *identityJSON `json:"deployer"`
+	TriggeredBy  *identityJSON `json:"triggered_by"`
+	Trigger      string        `json:"trigger"`
 	TicketKeys   []string      `json:"ticket_keys"`
 	Change       *changeJSON   `json:"change"`
 	StartedAt    string        `json:"started_at"`
@@ -50,6 +52,8 @@ func (x *Extractor) deployment(e *ce.Event) (*Fact, error) {
 		Pipeline:     d.Pipeline,
 		System:       d.System,
 		Deployer:     c.identity("deployer", d.Deployer, false),
+		TriggeredBy:  c.identity("triggered_by", d.TriggeredBy, false),
+		Trigger:      d.Trigger,
 		TicketKeys:   c.ticketKeys("ticket_keys", d.TicketKeys),
 		StartedAt:    c.time("started_at", d.StartedAt),
 		FinishedAt:   c.time("finished_at", d.FinishedAt),

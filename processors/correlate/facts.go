@@ -298,6 +298,8 @@ type Findings struct {
 }
 
 // DeploymentFact is a deployment.* event: Phase is started or finished.
+// Deployer is who or what deployed (in CI the pipeline's own identity);
+// TriggeredBy and Trigger say who started the deploying run and how.
 type DeploymentFact struct {
 	Phase        string    `json:"phase"`
 	DeploymentID string    `json:"deployment_id,omitempty"`
@@ -313,6 +315,8 @@ type DeploymentFact struct {
 	Pipeline     string    `json:"pipeline,omitempty"`
 	System       string    `json:"system,omitempty"`
 	Deployer     *Identity `json:"deployer,omitempty"`
+	TriggeredBy  *Identity `json:"triggered_by,omitempty"`
+	Trigger      string    `json:"trigger,omitempty"`
 	TicketKeys   []string  `json:"ticket_keys,omitempty"`
 	Change       int64     `json:"change,omitempty"`
 	StartedAt    time.Time `json:"started_at,omitzero"`

@@ -195,7 +195,10 @@ type Scan struct {
 
 // Deployment is one deployment (its started and finished events together)
 // of the change: of one of its commits, or of an artifact built from one.
-// MatchedBy says which: commit, artifact.
+// MatchedBy says which: commit, artifact. Deployer is who or what deployed:
+// in a CI run the pipeline's own identity (type service), outside CI the
+// person; TriggeredBy is who started the deploying run and Trigger how
+// (manual, push, ...), kept beside it (absent when not reported).
 type Deployment struct {
 	Environment  string     `json:"environment"`
 	Service      string     `json:"service"`
@@ -210,6 +213,8 @@ type Deployment struct {
 	Pipeline     string     `json:"pipeline,omitempty"`
 	System       string     `json:"system,omitempty"`
 	Deployer     *Identity  `json:"deployer"`
+	TriggeredBy  *Identity  `json:"triggered_by,omitempty"`
+	Trigger      string     `json:"trigger,omitempty"`
 	TicketKeys   []string   `json:"ticket_keys,omitempty"`
 	Change       int64      `json:"change,omitempty"`
 	StartedAt    time.Time  `json:"started_at,omitzero"`

@@ -258,7 +258,52 @@ func TestCM3Segregation(t *testing.T) {
 			r.PullRequest.Reviews, r.Tickets = nil, nil
 		}, want: Fail, reason: "no approval by anyone other than the author"},
 		{name: "deployer unknown", mut: func(r *correlate.Record) { r.Deployments[0].Deployer = nil }, want: Fail, reason: "no known deployer"},
+		{name: "pipeline deploy triggered by the reviewer", mut: ciDeploy(bob, "push"), want: Pass,
+			reason: "automated by pipeline identity github-actions:release (run 200), triggered by bob (push)"},
+		{name: "pipeline deploy started by hand by the author: allowed, named", mut: ciDeploy(alice, "manual"), want: Pass,
+			reason: "started on demand (manual) by the change's author alice: allowed"},
+		{name: "the author deploying from outside CI", mut: func(r *correlate.Record) {
+			r.Deployments[0].Deployer, r.Deployments[0].RunID = id(alice), ""
+		}, want: Fail, reason: "author alice is also deployer"},
 	})
+}
+
+// ciDeploy makes the deployment a pipeline's, as evidence emit deploy
+// reports one from a GitHub Actions job, triggered by who with trigger.
+func ciDeploy(who correlate.Identity, trigger string) func(r *correlate.Record) {
+	return func(r *correlate.Record) {
+		d := &r.Deployments[0]
+		d.System, d.Pipeline, d.Trigger, d.TriggeredBy = "github-actions", "release", trigger, id(who)
+		d.Deployer = &correlate.Identity{Login: "github-actions:release", Name: "release", Type: "service"}
+	}
+}
+
+// TestManualTriggerByAuthorParam: the parameter reaches the policy, and
+// a pipeline of a system outside PipelineSystems is no pipeline.
+func TestManualTriggerByAuthorParam(t *testing.T) {
+	e := engine(t)
+	status := func(r correlate.Record, p Params) map[string]Status {
+		res, err := e.Evaluate(context.Background(), r, later, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]Status{}
+		for _, x := range res {
+			out[x.Control.ID] = x.Status
+		}
+		return out
+	}
+	r := compliant()
+	ciDeploy(alice, "manual")(&r)
+	if got := status(r, Params{}); got["CM-3"] != Pass || got["CM-7"] != Pass {
+		t.Errorf("default params: CM-3 %s, CM-7 %s; want pass, pass", got["CM-3"], got["CM-7"])
+	}
+	if got := status(r, Params{ManualTriggerByAuthor: "fail"}); got["CM-3"] != Fail || got["CM-7"] != Pass {
+		t.Errorf("manual_trigger_by_author fail: CM-3 %s, CM-7 %s; want fail, pass", got["CM-3"], got["CM-7"])
+	}
+	if got := status(r, Params{PipelineSystems: []string{"jenkins"}}); got["CM-7"] != Fail || got["CM-3"] != Pass {
+		t.Errorf("github-actions not a pipeline system: CM-3 %s, CM-7 %s; want pass (a distinct deployer), fail", got["CM-3"], got["CM-7"])
+	}
 }
 
 func TestCM4Tests(t *testing.T) {
@@ -316,6 +361,11 @@ func TestCM7Path(t *testing.T) {
 	check(t, "CM-7", []tc{
 		{name: "pipeline deploy from protected branch", want: Pass},
 		{name: "manual deploy", mut: func(r *correlate.Record) { r.Deployments[0].Deployer = id(bob) }, want: Fail, reason: "by bob, not a pipeline identity"},
+		{name: "pipeline deploy from a CI system", mut: ciDeploy(carol, "push"), want: Pass,
+			reason: "by pipeline identity github-actions:release (run 200), triggered by 712020:carol (push)"},
+		{name: "a person, though reported from CI", mut: func(r *correlate.Record) {
+			r.Deployments[0].System, r.Deployments[0].Deployer = "github-actions", id(carol)
+		}, want: Fail, reason: "by 712020:carol, not a pipeline identity"},
 		{name: "unprotected target branch", mut: func(r *correlate.Record) { r.PullRequest.TargetBranch = "release-hotfix" }, want: Fail, reason: "not a protected branch"},
 		{name: "direct push", mut: func(r *correlate.Record) { r.PullRequest, r.DirectPush = nil, true }, want: Fail, reason: "direct push"},
 	})

@@ -3,6 +3,7 @@ package ci
 import (
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // System names reported in [Info.System].
@@ -40,11 +41,18 @@ type Info struct {
 	RunURL string
 	// Pipeline is the workflow, pipeline or job name.
 	Pipeline string
-	// Actor is who (or what) triggered the run.
+	// Actor is who (or what) triggered the run: for a re-run attempt,
+	// who re-ran it (GitHub Actions GITHUB_TRIGGERING_ACTOR); for a GitLab
+	// manual job, who started the job. It is the run's trigger, never the
+	// deploying identity: in CI that is the pipeline (see PipelineLogin).
 	Actor string
 	// Event is the trigger as the system names it (push, pull_request,
 	// merge_request_event, IndividualCI, webhook, ...).
 	Event string
+	// ManualJob: the job was started by hand inside a run that something
+	// else started (GitLab CI_JOB_MANUAL: a "when: manual" job played from
+	// the pipeline page). Event stays the run's.
+	ManualJob bool
 	// PullRequest is the pull or merge request number when the run is for
 	// one.
 	PullRequest string
@@ -80,6 +88,31 @@ func Detect(getenv func(string) string) Info {
 	info.Commit = fullSHA(info.Commit)
 	info.RunURL = redactURL(info.RunURL)
 	return info.override(e)
+}
+
+// MaxLoginLength is the catalog's bound on an identity's login.
+const MaxLoginLength = 256
+
+// PipelineLogin is the login of a pipeline's own identity, the deploying
+// identity of a deploy step in CI: "SYSTEM:PIPELINE" (github-actions:release,
+// jenkins:payments/main), or SYSTEM alone when the pipeline's name is not
+// known. It names the pipeline, not a run: the run is beside it in the
+// evidence (run_id, run_url). The name is cut at a character boundary so
+// that the login stays within MaxLoginLength bytes. "" without a system.
+func PipelineLogin(system, pipeline string) string {
+	system, pipeline = strings.TrimSpace(system), strings.TrimSpace(pipeline)
+	if system == "" {
+		return ""
+	}
+	if pipeline == "" {
+		return system
+	}
+	login := system + ":" + pipeline
+	for len(login) > MaxLoginLength {
+		_, size := utf8.DecodeLastRuneInString(login)
+		login = login[:len(login)-size]
+	}
+	return login
 }
 
 // override applies the EVIDENCE_* variables, which win over detected values.

@@ -3,6 +3,7 @@ package ci
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -264,6 +265,18 @@ func TestDetect(t *testing.T) {
 			},
 		},
 		{
+			// A re-run attempt: GITHUB_ACTOR still names who started the
+			// first attempt; the actor is who re-ran it.
+			name: "github re-run by another person",
+			env:  with(githubPush, map[string]string{"GITHUB_TRIGGERING_ACTOR": "carol"}),
+			want: Info{
+				System: GitHubActions, Repository: "github.com/octo-org/payments-api", Commit: sha,
+				Branch: "main", RunID: "9876543210", RunAttempt: "2",
+				RunURL:   "https://github.com/octo-org/payments-api/actions/runs/9876543210",
+				Pipeline: "release", Actor: "carol", Event: "push",
+			},
+		},
+		{
 			name: "gitlab push",
 			env:  gitlabPush,
 			want: Info{
@@ -281,6 +294,19 @@ func TestDetect(t *testing.T) {
 				Branch: "feature/ledger", RunID: "1234567",
 				RunURL:   "https://gitlab.example.com/platform/payments/api/-/pipelines/1234567",
 				Pipeline: "MR checks", Actor: "jdoe", Event: "merge_request_event", PullRequest: "42",
+			},
+		},
+		{
+			// A "when: manual" deploy job played by hand in a push pipeline.
+			name: "gitlab manual job",
+			env: with(gitlabPush, map[string]string{
+				"CI_JOB_MANUAL": "true", "GITLAB_USER_LOGIN": "mdeploy", "GITLAB_USER_EMAIL": "mdeploy@example.com",
+			}),
+			want: Info{
+				System: GitLabCI, Repository: "gitlab.example.com/platform/payments/api", Commit: sha,
+				Branch: "main", RunID: "1234567",
+				RunURL:   "https://gitlab.example.com/platform/payments/api/-/pipelines/1234567",
+				Pipeline: "deploy-prod", Actor: "mdeploy", Event: "push", ManualJob: true,
 			},
 		},
 		{
@@ -436,6 +462,26 @@ func TestDetect(t *testing.T) {
 	}
 }
 
+func TestPipelineLogin(t *testing.T) {
+	for _, tt := range []struct{ system, pipeline, want string }{
+		{GitHubActions, "release", "github-actions:release"},
+		{Jenkins, " payments/main ", "jenkins:payments/main"},
+		{GitLabCI, "", "gitlab-ci"},
+		{"", "release", ""},
+	} {
+		if got := PipelineLogin(tt.system, tt.pipeline); got != tt.want {
+			t.Errorf("PipelineLogin(%q, %q) = %q, want %q", tt.system, tt.pipeline, got, tt.want)
+		}
+	}
+	// A long name is cut within the catalog's bound, at a character
+	// boundary.
+	long := strings.Repeat("é", 300)
+	got := PipelineLogin(Buildkite, long)
+	if len(got) > MaxLoginLength || !utf8.ValidString(got) || !strings.HasPrefix(got, "buildkite:éé") {
+		t.Errorf("PipelineLogin(long) = %q (%d bytes)", got, len(got))
+	}
+}
+
 func TestDetectNilGetenv(t *testing.T) {
 	if got := Detect(nil); got != (Info{}) {
 		t.Errorf("Detect(nil) = %+v, want zero Info", got)
@@ -553,6 +599,9 @@ func FuzzDetect(f *testing.F) {
 		}
 		if redactURL(info.RunURL) != info.RunURL {
 			t.Errorf("RunURL %q still has credentials", info.RunURL)
+		}
+		if l := PipelineLogin(info.System, info.Pipeline); len(l) > MaxLoginLength || (info.System != "" && !strings.HasPrefix(l, info.System)) {
+			t.Errorf("PipelineLogin(%q, %q) = %q", info.System, info.Pipeline, l)
 		}
 	})
 }

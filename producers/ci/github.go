@@ -16,8 +16,10 @@ func githubActions(e env) Info {
 		RunID:      e.get("GITHUB_RUN_ID"),
 		RunAttempt: e.get("GITHUB_RUN_ATTEMPT"),
 		Pipeline:   e.get("GITHUB_WORKFLOW"),
-		Actor:      e.get("GITHUB_ACTOR"),
-		Event:      e.get("GITHUB_EVENT_NAME"),
+		// GITHUB_ACTOR started the run's first attempt; a re-run
+		// attempt is started by GITHUB_TRIGGERING_ACTOR.
+		Actor: e.first("GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"),
+		Event: e.get("GITHUB_EVENT_NAME"),
 	}
 	if repo != "" {
 		host := server

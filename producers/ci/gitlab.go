@@ -2,6 +2,9 @@ package ci
 
 // gitlabCI reads GitLab CI/CD's predefined variables:
 // https://docs.gitlab.com/ci/variables/predefined_variables/
+//
+// GITLAB_USER_LOGIN is who started the pipeline, or in a manual job who
+// started the job (CI_JOB_MANUAL=true).
 func gitlabCI(e env) Info {
 	info := Info{
 		System:      GitLabCI,
@@ -12,6 +15,7 @@ func gitlabCI(e env) Info {
 		Actor:       e.get("GITLAB_USER_LOGIN"),
 		Event:       e.get("CI_PIPELINE_SOURCE"),
 		PullRequest: digits(e.get("CI_MERGE_REQUEST_IID")),
+		ManualJob:   e.get("CI_JOB_MANUAL") == "true",
 	}
 	switch {
 	case e.get("CI_PROJECT_URL") != "":

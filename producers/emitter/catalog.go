@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/evidencepipeline/evidence/producers/ci"
 )
 
 // Catalog event types the constructors below build (docs/events.md).
@@ -60,7 +62,10 @@ type Identity struct {
 // only, as a CI system reports who triggered a run: type service for
 // github-actions[bot] (the pipeline's own identity, as the GitHub webhook
 // adapter reports it), bot for another login ending in [bot], user
-// otherwise. An empty login gives nil.
+// otherwise. A login that is an e-mail address (Azure Pipelines and
+// Buildkite report the person so) is also its email, so that segregation
+// of duties matches it with the person's identity in the VCS. An empty
+// login gives nil.
 func LoginIdentity(login string) *Identity {
 	login = strings.TrimSpace(login)
 	switch {
@@ -71,7 +76,36 @@ func LoginIdentity(login string) *Identity {
 	case strings.HasSuffix(login, "[bot]"):
 		return &Identity{Login: login, Type: "bot"}
 	}
-	return &Identity{Login: login, Type: "user"}
+	id := &Identity{Login: login, Type: "user"}
+	if isEmail(login) {
+		id.Email = login
+	}
+	return id
+}
+
+// isEmail reports whether s looks like one e-mail address: a local part,
+// one @, and a domain with a dot, without spaces.
+func isEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && strings.Contains(domain, ".") && !strings.ContainsAny(domain, "@") &&
+		!strings.ContainsAny(s, " \t\n<>") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+// PipelineIdentity returns the identity of a pipeline itself, the
+// deploying identity of a deploy step in CI: login ci.PipelineLogin
+// (SYSTEM:PIPELINE, e.g. github-actions:release), the pipeline's name as
+// its name, type service. The person who triggered the run is not the
+// deployer: it goes to Deployment.TriggeredBy. nil without a system.
+func PipelineIdentity(system, pipeline string) *Identity {
+	login := ci.PipelineLogin(system, pipeline)
+	if login == "" {
+		return nil
+	}
+	id := &Identity{Login: login, Type: "service"}
+	if n := strings.TrimSpace(pipeline); n != "" && len(n) <= 512 {
+		id.Name = n
+	}
+	return id
 }
 
 // Change is a pull or merge request (GitLab: the iid).
@@ -183,22 +217,31 @@ type Findings struct {
 // Outcome and FinishedAt belong to finished only. Commit or Digest says
 // what was deployed.
 type Deployment struct {
-	DeploymentID string    `json:"deployment_id,omitempty"`
-	Environment  string    `json:"environment"`
-	Service      string    `json:"service"`
-	Digest       string    `json:"digest,omitempty"`
-	Artifact     string    `json:"artifact,omitempty"`
-	Purl         string    `json:"purl,omitempty"`
-	Repository   string    `json:"repository,omitempty"`
-	Commit       string    `json:"commit,omitempty"`
-	RunID        string    `json:"run_id,omitempty"`
-	RunURL       string    `json:"run_url,omitempty"`
-	Pipeline     string    `json:"pipeline,omitempty"`
-	System       string    `json:"system,omitempty"`
-	Deployer     *Identity `json:"deployer,omitempty"`
-	TicketKeys   []string  `json:"ticket_keys,omitempty"`
-	Change       *Change   `json:"change,omitempty"`
-	StartedAt    time.Time `json:"started_at,omitzero"`
+	DeploymentID string `json:"deployment_id,omitempty"`
+	Environment  string `json:"environment"`
+	Service      string `json:"service"`
+	Digest       string `json:"digest,omitempty"`
+	Artifact     string `json:"artifact,omitempty"`
+	Purl         string `json:"purl,omitempty"`
+	Repository   string `json:"repository,omitempty"`
+	Commit       string `json:"commit,omitempty"`
+	RunID        string `json:"run_id,omitempty"`
+	RunURL       string `json:"run_url,omitempty"`
+	Pipeline     string `json:"pipeline,omitempty"`
+	System       string `json:"system,omitempty"`
+	// Deployer is who or what deployed: in CI the pipeline
+	// (PipelineIdentity), outside CI the person.
+	Deployer *Identity `json:"deployer,omitempty"`
+	// TriggeredBy is who triggered the run that deployed, kept beside
+	// the pipeline deployer (CM-3 compares it with the change's author
+	// when the run was started on demand).
+	TriggeredBy *Identity `json:"triggered_by,omitempty"`
+	// Trigger is how the deploying job came to run: push, pull_request,
+	// tag, schedule, manual, api, pipeline or other ("" when unknown).
+	Trigger    string    `json:"trigger,omitempty"`
+	TicketKeys []string  `json:"ticket_keys,omitempty"`
+	Change     *Change   `json:"change,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
 	// Outcome is success, failure or cancelled.
 	Outcome    string    `json:"outcome,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
@@ -315,6 +358,9 @@ func deployment(t string, d Deployment) error {
 	}
 	if d.Commit == "" && d.Digest == "" {
 		return fmt.Errorf("emitter: %s: commit or digest is required (what was deployed)", t)
+	}
+	if d.Trigger != "" {
+		return oneOf(t, "trigger", d.Trigger, "push", "pull_request", "tag", "schedule", "manual", "api", "pipeline", "other")
 	}
 	return nil
 }

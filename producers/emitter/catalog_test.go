@@ -108,6 +108,9 @@ func TestConstructorsMatchTheSchemas(t *testing.T) {
 			Repository: repo, Commit: sha, RunID: "9876543299", RunURL: "https://github.com/acme/payments/actions/runs/9876543299",
 			Pipeline: "deploy", System: "github-actions", Deployer: bot, TicketKeys: []string{"CHG0031234"},
 			Change: &emitter.Change{Number: 42}},
+		"pipeline triggered by hand": {Environment: "production", Service: "payments", Digest: digest, Repository: repo,
+			Commit: sha, RunID: "9876543300", Pipeline: "release", System: "github-actions",
+			Deployer: emitter.PipelineIdentity("github-actions", "release"), TriggeredBy: alice, Trigger: "manual"},
 		"digest only": {Environment: "staging", Service: "payments", Digest: digest},
 		"commit only": {Environment: "prod-eu", Service: "payments", Commit: sha, Deployer: alice},
 	} {
@@ -124,6 +127,24 @@ func TestConstructorsMatchTheSchemas(t *testing.T) {
 				t.Errorf("deployment subject %q, want the service", ev.Subject())
 			}
 		}
+	}
+}
+
+func TestPipelineIdentity(t *testing.T) {
+	b, _ := json.Marshal(emitter.PipelineIdentity("gitlab-ci", "deploy-prod"))
+	if string(b) != `{"login":"gitlab-ci:deploy-prod","name":"deploy-prod","type":"service"}` {
+		t.Errorf("pipeline identity JSON %s", b)
+	}
+	if id := emitter.PipelineIdentity("tekton", ""); id == nil || id.Login != "tekton" || id.Name != "" {
+		t.Errorf("unnamed pipeline: %+v", id)
+	}
+	if emitter.PipelineIdentity("", "release") != nil {
+		t.Error("a pipeline without a system gave an identity")
+	}
+	_, err := emitter.DeploymentFinished(meta(), emitter.Deployment{Environment: "production", Service: "payments", Digest: digest,
+		Outcome: "success", Trigger: "workflow_dispatch"})
+	if err == nil || !strings.Contains(err.Error(), "trigger") {
+		t.Errorf("a trigger outside the catalog's: %v", err)
 	}
 }
 
@@ -224,6 +245,14 @@ func TestLoginIdentity(t *testing.T) {
 		id := emitter.LoginIdentity(login)
 		if id == nil || id.Login != login || id.Type != want {
 			t.Errorf("%s: %+v, want type %s", login, id, want)
+		}
+	}
+	if id := emitter.LoginIdentity("jane.doe@contoso.com"); id.Email != "jane.doe@contoso.com" {
+		t.Errorf("an e-mail login is not the identity's email: %+v", id)
+	}
+	for _, login := range []string{"alice", "svc@deploy", "a b@c.d", "@acme.example"} {
+		if id := emitter.LoginIdentity(login); id.Email != "" {
+			t.Errorf("%q: email %q, want none", login, id.Email)
 		}
 	}
 	if emitter.LoginIdentity(" ") != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/evidencepipeline/evidence/producers/ci"
 	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
@@ -23,6 +24,8 @@ type deploymentData struct {
 	Pipeline     string    `json:"pipeline,omitempty"`
 	System       string    `json:"system,omitempty"`
 	Deployer     *identity `json:"deployer,omitempty"`
+	TriggeredBy  *identity `json:"triggered_by,omitempty"`
+	Trigger      string    `json:"trigger,omitempty"`
 	TicketKeys   []string  `json:"ticket_keys,omitempty"`
 	StartedAt    string    `json:"started_at,omitempty"`
 	Outcome      string    `json:"outcome,omitempty"`
@@ -37,6 +40,11 @@ type ghDeployment struct {
 	Payload     json.RawMessage `json:"payload"` // an object, or a string of JSON
 	Creator     *ghUser         `json:"creator"`
 	CreatedAt   string          `json:"created_at"`
+	// PerformedVia is the GitHub App that created the deployment, when
+	// one did (github-actions: a workflow's GITHUB_TOKEN).
+	PerformedVia *struct {
+		Slug string `json:"slug"`
+	} `json:"performed_via_github_app"`
 }
 
 type deploymentEvent struct {
@@ -48,11 +56,9 @@ type deploymentEvent struct {
 		CreatedAt   string `json:"created_at"`
 		UpdatedAt   string `json:"updated_at"`
 	} `json:"deployment_status"`
-	WorkflowRun *struct {
-		ID      int64  `json:"id"`
-		Name    string `json:"name"`
-		HTMLURL string `json:"html_url"`
-	} `json:"workflow_run"`
+	// WorkflowRun is the run whose job made the deployment (a job with an
+	// environment), when a workflow did.
+	WorkflowRun *ghWorkflowRun `json:"workflow_run"`
 }
 
 // translateDeployment reads deployment.created. GitHub Enterprise Server
@@ -177,9 +183,54 @@ func (d *delivery) deploymentOf(ev *deploymentEvent) (repo, deploymentData, erro
 		data.RunID = strconv.FormatInt(wr.ID, 10)
 		data.RunURL = webURL(wr.HTMLURL)
 		data.Pipeline = wr.Name
-		data.System = "github-actions"
+		data.System = ci.GitHubActions
 	}
+	pipelineDeployer(&data, ev)
 	return r, data, nil
+}
+
+// pipelineDeployer makes a deployment that GitHub Actions made the
+// pipeline's: the deployer is the workflow (login github-actions:WORKFLOW,
+// type service) when a workflow run made it (GitHub then names as its
+// creator the person who triggered the run, who becomes triggered_by), or
+// github-actions[bot] when the GitHub Actions app created it through the
+// API without a run in the payload. A deployment a person or another app
+// created keeps its creator as the deployer.
+func pipelineDeployer(data *deploymentData, ev *deploymentEvent) {
+	dep, wr := ev.Deployment, ev.WorkflowRun
+	creator := data.Deployer
+	byActionsBot := creator != nil && creator.Login == "github-actions[bot]"
+	person := creator
+	if byActionsBot {
+		person = nil // the token of the run, not who triggered it
+	}
+	switch {
+	case wr != nil && wr.ID > 0:
+		data.Deployer = &identity{Login: ci.PipelineLogin(ci.GitHubActions, wr.Name), Type: "service"}
+		if n := strings.TrimSpace(wr.Name); n != "" && len(n) <= 512 {
+			data.Deployer.Name = n
+		}
+		data.TriggeredBy = identityOf(wr.TriggeringActor)
+		if data.TriggeredBy == nil {
+			data.TriggeredBy = identityOf(wr.Actor)
+		}
+		if data.TriggeredBy == nil {
+			data.TriggeredBy = person
+		}
+		data.Trigger = triggers[wr.Event]
+		if data.Trigger == "" && wr.Event != "" {
+			data.Trigger = "other"
+		}
+		if wr.RunAttempt > 1 {
+			data.Trigger = "manual" // a re-run, by its triggering actor
+		}
+	case byActionsBot || (dep.PerformedVia != nil && dep.PerformedVia.Slug == "github-actions"):
+		data.Deployer = &identity{Login: "github-actions[bot]", Type: "service"}
+		if byActionsBot {
+			data.Deployer = creator
+		}
+		data.TriggeredBy = person
+	}
 }
 
 // deployerPayload reads the string members of deployment.payload, the

@@ -93,8 +93,15 @@
 //
 // A deployment's service is deployment.payload.service when the deployer
 // set it (the payload may also give digest and artifact), else the
-// repository's name. Its deployer is the deployment's creator; for a
-// deployment created by a workflow the run is given as run_id.
+// repository's name. Its deployer is the deployment's creator, unless
+// GitHub Actions made it: a deployment of a workflow run (a job with an
+// environment, whose creator GitHub sets to the person who triggered the
+// run) is deployed by the workflow, github-actions:WORKFLOW (type
+// service), with the run as run_id, its triggering actor as triggered_by
+// and its event as trigger (manual for workflow_dispatch and for a re-run
+// attempt); one the GitHub Actions app created without a run in the
+// payload is github-actions[bot]'s, its creator (when a person) the
+// trigger.
 //
 // GitHub Enterprise Server 3.1 to 3.5 send deployment and
 // deployment_status without an action field; those events had the one

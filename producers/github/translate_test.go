@@ -525,7 +525,70 @@ func TestTranslateVariants(t *testing.T) {
 		check: map[string]any{
 			"run_id": "77", "pipeline": "deploy", "system": "github-actions",
 			"run_url":  "https://github.com/Codertocat/Hello-World/actions/runs/77",
-			"deployer": map[string]any{"login": "github-actions[bot]", "id": "41898282", "type": "service"},
+			"deployer": map[string]any{"login": "github-actions:deploy", "name": "deploy", "type": "service"},
+			// The run's token is not who triggered it; the payload names no one.
+			"triggered_by": nil, "trigger": nil,
+		},
+	}, {
+		// A job with an environment: GitHub names as the deployment's
+		// creator the person who triggered the run (here by hand).
+		name: "deployment by a workflow job, triggered by hand", event: "deployment", file: "deployment.created",
+		edit: func(m map[string]any) {
+			m["workflow_run"] = map[string]any{"id": 78, "name": "release", "event": "workflow_dispatch", "run_attempt": 1,
+				"html_url":         "https://github.com/Codertocat/Hello-World/actions/runs/78",
+				"actor":            map[string]any{"login": "Codertocat", "id": 21031067, "type": "User"},
+				"triggering_actor": map[string]any{"login": "Codertocat", "id": 21031067, "type": "User"}}
+		},
+		typ: "dev.evidencepipeline.deployment.started.v1",
+		check: map[string]any{
+			"run_id": "78", "pipeline": "release", "system": "github-actions",
+			"deployer":     map[string]any{"login": "github-actions:release", "name": "release", "type": "service"},
+			"triggered_by": map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+			"trigger":      "manual",
+		},
+	}, {
+		name: "deployment by a re-run of a push run", event: "deployment_status", file: "deployment_status.success",
+		edit: func(m map[string]any) {
+			m["workflow_run"] = map[string]any{"id": 79, "name": "release", "event": "push", "run_attempt": 2,
+				"html_url":         "https://github.com/Codertocat/Hello-World/actions/runs/79",
+				"actor":            map[string]any{"login": "octocat", "id": 583231, "type": "User"},
+				"triggering_actor": map[string]any{"login": "Codertocat", "id": 21031067, "type": "User"}}
+		},
+		typ: "dev.evidencepipeline.deployment.finished.v1",
+		check: map[string]any{
+			"deployer":     map[string]any{"login": "github-actions:release", "name": "release", "type": "service"},
+			"triggered_by": map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+			"trigger":      "manual",
+		},
+	}, {
+		name: "deployment by a workflow, no actor in the run", event: "deployment", file: "deployment.created",
+		edit: func(m map[string]any) {
+			m["workflow_run"] = map[string]any{"id": 80, "name": "release", "event": "push"}
+		},
+		typ: "dev.evidencepipeline.deployment.started.v1",
+		check: map[string]any{
+			"deployer":     map[string]any{"login": "github-actions:release", "name": "release", "type": "service"},
+			"triggered_by": map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+			"trigger":      "push",
+		},
+	}, {
+		name: "deployment created through the GitHub Actions app", event: "deployment", file: "deployment.created",
+		edit: func(m map[string]any) {
+			obj(m, "deployment")["performed_via_github_app"] = map[string]any{"id": 15368, "slug": "github-actions", "name": "GitHub Actions"}
+		},
+		typ: "dev.evidencepipeline.deployment.started.v1",
+		check: map[string]any{
+			"deployer":     map[string]any{"login": "github-actions[bot]", "type": "service"},
+			"triggered_by": map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+			"system":       nil,
+		},
+	}, {
+		name: "deployment by a person", event: "deployment", file: "deployment.created",
+		edit: func(m map[string]any) {},
+		typ:  "dev.evidencepipeline.deployment.started.v1",
+		check: map[string]any{
+			"deployer":     map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+			"triggered_by": nil, "system": nil,
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

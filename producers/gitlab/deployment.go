@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/producers/ci"
 	"github.com/evidencepipeline/evidence/producers/webhook"
 )
 
@@ -13,6 +14,7 @@ type deploymentPayload struct {
 	Status          string   `json:"status"`
 	StatusChangedAt string   `json:"status_changed_at"`
 	DeploymentID    int64    `json:"deployment_id"`
+	DeployableID    int64    `json:"deployable_id"`
 	DeployableURL   string   `json:"deployable_url"`
 	Environment     string   `json:"environment"`
 	Project         *project `json:"project"`
@@ -55,6 +57,7 @@ type deploymentData struct {
 	Pipeline     string    `json:"pipeline,omitempty"`
 	System       string    `json:"system"`
 	Deployer     *identity `json:"deployer,omitempty"`
+	TriggeredBy  *identity `json:"triggered_by,omitempty"`
 	StartedAt    string    `json:"started_at,omitempty"`
 	Outcome      string    `json:"outcome,omitempty"`
 	FinishedAt   string    `json:"finished_at,omitempty"`
@@ -97,7 +100,13 @@ func (p *Provider) deployment(d webhook.Delivery) ([]*ce.Event, error) {
 	}
 	data := deploymentData{
 		Environment: env, Service: lastSegment(pl.repo), Repository: pl.repo, Commit: commit,
-		RunURL: webhook.WebURL(m.DeployableURL), System: "gitlab-ci", Deployer: ident(m.User),
+		RunURL: webhook.WebURL(m.DeployableURL), System: ci.GitLabCI, Deployer: ident(m.User),
+	}
+	// A deployment a CI job made (its deployable) is the pipeline's; the
+	// hook's user triggered it. One created through the API for an
+	// outside tool has no deployable and stays its user's.
+	if m.DeployableID > 0 || strings.TrimSpace(m.DeployableURL) != "" {
+		data.Deployer, data.TriggeredBy = pipelineIdentity(""), data.Deployer
 	}
 	if m.DeploymentID > 0 {
 		data.DeploymentID = strconv.FormatInt(m.DeploymentID, 10)
@@ -176,9 +185,11 @@ func (p *Provider) job(d webhook.Delivery) ([]*ce.Event, error) {
 		return nil, err
 	}
 	env := strings.TrimSpace(m.Environment.Name)
+	// A deploy job is the pipeline's deployment; the hook's user is who
+	// started the pipeline (or played the manual job).
 	data := deploymentData{
 		Environment: env, Service: lastSegment(pl.repo), Repository: pl.repo, Commit: commit,
-		Pipeline: m.BuildName, System: "gitlab-ci", Deployer: ident(m.User),
+		Pipeline: m.BuildName, System: ci.GitLabCI, Deployer: pipelineIdentity(m.BuildName), TriggeredBy: ident(m.User),
 	}
 	if m.PipelineID > 0 {
 		data.RunID = strconv.FormatInt(m.PipelineID, 10)
@@ -189,6 +200,17 @@ func (p *Provider) job(d webhook.Delivery) ([]*ce.Event, error) {
 		return p.deploymentEvents(d, pl, subject, status, webhook.FirstTime(started, created), time.Time{}, data)
 	}
 	return p.deploymentEvents(d, pl, subject, status, started, webhook.FirstTime(finished, started, created), data)
+}
+
+// pipelineIdentity is the deploying identity of a GitLab CI job: the
+// pipeline itself (login gitlab-ci:JOB, or gitlab-ci when the hook does not
+// name the job), type service.
+func pipelineIdentity(job string) *identity {
+	id := &identity{Login: ci.PipelineLogin(ci.GitLabCI, job), Type: "service"}
+	if n := strings.TrimSpace(job); n != "" && len(n) <= 512 {
+		id.Name = n
+	}
+	return id
 }
 
 // deploymentEvents emits deployment.started (status running) or

@@ -86,6 +86,12 @@
 //   - A deployment's service is the project's path (the last segment of
 //     the repository); its commit is the full SHA when the payload has it
 //     (sha, or the end of commit_url), else short_sha.
+//   - A deployment a CI job made (a deploy job, or a Deployment Hook with
+//     a deployable) is the pipeline's: the deployer is gitlab-ci:JOB (or
+//     gitlab-ci when the hook does not name the job), type service, and
+//     the hook's user, who started the pipeline or played the manual job,
+//     is triggered_by. A deployment created through the API for an outside
+//     tool (no deployable) is its user's.
 //
 // # Identifiers
 //

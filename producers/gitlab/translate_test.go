@@ -145,9 +145,12 @@ func TestTranslateFixtures(t *testing.T) {
 				"commit":        "c0ffee1234567890abcdef1234567890abcdef12", // from commit_url, not short_sha
 				"run_url":       "https://gitlab.acme.example/Payments/Payments-API/-/jobs/555001",
 				"system":        "gitlab-ci",
-				"deployer":      map[string]any{"login": "project_42_bot_3f9a", "id": "2001", "name": "Deploy bot", "type": "bot"},
-				"outcome":       "success",
-				"finished_at":   "2025-03-04T07:07:30Z", // +0100 in the payload
+				// The job (deployable) deployed: the pipeline; the hook's
+				// user triggered it.
+				"deployer":     map[string]any{"login": "gitlab-ci", "type": "service"},
+				"triggered_by": map[string]any{"login": "project_42_bot_3f9a", "id": "2001", "name": "Deploy bot", "type": "bot"},
+				"outcome":      "success",
+				"finished_at":  "2025-03-04T07:07:30Z", // +0100 in the payload
 			},
 		},
 	}, {
@@ -156,18 +159,19 @@ func TestTranslateFixtures(t *testing.T) {
 			Type: "dev.evidencepipeline.deployment.finished.v1", ID: "uuid-1/deployment.finished",
 			Subject: repo + "/-/jobs/555001", Time: time.Date(2025, 3, 4, 7, 7, 30, 0, time.UTC),
 			Data: map[string]any{
-				"environment": "production",
-				"service":     "payments-api",
-				"repository":  repo,
-				"commit":      "c0ffee1234567890abcdef1234567890abcdef12",
-				"run_id":      "9876543299",
-				"run_url":     source + "/-/pipelines/9876543299",
-				"pipeline":    "deploy:production",
-				"system":      "gitlab-ci",
-				"deployer":    bob,
-				"started_at":  "2025-03-04T07:02:00Z",
-				"outcome":     "success",
-				"finished_at": "2025-03-04T07:07:30Z",
+				"environment":  "production",
+				"service":      "payments-api",
+				"repository":   repo,
+				"commit":       "c0ffee1234567890abcdef1234567890abcdef12",
+				"run_id":       "9876543299",
+				"run_url":      source + "/-/pipelines/9876543299",
+				"pipeline":     "deploy:production",
+				"system":       "gitlab-ci",
+				"deployer":     map[string]any{"login": "gitlab-ci:deploy:production", "name": "deploy:production", "type": "service"},
+				"triggered_by": bob,
+				"started_at":   "2025-03-04T07:02:00Z",
+				"outcome":      "success",
+				"finished_at":  "2025-03-04T07:07:30Z",
 			},
 		},
 	}} {
@@ -315,6 +319,10 @@ func TestTranslateVariants(t *testing.T) {
 			"dev.evidencepipeline.deployment.finished.v1", map[string]any{"commit": "0123456789abcdef0123456789abcdef01234567"}},
 		{"deployment with short sha only", edit(t, "deployment_success.json", at("commit_url", nil)),
 			"dev.evidencepipeline.deployment.finished.v1", map[string]any{"commit": "c0ffee12"}},
+		{"deployment created through the API, no job", edit(t, "deployment_success.json", at("deployable_id", nil), at("deployable_url", nil)),
+			"dev.evidencepipeline.deployment.finished.v1", map[string]any{
+				"deployer":     map[string]any{"login": "project_42_bot_3f9a", "id": "2001", "name": "Deploy bot", "type": "bot"},
+				"triggered_by": nil, "run_url": nil}},
 		{"deploy job running", edit(t, "job_environment.json", at("build_status", "running"), at("build_finished_at", nil)),
 			"dev.evidencepipeline.deployment.started.v1", map[string]any{"started_at": "2025-03-04T07:02:00Z", "outcome": nil}},
 		{"deploy job failed", edit(t, "job_environment.json", at("build_status", "failed")),

@@ -15,7 +15,7 @@ protected := {lower(b) | some b in input.params.protected_branches}
 fails contains sprintf("deployment %s by %s, not a pipeline identity", [lib.deployment_label(d), lib.name(d.deployer)]) if {
 	some d in lib.prod_deployments
 	is_object(d.deployer)
-	not lib.is_pipeline(d.deployer)
+	not lib.pipeline_deployment(d)
 }
 
 fails contains sprintf("pull request #%d merged into %s, not a protected branch", [lib.pr.number, object.get(lib.pr, "target_branch", "")]) if {
@@ -37,9 +37,9 @@ missing contains "no pull request known for the change" if {
 	not lib.rec.unmatched
 }
 
-passes contains sprintf("deployment %s by pipeline identity %s", [lib.deployment_label(d), lib.name(d.deployer)]) if {
+passes contains sprintf("deployment %s by pipeline identity %s%s, %s", [lib.deployment_label(d), lib.name(d.deployer), lib.run_label(d), lib.trigger_label(d)]) if {
 	some d in lib.prod_deployments
-	lib.is_pipeline(d.deployer)
+	lib.pipeline_deployment(d)
 }
 
 passes contains sprintf("pull request #%d merged into protected branch %s", [lib.pr.number, lib.pr.target_branch]) if {

@@ -3,6 +3,7 @@
 #   input.now_ns  evaluation time, ns since the epoch (input.now: RFC 3339)
 #   input.params  production_environments, emergency_window_ns,
 #                 scan_severity_threshold, pipeline_identities,
+#                 pipeline_systems, manual_trigger_by_author,
 #                 protected_branches, pending_deadline_ns,
 #                 required_scan_categories (all names lower case)
 package evidence.lib
@@ -44,6 +45,66 @@ same_person(a, b) if {
 }
 
 is_pipeline(id) if login(id) in {lower(p) | some p in input.params.pipeline_identities}
+
+pipeline_systems := {lower(s) | some s in input.params.pipeline_systems}
+
+# pipeline_deployment: the deployment was made by a pipeline, not by a
+# person. Its deployer is one of the pipeline_identities, or a service
+# identity of a run of one of the pipeline_systems: what evidence emit
+# deploy writes in CI (the pipeline's own identity, SYSTEM:PIPELINE) and
+# the GitHub and GitLab webhooks write for a deployment a CI job made.
+# Who triggered the run is d.triggered_by, beside it, never the deployer.
+pipeline_deployment(d) if is_pipeline(d.deployer)
+
+pipeline_deployment(d) if {
+	is_object(d.deployer)
+	object.get(d.deployer, "type", "") == "service"
+	lower(object.get(d, "system", "")) in pipeline_systems
+}
+
+# trigger_kind: how the deploying run was started (push, manual, ...);
+# "" when not reported.
+trigger_kind(d) := lower(object.get(d, "trigger", ""))
+
+# triggered_by: who started the deploying run; undefined when not
+# reported.
+triggered_by(d) := t if {
+	t := object.get(d, "triggered_by", null)
+	is_object(t)
+}
+
+# on_demand: a person (or their token) chose to start the deploying run:
+# by hand (workflow_dispatch, a GitLab web pipeline or manual job, a
+# re-run), by an API call, by pushing a tag or publishing a release, by
+# pushing to a pull request, by another trigger the catalog does not name
+# (a chat command), or by a trigger the CI system does not report
+# (Jenkins, CircleCI, Tekton), which cannot be shown to be an event's.
+# Only a push (the merge reaching the branch), a schedule and an upstream
+# pipeline start a run that follows from the merge, which CM-2 and CM-3
+# judge.
+on_demand(d) if not trigger_kind(d) in {"push", "schedule", "pipeline"}
+
+# run_label: the run that deployed, for reasons.
+run_label(d) := sprintf(" (run %s)", [d.run_id]) if object.get(d, "run_id", "") != ""
+
+run_label(d) := "" if object.get(d, "run_id", "") == ""
+
+# trigger_label: who triggered the deploying run and how, for reasons.
+trigger_label(d) := sprintf("triggered by %s (%s)", [name(triggered_by(d)), trigger_or_unknown(d)]) if triggered_by(d)
+
+trigger_label(d) := sprintf("trigger %s, no person reported", [trigger_kind(d)]) if {
+	not triggered_by(d)
+	trigger_kind(d) != ""
+}
+
+trigger_label(d) := "trigger not reported" if {
+	not triggered_by(d)
+	trigger_kind(d) == ""
+}
+
+trigger_or_unknown(d) := trigger_kind(d) if trigger_kind(d) != ""
+
+trigger_or_unknown(d) := "trigger not reported" if trigger_kind(d) == ""
 
 prod_envs := {lower(e) | some e in input.params.production_environments}
 

@@ -43,3 +43,48 @@ test_deploy_ns_of_a_deployment_known_only_by_its_finish if {
 	inp := fx.input_for(fx.with_change({"deployments": [finished]}))
 	lib.deploy_ns == time.parse_rfc3339_ns("2025-03-04T09:05:00Z") with input as inp
 }
+
+# A deployment of the compliant change by the given deployer from system.
+deployed_by(deployer, system) := object.union(fx.compliant.deployments[0], {"deployer": deployer, "system": system})
+
+pipeline_identity := {"login": "github-actions:release", "name": "release", "type": "service"}
+
+test_pipeline_deployment_by_login_or_by_a_pipeline_systems_service_identity if {
+	inp := fx.input_for(fx.compliant)
+	lib.pipeline_deployment(deployed_by({"login": "github-actions[bot]"}, "")) with input as inp
+	lib.pipeline_deployment(deployed_by(pipeline_identity, "github-actions")) with input as inp
+	lib.pipeline_deployment(deployed_by({"login": "jenkins:payments/main", "type": "service"}, "Jenkins")) with input as inp
+
+	# A service identity needs a pipeline system beside it; a person is a
+	# person whatever system reported the deployment.
+	not lib.pipeline_deployment(deployed_by(pipeline_identity, "")) with input as inp
+	not lib.pipeline_deployment(deployed_by({"login": "argocd", "type": "service"}, "argocd")) with input as inp
+	not lib.pipeline_deployment(deployed_by({"login": "carol", "type": "user"}, "github-actions")) with input as inp
+	not lib.pipeline_deployment(deployed_by({"login": "deploy-bot", "type": "bot"}, "github-actions")) with input as inp
+}
+
+test_no_pipeline_systems_leaves_only_the_pipeline_identities if {
+	params := object.union(fx.params, {"pipeline_systems": []})
+	inp := object.union(fx.input_for(fx.compliant), {"params": params})
+	not lib.pipeline_deployment(deployed_by(pipeline_identity, "github-actions")) with input as inp
+	lib.pipeline_deployment(deployed_by({"login": "github-actions[bot]"}, "github-actions")) with input as inp
+}
+
+test_on_demand_triggers if {
+	d := fx.compliant.deployments[0]
+	every t in ["manual", "api", "other", "tag", "pull_request"] {
+		lib.on_demand(object.union(d, {"trigger": t}))
+	}
+	lib.on_demand(d) # not reported
+	every t in ["push", "schedule", "pipeline"] {
+		not lib.on_demand(object.union(d, {"trigger": t}))
+	}
+}
+
+test_trigger_labels if {
+	d := fx.compliant.deployments[0]
+	lib.trigger_label(object.union(d, {"triggered_by": {"login": "bob"}, "trigger": "push"})) == "triggered by bob (push)"
+	lib.trigger_label(object.union(d, {"triggered_by": {"login": "bob"}})) == "triggered by bob (trigger not reported)"
+	lib.trigger_label(object.union(d, {"trigger": "schedule"})) == "trigger schedule, no person reported"
+	lib.trigger_label(d) == "trigger not reported"
+}

@@ -22,6 +22,24 @@ type Params struct {
 	// PipelineIdentities are the logins of automated deployers and
 	// builders (CM-3, CM-6, CM-7). Default github-actions[bot].
 	PipelineIdentities []string `json:"pipeline_identities"`
+	// PipelineSystems are the CI systems (the catalog's ci_system slugs)
+	// whose pipelines deploy as themselves: a deployment whose deployer is
+	// a service identity and whose system is one of these is the
+	// pipeline's (CM-3: automated; CM-7: an authorized path), as is one by
+	// a PipelineIdentities login. evidence emit deploy in CI and the
+	// GitHub and GitLab webhooks of CI-run deployments report such
+	// deployers. Default the seven systems evidence emit detects:
+	// github-actions, gitlab-ci, jenkins, circleci, azure-pipelines,
+	// buildkite, tekton. Empty (not nil): none.
+	PipelineSystems []string `json:"pipeline_systems"`
+	// ManualTriggerByAuthor is what CM-3 does when the change's author
+	// started the deploying pipeline run on demand (any trigger but push,
+	// schedule and pipeline: manual, api, tag, pull_request, other, or
+	// not reported): "allow" (default) passes and names it in the
+	// result's reasons; "fail" is a violation. A run started by the
+	// merge's push, a schedule or an upstream pipeline follows from the
+	// merge and is not on demand.
+	ManualTriggerByAuthor string `json:"manual_trigger_by_author"`
 	// ProtectedBranches: changes must be merged into one (CM-7). Default
 	// main, master.
 	ProtectedBranches []string `json:"protected_branches"`
@@ -31,6 +49,12 @@ type Params struct {
 	PendingDeadline time.Duration `json:"pending_deadline"`
 }
 
+// The values of Params.ManualTriggerByAuthor.
+const (
+	AllowManualTriggerByAuthor = "allow"
+	FailManualTriggerByAuthor  = "fail"
+)
+
 // DefaultParams are the defaults.
 func DefaultParams() Params {
 	return Params{
@@ -39,6 +63,8 @@ func DefaultParams() Params {
 		ScanSeverityThreshold:  "high",
 		RequiredScanCategories: []string{"sast", "dependency"},
 		PipelineIdentities:     []string{"github-actions[bot]"},
+		PipelineSystems:        []string{"github-actions", "gitlab-ci", "jenkins", "circleci", "azure-pipelines", "buildkite", "tekton"},
+		ManualTriggerByAuthor:  AllowManualTriggerByAuthor,
 		ProtectedBranches:      []string{"main", "master"},
 		PendingDeadline:        time.Hour,
 	}
@@ -61,6 +87,12 @@ func (p Params) WithDefaults() Params {
 	}
 	if p.PipelineIdentities == nil {
 		p.PipelineIdentities = d.PipelineIdentities
+	}
+	if p.PipelineSystems == nil {
+		p.PipelineSystems = d.PipelineSystems
+	}
+	if p.ManualTriggerByAuthor == "" {
+		p.ManualTriggerByAuthor = d.ManualTriggerByAuthor
 	}
 	if len(p.ProtectedBranches) == 0 {
 		p.ProtectedBranches = d.ProtectedBranches
@@ -89,6 +121,8 @@ func (p Params) Input() map[string]any {
 		"scan_severity_threshold":  strings.ToLower(p.ScanSeverityThreshold),
 		"required_scan_categories": lowerAll(p.RequiredScanCategories),
 		"pipeline_identities":      lowerAll(p.PipelineIdentities),
+		"pipeline_systems":         lowerAll(p.PipelineSystems),
+		"manual_trigger_by_author": strings.ToLower(p.ManualTriggerByAuthor),
 		"protected_branches":       lowerAll(p.ProtectedBranches),
 		"pending_deadline":         p.PendingDeadline.String(),
 		"pending_deadline_ns":      p.PendingDeadline.Nanoseconds(),

@@ -13,6 +13,8 @@ params := {
 	"scan_severity_threshold": "high",
 	"required_scan_categories": ["sast", "dependency"],
 	"pipeline_identities": ["github-actions[bot]"],
+	"pipeline_systems": ["github-actions", "gitlab-ci", "jenkins", "circleci", "azure-pipelines", "buildkite", "tekton"],
+	"manual_trigger_by_author": "allow",
 	"protected_branches": ["main", "master"],
 	"pending_deadline": "1h0m0s",
 	"pending_deadline_ns": 3600000000000,
