@@ -38,8 +38,9 @@ type Verdict struct {
 }
 
 // DeploymentVerdict is the verdict in force at the moment of a production
-// deployment: decided once, when the deployment is first seen, and never
-// changed (a row of deployment_verdicts).
+// deployment: decided once, on the evidence that had arrived by the
+// deployment's arrival plus the verdict delay, and never changed (a row
+// of deployment_verdicts).
 type DeploymentVerdict struct {
 	Environment   string    `json:"environment"`
 	Service       string    `json:"service"`
@@ -58,6 +59,9 @@ type DeploymentVerdict struct {
 	RecordHash    string    `json:"record_hash"`
 	BundleHash    string    `json:"bundle_hash"`
 	DecidedAt     time.Time `json:"decided_at"`
+	// ArrivedBy is the arrival cutoff, in stream time, of the evidence
+	// judged: the deployment's first arrival plus the verdict delay.
+	ArrivedBy time.Time `json:"arrived_by,omitzero"`
 }
 
 // Overall is the verdict of a set of results: fail when one fails,
