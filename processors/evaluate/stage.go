@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -481,6 +482,7 @@ type outcome struct {
 	e        *entry
 	results  []store.ControlResultRow // the rows to append: controls whose verdict changed
 	verdicts []heldVerdict            // deployment verdicts decided and not yet written
+	late     []heldLate               // late evidence noted and not yet written
 	last     []byte                   // the new last-results value; nil: unchanged
 	lastRev  uint64                   // its revision when read; 0: none
 	wakes    []wake                   // when to evaluate it again (pending deadlines, verdicts not due yet); none: dequeue
@@ -499,6 +501,32 @@ type storedVerdict struct {
 	DeploymentVerdict
 	// Written: the verdict is in deployment_verdicts.
 	Written bool `json:"written"`
+	// Late: evidence that arrived after the decision and would change it,
+	// oldest first (the verdict above stays as decided).
+	Late []LateEvidence `json:"late,omitempty"`
+}
+
+// heldLate is late evidence noted for a deployment, to be written and
+// then added to its entry in the verdicts bucket.
+type heldLate struct {
+	key  string
+	late LateEvidence
+	rows []store.LateEvidenceRow
+}
+
+// LateWriter is implemented by a Writer that also keeps late evidence
+// (deployment_late_evidence). StoreWriter does.
+type LateWriter interface {
+	WriteLate(ctx context.Context, rows []store.LateEvidenceRow) error
+}
+
+// WriteLate implements LateWriter.
+func (w StoreWriter) WriteLate(ctx context.Context, rows []store.LateEvidenceRow) error {
+	st := w.Get()
+	if st == nil {
+		return ErrNoStore
+	}
+	return st.InsertLateEvidence(ctx, rows)
 }
 
 // lastResults is the last-results bucket's value of a record: a digest of
@@ -509,6 +537,9 @@ type lastResults struct {
 	Bundle   string            `json:"bundle"`
 	Controls map[string]string `json:"controls"`
 	Decided  []string          `json:"decided,omitempty"` // sorted
+	// AsOf: per decided deployment (its key), the hash of the record last
+	// judged again as of it for late evidence.
+	AsOf map[string]string `json:"as_of,omitempty"`
 }
 
 // process evaluates a batch of due entries, writes what they gave in one
@@ -536,11 +567,15 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 
 	var results []store.ControlResultRow
 	var verdicts []store.DeploymentVerdictRow
+	var late []store.LateEvidenceRow
 	for i := range outs {
 		if o := &outs[i]; o.err == nil {
 			results = append(results, o.results...)
 			for _, h := range o.verdicts {
 				verdicts = append(verdicts, VerdictRow(h.v))
+			}
+			for _, h := range o.late {
+				late = append(late, h.rows...)
 			}
 		}
 	}
@@ -553,6 +588,9 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 	var werr error
 	if len(results) > 0 || len(verdicts) > 0 {
 		werr = s.w.Write(wctx, results, verdicts)
+	}
+	if lw, ok := s.w.(LateWriter); ok && werr == nil && len(late) > 0 {
+		werr = lw.WriteLate(wctx, late)
 	}
 	now := s.cfg.Now()
 	written := 0
@@ -608,6 +646,11 @@ func (s *Stage) settle(ctx context.Context, o *outcome) error {
 		b, _ := json.Marshal(storedVerdict{DeploymentVerdict: h.v, Written: true})
 		if _, err := s.verdicts.Update(ctx, h.key, b, h.rev); err != nil && !isConflict(err) {
 			return fmt.Errorf("verdict of deployment %s: %w", h.v.DeploymentKey, err)
+		}
+	}
+	for _, h := range o.late {
+		if err := s.noteLate(ctx, h); err != nil {
+			return err
 		}
 	}
 	if o.last != nil {
@@ -706,12 +749,29 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 	// The verdict at the moment of each production deployment.
 	var decided []DeploymentVerdict
 	next.Decided = slices.Clone(prev.Decided)
+	recHash := rec.Hash()
 	for _, d := range rec.Deployments {
 		if !s.production(d.Environment) {
 			continue
 		}
 		key := verdictKey(d)
 		if _, done := slices.BinarySearch(prev.Decided, key); done {
+			// Decided: does evidence that arrived since change it?
+			if prev.AsOf[key] == recHash {
+				setAsOf(&next, key, recHash)
+				continue
+			}
+			h, checked, err := s.lateEvidence(ctx, rec, arr, key, now)
+			if err != nil {
+				o.err = err
+				return o
+			}
+			if h != nil {
+				o.late = append(o.late, *h)
+			}
+			if checked {
+				setAsOf(&next, key, recHash)
+			}
 			continue
 		}
 		h, isNew, wait, err := s.deploymentVerdict(ctx, rec, arr, d, key, now, wm)
@@ -731,10 +791,23 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		if isNew {
 			decided = append(decided, h.v)
 		}
+		// Evidence already here that arrived after the cutoff and would
+		// change the verdict is noted beside it at once.
+		if h.v.RecordHash != recHash {
+			l, err := s.lateAgainst(ctx, key, storedVerdict{DeploymentVerdict: h.v}, rec, arr, now)
+			if err != nil {
+				o.err = err
+				return o
+			}
+			if l != nil {
+				o.late = append(o.late, *l)
+			}
+		}
+		setAsOf(&next, key, recHash)
 	}
 	slices.Sort(next.Decided)
 	next.Decided = slices.Compact(next.Decided)
-	if len(changed) > 0 || prev.Bundle != next.Bundle || !slices.Equal(prev.Decided, next.Decided) {
+	if len(changed) > 0 || prev.Bundle != next.Bundle || !slices.Equal(prev.Decided, next.Decided) || !maps.Equal(prev.AsOf, next.AsOf) {
 		o.last, _ = json.Marshal(next)
 	}
 	if len(changed) > 0 || len(decided) > 0 {
@@ -875,6 +948,105 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr
 		// Decided meanwhile by another evaluation: take that one.
 	}
 	return nil, false, wait, fmt.Errorf("verdict of deployment %s: kept changing", dk)
+}
+
+func setAsOf(l *lastResults, key, hash string) {
+	if l.AsOf == nil {
+		l.AsOf = map[string]string{}
+	}
+	l.AsOf[key] = hash
+}
+
+// lateEvidence judges the record again as of a decided deployment (key),
+// with every fact arrived so far, and returns what differs from the
+// verdict as decided (or as last noted late): nil when nothing does.
+// checked is false when the verdict is not there to compare with yet
+// (not written), so the comparison is made again later. A verdict
+// decided under another bundle, or before arrival cutoffs were kept, is
+// not compared: its differences are not late evidence.
+func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, arr correlate.Arrivals, key string, now time.Time) (h *heldLate, checked bool, err error) {
+	kve, err := s.verdicts.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("verdict %s: %w", key, err)
+	}
+	var sv storedVerdict
+	if err := json.Unmarshal(kve.Value(), &sv); err != nil {
+		return nil, false, fmt.Errorf("verdict %s: %w", key, err)
+	}
+	if !sv.Written {
+		return nil, false, nil
+	}
+	h, err = s.lateAgainst(ctx, key, sv, rec, arr, now)
+	return h, err == nil, err
+}
+
+// lateAgainst is lateEvidence against the verdict sv.
+func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, rec correlate.Record, arr correlate.Arrivals, now time.Time) (*heldLate, error) {
+	if sv.ArrivedBy.IsZero() || sv.BundleHash != s.engine.BundleHash() {
+		return nil, nil
+	}
+	res, err := s.engine.Evaluate(ctx, rec, sv.DeployedAt, s.cfg.Params)
+	if err != nil {
+		return nil, err
+	}
+	decided := map[string]Status{}
+	for _, r := range sv.Results {
+		decided[r.Control.ID] = r.Status
+	}
+	base := maps.Clone(decided)
+	for _, l := range sv.Late {
+		for _, c := range l.Controls {
+			base[c.Control] = c.Late
+		}
+	}
+	late := LateEvidence{Change: rec.ID, RecordHash: rec.Hash(), NotedAt: now, Events: []string{}}
+	for _, r := range res {
+		if r.Status != base[r.Control.ID] {
+			late.Controls = append(late.Controls, LateControl{Control: r.Control.ID, Decided: decided[r.Control.ID], Late: r.Status, Reasons: orEmpty(r.Reasons)})
+		}
+	}
+	if len(late.Controls) == 0 {
+		return nil, nil
+	}
+	for _, e := range arr.After(sv.ArrivedBy) {
+		late.Events = append(late.Events, e.String())
+	}
+	h := &heldLate{key: key, late: late}
+	for _, c := range late.Controls {
+		h.rows = append(h.rows, store.LateEvidenceRow{
+			Environment: sv.Environment, Service: sv.Service, DeploymentKey: sv.DeploymentKey, ChangeID: rec.ID,
+			ControlID: c.Control, DecidedStatus: string(c.Decided), LateStatus: string(c.Late), LateReasons: c.Reasons,
+			LateEvents: late.Events, ArrivedByNs: sv.ArrivedBy.UnixNano(), RecordHash: late.RecordHash,
+			BundleHash: s.engine.BundleHash(), NotedNs: now.UnixNano(),
+		})
+	}
+	return h, nil
+}
+
+// noteLate adds late evidence to its verdict's entry in the verdicts
+// bucket (the verdict itself unchanged), retrying on a concurrent update.
+func (s *Stage) noteLate(ctx context.Context, h heldLate) error {
+	for range 5 {
+		kve, err := s.verdicts.Get(ctx, h.key)
+		if err != nil {
+			return fmt.Errorf("late evidence of verdict %s: %w", h.key, err)
+		}
+		var sv storedVerdict
+		if err := json.Unmarshal(kve.Value(), &sv); err != nil {
+			return fmt.Errorf("late evidence of verdict %s: %w", h.key, err)
+		}
+		sv.Late = append(sv.Late, h.late)
+		b, _ := json.Marshal(sv)
+		if _, err := s.verdicts.Update(ctx, h.key, b, kve.Revision()); err == nil {
+			return nil
+		} else if !isConflict(err) {
+			return fmt.Errorf("late evidence of verdict %s: %w", h.key, err)
+		}
+	}
+	return fmt.Errorf("late evidence of verdict %s: kept changing", h.key)
 }
 
 // fingerprint digests what makes a control's verdict: a change in any of

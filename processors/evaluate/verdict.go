@@ -94,3 +94,24 @@ func ByStatus(rs []Result, s Status) []string {
 	slices.Sort(out)
 	return out
 }
+
+// LateEvidence is evidence that arrived after a deployment's verdict was
+// decided and would change it: the record judged again, still as of the
+// deployment, with everything that arrived since. It is kept beside the
+// verdict (in the verdicts bucket and deployment_late_evidence), which
+// stays as decided.
+type LateEvidence struct {
+	Change     string        `json:"change"`
+	Controls   []LateControl `json:"controls"`
+	Events     []string      `json:"events"` // the record's events that arrived after the verdict's cutoff, "<source> <id>"
+	RecordHash string        `json:"record_hash"`
+	NotedAt    time.Time     `json:"noted_at"`
+}
+
+// LateControl is one control whose result the late evidence changes.
+type LateControl struct {
+	Control string   `json:"control"`
+	Decided Status   `json:"decided"` // in the decided verdict
+	Late    Status   `json:"late"`    // with the late evidence
+	Reasons []string `json:"reasons"`
+}

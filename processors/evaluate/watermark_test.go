@@ -212,7 +212,9 @@ func TestStageBackfill(t *testing.T) {
 // TestStageLateArrival: the ticket approval arrives 5 min after the
 // deployment in the stream, past the 2 min delay: the verdict is judged
 // without it (CM-1 pending, as of the deployment), even though the
-// approval is already correlated when the verdict is decided.
+// approval is already correlated when the verdict is decided; the
+// approval is noted beside the verdict as late evidence that would make
+// CM-1 pass, once.
 func TestStageLateArrival(t *testing.T) {
 	ctx := context.Background()
 	js := testenv.NATS(t)
@@ -253,8 +255,67 @@ func TestStageLateArrival(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sv, ok := storedVerdictOf(t, js.JS); !ok || sv.RecordHash == full.Hash() {
+	// The verdicts bucket notes the late evidence once the rows are
+	// written.
+	var sv storedVerdict
+	var ok bool
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if sv, ok = storedVerdictOf(t, js.JS); !ok || len(sv.Late) == 0 {
+			return fmt.Errorf("no late evidence noted yet")
+		}
+		return nil
+	})
+	if !ok || sv.RecordHash == full.Hash() {
 		t.Errorf("the verdict's record hash is the full record's (%v): want the record as of the cutoff", ok)
+	}
+	// The approval is late evidence that would change the verdict: noted
+	// beside it (CM-1 pending -> pass, the approval's event), in the
+	// verdicts bucket and in deployment_late_evidence; the verdict stays.
+	approvalEvent := approval[0].Event.String()
+	if len(sv.Late) != 1 || len(sv.Late[0].Controls) != 1 {
+		t.Fatalf("late evidence %+v, want one note of one control", sv.Late)
+	}
+	if c := sv.Late[0].Controls[0]; c.Control != "CM-1" || c.Decided != Pending || c.Late != Pass ||
+		!slices.Equal(sv.Late[0].Events, []string{approvalEvent}) || sv.Late[0].RecordHash != full.Hash() || sv.Verdict != Pending {
+		t.Errorf("late evidence %+v (verdict %s), want CM-1 pending -> pass from %s beside the pending verdict", sv.Late, sv.Verdict, approvalEvent)
+	}
+	lateRows := func() []string {
+		r, err := st.Conn().Query(ctx, `SELECT control_id, decided_status, late_status, late_events, arrived_by_ns FROM deployment_late_evidence ORDER BY noted_at_ns, control_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []string
+		for r.Next() {
+			var c, d, l string
+			var evs []string
+			var ns int64
+			if err := r.Scan(&c, &d, &l, &evs, &ns); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s %s->%s %v %s", c, d, l, evs, time.Unix(0, ns).UTC().Format(time.RFC3339)))
+		}
+		return out
+	}
+	want := []string{fmt.Sprintf("CM-1 pending->pass [%s] 2025-09-01T12:02:00Z", approvalEvent)}
+	if got := lateRows(); !slices.Equal(got, want) {
+		t.Errorf("deployment_late_evidence %q, want %q", got, want)
+	}
+	// Judged again with nothing new: nothing more is noted.
+	if err := Enqueue(ctx, queue, []string{stageChange}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if _, ok := queuedTask(t, queue, stageChange); ok {
+			return fmt.Errorf("still queued")
+		}
+		return nil
+	})
+	if got := lateRows(); !slices.Equal(got, want) {
+		t.Errorf("after an unchanged evaluation deployment_late_evidence %q, want still %q", got, want)
+	}
+	if sv, _ := storedVerdictOf(t, js.JS); len(sv.Late) != 1 || sv.Verdict != Pending {
+		t.Errorf("after an unchanged evaluation: %d late notes, verdict %s; want 1, pending", len(sv.Late), sv.Verdict)
 	}
 }
 
