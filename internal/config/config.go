@@ -62,8 +62,9 @@ type Config struct {
 	ManualTriggerByAuthor  string   // allow or fail
 	ProtectedBranches      []string
 	PendingDeadline        time.Duration
-	// VerdictDelay: how long after a production deployment its verdict is
-	// decided (as of the deployment), for evidence still in transit.
+	// VerdictDelay: how long after a production deployment's arrival in
+	// the event stream evidence still counts for its verdict (judged as
+	// of the deployment), for evidence still in transit.
 	VerdictDelay time.Duration
 	// ArchiveBatchSize and ArchiveFlushInterval tune the archive.
 	ArchiveBatchSize     int
@@ -185,7 +186,7 @@ func (c *Config) flags() []Flag {
 		{Name: "manual-trigger-by-author", Env: "EVIDENCE_MANUAL_TRIGGER_BY_AUTHOR", Default: "allow", Usage: "when the change's author started the deploying pipeline run on demand (any trigger but push, schedule and pipeline, or none reported): allow (CM-3 passes and names it) or fail", set: str(&c.ManualTriggerByAuthor)},
 		{Name: "protected-branches", Env: "EVIDENCE_PROTECTED_BRANCHES", Default: "main,master", Usage: "comma-separated branches changes must be merged into (CM-7)", set: list(&c.ProtectedBranches)},
 		{Name: "pending-deadline", Env: "EVIDENCE_PENDING_DEADLINE", Default: "1h", Usage: "how long after a production deployment missing evidence may still arrive (pending), before the control fails", set: dur(&c.PendingDeadline)},
-		{Name: "verdict-delay", Env: "EVIDENCE_VERDICT_DELAY", Default: "1m", Usage: "how long after a production deployment its verdict is decided (as of the deployment), so that evidence sent before it and delivered after it counts; 0 decides at once", set: dur(&c.VerdictDelay)},
+		{Name: "verdict-delay", Env: "EVIDENCE_VERDICT_DELAY", Default: "1m", Usage: "how long after a production deployment's arrival in the event stream evidence still counts for its verdict (judged as of the deployment; decided once the correlation has taken in everything that arrived by then), so that evidence sent before it and delivered after it counts; 0: only what arrived with it", set: dur(&c.VerdictDelay)},
 		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
 		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
 		{Name: "signing-key", Env: "EVIDENCE_SIGNING_KEY", Usage: "ed25519 key signing the archive's checkpoints (PKCS#8 PEM, mode 0600; evidence keys new); empty: DATA_DIR/evidence-signing.key, made at first start", set: str(&c.SigningKey)},

@@ -137,3 +137,60 @@ func (s *Store) InsertDeploymentVerdicts(ctx context.Context, rows []DeploymentV
 	}
 	return nil
 }
+
+// LateEvidenceRow is one control of a deployment's verdict that evidence
+// arrived after the decision would change (deployment_late_evidence).
+type LateEvidenceRow struct {
+	Environment   string
+	Service       string
+	DeploymentKey string
+	ChangeID      string
+	ControlID     string
+	DecidedStatus string
+	LateStatus    string
+	LateReasons   []string
+	LateEvents    []string
+	ArrivedByNs   int64
+	RecordHash    string
+	BundleHash    string
+	NotedNs       int64
+}
+
+// LateEvidenceColumns are deployment_late_evidence's columns, in the order
+// InsertLateEvidence writes them.
+const LateEvidenceColumns = "environment, service, deployment_key, change_id, control_id, decided_status, late_status, " +
+	"late_reasons, late_events, arrived_by_ns, record_hash, bundle_hash, noted_at, noted_at_ns"
+
+// InsertLateEvidence writes rows to deployment_late_evidence as one INSERT.
+func (s *Store) InsertLateEvidence(ctx context.Context, rows []LateEvidenceRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO deployment_late_evidence ("+LateEvidenceColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare insert into deployment_late_evidence: %w", err)
+	}
+	defer b.Close()
+	n := len(rows)
+	var (
+		env, svc, key, change, control = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		decided, late, rhash, bhash    = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		reasons, events                = make([][]string, n), make([][]string, n)
+		arrivedBy, notedNs             = make([]int64, n), make([]int64, n)
+		noted                          = make([]time.Time, n)
+	)
+	for i, r := range rows {
+		env[i], svc[i], key[i], change[i], control[i] = r.Environment, r.Service, r.DeploymentKey, r.ChangeID, r.ControlID
+		decided[i], late[i], rhash[i], bhash[i] = r.DecidedStatus, r.LateStatus, r.RecordHash, r.BundleHash
+		reasons[i], events[i] = strs(r.LateReasons), strs(r.LateEvents)
+		arrivedBy[i], notedNs[i], noted[i] = r.ArrivedByNs, r.NotedNs, dateTime(r.NotedNs)
+	}
+	cols := []any{env, svc, key, change, control, decided, late, reasons, events, arrivedBy, rhash, bhash, noted, notedNs}
+	if err := appendColumns(b, "deployment_late_evidence", cols); err != nil {
+		return err
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d rows into deployment_late_evidence: %w", n, err)
+	}
+	return nil
+}

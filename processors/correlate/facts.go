@@ -86,15 +86,22 @@ type Identity struct {
 // the CloudEvent's time; never the arrival time), the event behind it, and
 // the typed assertion of its kind (exactly one of the pointer fields).
 //
-// A fact's ID is the SHA-256 of its canonical JSON (every field but ID, as
-// encoding/json writes the struct: fixed member order, sorted slices, UTC
-// times), so the same event seen twice gives one fact.
+// A fact's ID is the SHA-256 of its canonical JSON (every field but ID and
+// Arrived, as encoding/json writes the struct: fixed member order, sorted
+// slices, UTC times), so the same event seen twice gives one fact.
+//
+// Arrived is when its event arrived in the stream (the JetStream message's
+// timestamp), not part of what the fact asserts: two copies of one fact
+// keep the earliest ([earlierArrival]); zero is unknown (a fact stored by
+// an earlier version, or not read from the stream) and counts as the
+// earliest of all, so an arrival cutoff always includes it.
 type Fact struct {
-	ID    string    `json:"id,omitempty"`
-	Kind  Kind      `json:"kind"`
-	Keys  []Key     `json:"keys"`
-	Time  time.Time `json:"time,omitzero"`
-	Event EventRef  `json:"event"`
+	ID      string    `json:"id,omitempty"`
+	Kind    Kind      `json:"kind"`
+	Keys    []Key     `json:"keys"`
+	Time    time.Time `json:"time,omitzero"`
+	Event   EventRef  `json:"event"`
+	Arrived time.Time `json:"arrived,omitzero"`
 
 	Change     *ChangeFact     `json:"change,omitempty"`
 	Review     *ReviewFact     `json:"review,omitempty"`
@@ -413,10 +420,10 @@ func (p *PushFact) commits() []string {
 	return out
 }
 
-// Canonical is the fact's canonical JSON: every field but ID.
+// Canonical is the fact's canonical JSON: every field but ID and Arrived.
 func (f *Fact) Canonical() []byte {
 	g := *f
-	g.ID = ""
+	g.ID, g.Arrived = "", time.Time{}
 	b, err := json.Marshal(&g)
 	if err != nil {
 		// Only strings, numbers, booleans and UTC times: cannot fail.
@@ -456,3 +463,7 @@ func compareFacts(a, b *Fact) int {
 	}
 	return strings.Compare(a.ID, b.ID)
 }
+
+// earlierArrival orders two copies of one fact by arrival: unknown (zero)
+// first, then the earliest. Where copies meet, the first is kept.
+func earlierArrival(a, b *Fact) int { return a.Arrived.Compare(b.Arrived) }

@@ -546,7 +546,7 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 		for i, k := range keys {
 			w := &ws[i]
 			add := slices.DeleteFunc(slices.Clone(byKey[k]), func(f Fact) bool {
-				return refused[f.ID] != nil || hasFact(w.cur, f.ID)
+				return refused[f.ID] != nil || holds(w.cur, f)
 			})
 			w.next, w.data = w.cur, nil
 			if len(add) == 0 {
@@ -564,6 +564,10 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 				b, err := json.Marshal(f)
 				if err != nil {
 					return nil, fmt.Errorf("correlate: encode fact %s: %w", f.ID, err)
+				}
+				if hasFact(w.cur, f.ID) {
+					fits = append(fits, f) // an earlier arrival of a fact there: no bigger
+					continue
 				}
 				if size+len(b)+1 > s.limit {
 					refused[f.ID] = &EntryError{Key: k, Size: size + len(b) + 1, Limit: s.limit, Err: ErrEntryTooLarge}
@@ -617,7 +621,7 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 				return err
 			}
 			w.next = w.cur.Merge(Entry{Key: k, Facts: add})
-			if len(w.next.Facts) == len(w.cur.Facts) {
+			if !slices.ContainsFunc(add, func(f Fact) bool { return !holds(w.cur, f) }) {
 				return nil // another writer merged them
 			}
 			if w.data, err = json.Marshal(w.next); err != nil {
@@ -649,6 +653,13 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 func hasFact(e Entry, id string) bool {
 	_, ok := slices.BinarySearchFunc(e.Facts, id, func(f Fact, id string) int { return strings.Compare(f.ID, id) })
 	return ok
+}
+
+// holds reports whether the entry holds the fact, arrived no later than
+// f: merging f changes nothing.
+func holds(e Entry, f Fact) bool {
+	i, ok := slices.BinarySearchFunc(e.Facts, f.ID, func(g Fact, id string) int { return strings.Compare(g.ID, id) })
+	return ok && earlierArrival(&e.Facts[i], &f) <= 0
 }
 
 // encodedSize is the size of the entry's JSON.

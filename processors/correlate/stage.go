@@ -8,7 +8,8 @@ package correlate
 // [Stage.Run] pulls batches from EVIDENCE_EVENTS through its durable
 // consumer (correlate, explicit acks) and, for each batch:
 //
-//  1. parses each message (ce.ParseStored) and extracts its facts; a message
+//  1. parses each message (ce.ParseStored) and extracts its facts, each
+//     carrying the message's stream timestamp (Fact.Arrived); a message
 //     that is not a CloudEvent, or whose catalog data cannot be read, goes
 //     to the dead-letter stream (bus.DeadLetter, stage "correlate", the
 //     reason in Evidence-Dlq-Reason) and is acknowledged;
@@ -302,6 +303,13 @@ func (s *Stage) process(ctx context.Context, msgs []jetstream.Msg) error {
 		if err != nil {
 			s.deadLetter(ctx, m, fmt.Sprintf("cannot extract facts from %s event %s: %v", e.Type, e.ID, err))
 			continue
+		}
+		// Each fact carries when its event arrived in the stream (not part
+		// of its ID): what the evaluation's watermark is measured in.
+		if md, err := m.Metadata(); err == nil {
+			for i := range fs {
+				fs[i].Arrived = md.Timestamp.UTC()
+			}
 		}
 		items = append(items, item{msg: m, facts: fs})
 	}

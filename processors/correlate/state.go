@@ -46,7 +46,10 @@ func (s *State) Add(facts ...Fact) int {
 			f.Keys = slices.Clone(f.Keys) // seal sorts them: not the caller's
 			f.seal()
 		}
-		if _, ok := s.facts[f.ID]; ok {
+		if p, ok := s.facts[f.ID]; ok {
+			if earlierArrival(&f, p) < 0 {
+				p.Arrived = f.Arrived // the same fact, arrived earlier: keep that
+			}
 			continue
 		}
 		p := &f
@@ -130,7 +133,13 @@ func (s *State) Keys() []Key {
 func (e Entry) Merge(o Entry) Entry {
 	out := Entry{Key: e.Key, Facts: make([]Fact, 0, len(e.Facts)+len(o.Facts))}
 	out.Facts = append(append(out.Facts, e.Facts...), o.Facts...)
-	slices.SortFunc(out.Facts, func(a, b Fact) int { return strings.Compare(a.ID, b.ID) })
+	// Two copies of one fact keep the earliest arrival.
+	slices.SortFunc(out.Facts, func(a, b Fact) int {
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return earlierArrival(&a, &b)
+	})
 	out.Facts = slices.CompactFunc(out.Facts, func(a, b Fact) bool { return a.ID == b.ID })
 	return out
 }

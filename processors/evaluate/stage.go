@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -91,12 +93,32 @@ type StageConfig struct {
 	// Publish, when set, receives every evaluation that changed a verdict
 	// or decided a deployment's, once it is written.
 	Publish func(Verdict)
-	// VerdictDelay: a deployment's verdict is decided this long after the
-	// deployment (still as of the deployment), so that evidence sent
-	// before it but delivered after it (a merge webhook racing the
-	// pipeline's deployment event) is counted. Zero decides at once.
+	// VerdictDelay: a deployment's verdict is judged on the evidence that
+	// arrived in the stream by the deployment's own arrival plus this
+	// delay (still as of the deployment), so that evidence sent before it
+	// but delivered after it (a merge webhook racing the pipeline's
+	// deployment event) is counted. It is decided once the Watermark is
+	// past that arrival cutoff. Zero: the evidence that arrived with it.
 	VerdictDelay time.Duration
+	// Watermark tells how far the correlation stage has come in stream
+	// time (correlate.StreamWatermark). Nil: the clock (Now), for a stage
+	// run over a reader that is not fed from the stream.
+	Watermark Watermark
+	// WatermarkInterval is how often the Watermark is read (default 200ms).
+	WatermarkInterval time.Duration
 }
+
+// Watermark is how far the correlation has come in stream time: every
+// event that arrived before the time it returns has been correlated.
+// correlate.StreamWatermark implements it.
+type Watermark interface {
+	Watermark(ctx context.Context) (time.Time, error)
+}
+
+// clockWatermark is the clock as a watermark.
+type clockWatermark func() time.Time
+
+func (c clockWatermark) Watermark(context.Context) (time.Time, error) { return c(), nil }
 
 // Stage is the evaluation stage.
 type Stage struct {
@@ -109,6 +131,9 @@ type Stage struct {
 	queue    jetstream.KeyValue
 	last     jetstream.KeyValue
 	verdicts jetstream.KeyValue
+
+	wm      atomic.Int64  // the latest watermark read, ns since the epoch (0: none yet)
+	wmMoved chan struct{} // signalled when it moves on
 }
 
 // NewStage creates (or opens) the stage's buckets.
@@ -122,11 +147,17 @@ func NewStage(ctx context.Context, js jetstream.JetStream, engine *Engine, reade
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Watermark == nil {
+		cfg.Watermark = clockWatermark(cfg.Now)
+	}
+	if cfg.WatermarkInterval <= 0 {
+		cfg.WatermarkInterval = 200 * time.Millisecond
+	}
 	cfg.Params = cfg.Params.WithDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stage{engine: engine, reader: reader, w: w, cfg: cfg, log: log.With("stage", "evaluate"), stage: m.Stage("evaluate")}
+	s := &Stage{engine: engine, reader: reader, w: w, cfg: cfg, log: log.With("stage", "evaluate"), stage: m.Stage("evaluate"), wmMoved: make(chan struct{}, 1)}
 	var err error
 	if s.queue, err = OpenQueue(ctx, js); err != nil {
 		return nil, err
@@ -162,10 +193,50 @@ func OpenQueue(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue,
 
 func queueKey(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
 
-// task is a queue entry's value.
+// task is a queue entry's value: evaluate the record once Due has passed
+// and the correlation's watermark is past Watermark (zero: no wait), or
+// once any of Or holds. A record waiting for the stream (a deployment's
+// verdict, a deadline in stream terms) costs nothing while it waits: the
+// scheduler holds it, nothing is written until it is evaluated.
 type task struct {
-	Due     time.Time `json:"due"`
-	Trigger string    `json:"trigger"`
+	Due       time.Time `json:"due"`
+	Trigger   string    `json:"trigger"`
+	Watermark time.Time `json:"watermark,omitzero"`
+	Or        []wake    `json:"or,omitempty"`
+}
+
+// wake is one condition for evaluating a record: the clock past Due and
+// the watermark past Watermark.
+type wake struct {
+	Due       time.Time `json:"due"`
+	Watermark time.Time `json:"watermark,omitzero"`
+}
+
+func (w wake) holds(now, wm time.Time) bool {
+	return !w.Due.After(now) && (w.Watermark.IsZero() || wm.After(w.Watermark))
+}
+
+// wakes are the task's conditions.
+func (t task) wakes() []wake {
+	return append([]wake{{Due: t.Due, Watermark: t.Watermark}}, t.Or...)
+}
+
+// newTask makes the task for conditions (at least one): the earliest
+// first.
+func newTask(trigger string, ws []wake) task {
+	ws = slices.Clone(ws)
+	slices.SortFunc(ws, func(a, b wake) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return a.Watermark.Compare(b.Watermark)
+	})
+	ws = slices.Compact(ws)
+	t := task{Due: ws[0].Due.UTC(), Trigger: trigger, Watermark: ws[0].Watermark.UTC()}
+	for _, w := range ws[1:] {
+		t.Or = append(t.Or, wake{Due: w.Due.UTC(), Watermark: w.Watermark.UTC()})
+	}
+	return t
 }
 
 // Enqueue asks for the records to be evaluated now, because they were
@@ -206,11 +277,64 @@ type entry struct {
 	retryAt time.Time
 }
 
-func (e *entry) due() time.Time {
-	if e.retryAt.After(e.task.Due) {
-		return e.retryAt
+// ready reports whether the entry is to be evaluated now, at watermark
+// wm; when not, next is the clock time at which it will be without the
+// watermark moving (zero: only when the watermark moves on).
+func (e *entry) ready(now, wm time.Time) (ok bool, next time.Time) {
+	if e.retryAt.After(now) {
+		return false, e.retryAt
 	}
-	return e.task.Due
+	for _, w := range e.task.wakes() {
+		if w.holds(now, wm) {
+			return true, time.Time{}
+		}
+		if w.Watermark.IsZero() || wm.After(w.Watermark) {
+			if next.IsZero() || w.Due.Before(next) {
+				next = w.Due
+			}
+		}
+	}
+	return false, next
+}
+
+// watermark is the latest watermark read (zero: none yet).
+func (s *Stage) watermark() time.Time {
+	if ns := s.wm.Load(); ns != 0 {
+		return time.Unix(0, ns).UTC()
+	}
+	return time.Time{}
+}
+
+// readWatermark reads the watermark and, when it moved on, signals Run.
+func (s *Stage) readWatermark(ctx context.Context) {
+	w, err := s.cfg.Watermark.Watermark(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("evaluate: reading the correlation's watermark failed; will retry", "err", err)
+		}
+		return
+	}
+	if ns := w.UnixNano(); ns > s.wm.Load() {
+		s.wm.Store(ns)
+		select {
+		case s.wmMoved <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pollWatermark reads the watermark every WatermarkInterval until ctx ends.
+func (s *Stage) pollWatermark(ctx context.Context) {
+	t := time.NewTicker(s.cfg.WatermarkInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.readWatermark(ctx)
+		}
+	}
 }
 
 // Run evaluates queued records until ctx ends.
@@ -218,6 +342,10 @@ func (s *Stage) Run(ctx context.Context) error {
 	if err := s.rejudge(ctx); err != nil {
 		return err
 	}
+	s.readWatermark(ctx)
+	pctx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	go s.pollWatermark(pctx)
 	w, err := s.queue.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("evaluate: watch %s: %w", QueueBucket, err)
@@ -265,18 +393,18 @@ func (s *Stage) Run(ctx context.Context) error {
 				break drain
 			}
 		}
-		now := s.cfg.Now()
+		now, wm := s.cfg.Now(), s.watermark()
 		var due []*entry
 		next := time.Time{}
 		for _, e := range pending {
-			if !e.due().After(now) {
+			if ok, at := e.ready(now, wm); ok {
 				due = append(due, e)
-			} else if next.IsZero() || e.due().Before(next) {
-				next = e.due()
+			} else if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+				next = at
 			}
 		}
 		if len(due) > 0 {
-			slices.SortFunc(due, func(a, b *entry) int { return a.due().Compare(b.due()) })
+			slices.SortFunc(due, func(a, b *entry) int { return a.task.Due.Compare(b.task.Due) })
 			if len(due) > s.cfg.Batch {
 				due = due[:s.cfg.Batch]
 			}
@@ -299,6 +427,7 @@ func (s *Stage) Run(ctx context.Context) error {
 				return fmt.Errorf("evaluate: queue watcher stopped")
 			}
 			apply(kve)
+		case <-s.wmMoved:
 		case <-timer.C:
 		}
 	}
@@ -353,9 +482,10 @@ type outcome struct {
 	e        *entry
 	results  []store.ControlResultRow // the rows to append: controls whose verdict changed
 	verdicts []heldVerdict            // deployment verdicts decided and not yet written
+	late     []heldLate               // late evidence noted and not yet written
 	last     []byte                   // the new last-results value; nil: unchanged
 	lastRev  uint64                   // its revision when read; 0: none
-	deadline time.Time                // the earliest pending deadline; zero: none
+	wakes    []wake                   // when to evaluate it again (pending deadlines, verdicts not due yet); none: dequeue
 	publish  *Verdict
 	err      error
 }
@@ -371,6 +501,32 @@ type storedVerdict struct {
 	DeploymentVerdict
 	// Written: the verdict is in deployment_verdicts.
 	Written bool `json:"written"`
+	// Late: evidence that arrived after the decision and would change it,
+	// oldest first (the verdict above stays as decided).
+	Late []LateEvidence `json:"late,omitempty"`
+}
+
+// heldLate is late evidence noted for a deployment, to be written and
+// then added to its entry in the verdicts bucket.
+type heldLate struct {
+	key  string
+	late LateEvidence
+	rows []store.LateEvidenceRow
+}
+
+// LateWriter is implemented by a Writer that also keeps late evidence
+// (deployment_late_evidence). StoreWriter does.
+type LateWriter interface {
+	WriteLate(ctx context.Context, rows []store.LateEvidenceRow) error
+}
+
+// WriteLate implements LateWriter.
+func (w StoreWriter) WriteLate(ctx context.Context, rows []store.LateEvidenceRow) error {
+	st := w.Get()
+	if st == nil {
+		return ErrNoStore
+	}
+	return st.InsertLateEvidence(ctx, rows)
 }
 
 // lastResults is the last-results bucket's value of a record: a digest of
@@ -381,6 +537,9 @@ type lastResults struct {
 	Bundle   string            `json:"bundle"`
 	Controls map[string]string `json:"controls"`
 	Decided  []string          `json:"decided,omitempty"` // sorted
+	// AsOf: per decided deployment (its key), the hash of the record last
+	// judged again as of it for late evidence.
+	AsOf map[string]string `json:"as_of,omitempty"`
 }
 
 // process evaluates a batch of due entries, writes what they gave in one
@@ -408,11 +567,15 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 
 	var results []store.ControlResultRow
 	var verdicts []store.DeploymentVerdictRow
+	var late []store.LateEvidenceRow
 	for i := range outs {
 		if o := &outs[i]; o.err == nil {
 			results = append(results, o.results...)
 			for _, h := range o.verdicts {
 				verdicts = append(verdicts, VerdictRow(h.v))
+			}
+			for _, h := range o.late {
+				late = append(late, h.rows...)
 			}
 		}
 	}
@@ -425,6 +588,9 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 	var werr error
 	if len(results) > 0 || len(verdicts) > 0 {
 		werr = s.w.Write(wctx, results, verdicts)
+	}
+	if lw, ok := s.w.(LateWriter); ok && werr == nil && len(late) > 0 {
+		werr = lw.WriteLate(wctx, late)
 	}
 	now := s.cfg.Now()
 	written := 0
@@ -482,6 +648,11 @@ func (s *Stage) settle(ctx context.Context, o *outcome) error {
 			return fmt.Errorf("verdict of deployment %s: %w", h.v.DeploymentKey, err)
 		}
 	}
+	for _, h := range o.late {
+		if err := s.noteLate(ctx, h); err != nil {
+			return err
+		}
+	}
 	if o.last != nil {
 		var err error
 		if o.lastRev == 0 {
@@ -493,8 +664,8 @@ func (s *Stage) settle(ctx context.Context, o *outcome) error {
 			return fmt.Errorf("last results: %w", err)
 		}
 	}
-	if !o.deadline.IsZero() {
-		b, _ := json.Marshal(task{Due: o.deadline.UTC(), Trigger: TriggerDeadline})
+	if len(o.wakes) > 0 {
+		b, _ := json.Marshal(newTask(TriggerDeadline, o.wakes))
 		if _, err := s.queue.Update(ctx, o.e.key, b, o.e.rev); err != nil && !isConflict(err) {
 			return fmt.Errorf("schedule deadline: %w", err)
 		}
@@ -514,7 +685,17 @@ func isConflict(err error) bool {
 // each production deployment not judged before.
 func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 	o := outcome{e: e}
-	rec, ok, err := s.reader.Change(ctx, e.id)
+	var (
+		rec correlate.Record
+		arr correlate.Arrivals
+		ok  bool
+		err error
+	)
+	if ar, isAR := s.reader.(correlate.ArrivalReader); isAR {
+		rec, arr, ok, err = ar.ChangeArrivals(ctx, e.id)
+	} else {
+		rec, ok, err = s.reader.Change(ctx, e.id)
+	}
 	if err != nil {
 		o.err = fmt.Errorf("read %s: %w", e.id, err)
 		return o
@@ -524,7 +705,7 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		// to be a merge): its results stay as they were; nothing to do.
 		return o
 	}
-	now := s.cfg.Now().UTC()
+	now, wm := s.cfg.Now().UTC(), s.watermark()
 	res, err := s.engine.Evaluate(ctx, rec, now, s.cfg.Params)
 	if err != nil {
 		o.err = err
@@ -561,30 +742,45 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 			changed = append(changed, r.Control.ID)
 			o.results = append(o.results, ResultRow(rec, r, trigger))
 		}
-		if r.Status == Pending && r.Deadline != nil && r.Deadline.After(now) && (o.deadline.IsZero() || r.Deadline.Before(o.deadline)) {
-			o.deadline = *r.Deadline
+		if r.Status == Pending && r.Deadline != nil && r.Deadline.After(now) {
+			o.wakes = append(o.wakes, s.deadlineWake(rec, arr, *r.Deadline, now))
 		}
 	}
 	// The verdict at the moment of each production deployment.
 	var decided []DeploymentVerdict
 	next.Decided = slices.Clone(prev.Decided)
+	recHash := rec.Hash()
 	for _, d := range rec.Deployments {
 		if !s.production(d.Environment) {
 			continue
 		}
 		key := verdictKey(d)
 		if _, done := slices.BinarySearch(prev.Decided, key); done {
+			// Decided: does evidence that arrived since change it?
+			if prev.AsOf[key] == recHash {
+				setAsOf(&next, key, recHash)
+				continue
+			}
+			h, checked, err := s.lateEvidence(ctx, rec, arr, key, now)
+			if err != nil {
+				o.err = err
+				return o
+			}
+			if h != nil {
+				o.late = append(o.late, *h)
+			}
+			if checked {
+				setAsOf(&next, key, recHash)
+			}
 			continue
 		}
-		h, isNew, due, err := s.deploymentVerdict(ctx, rec, d, key, now)
+		h, isNew, wait, err := s.deploymentVerdict(ctx, rec, arr, d, key, now, wm)
 		if err != nil {
 			o.err = err
 			return o
 		}
-		if !due.IsZero() {
-			if o.deadline.IsZero() || due.Before(o.deadline) {
-				o.deadline = due
-			}
+		if !wait.IsZero() {
+			o.wakes = append(o.wakes, wake{Due: now, Watermark: wait})
 			continue
 		}
 		next.Decided = append(next.Decided, key) // written, or written with this round
@@ -595,10 +791,23 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		if isNew {
 			decided = append(decided, h.v)
 		}
+		// Evidence already here that arrived after the cutoff and would
+		// change the verdict is noted beside it at once.
+		if h.v.RecordHash != recHash {
+			l, err := s.lateAgainst(ctx, key, storedVerdict{DeploymentVerdict: h.v}, rec, arr, now)
+			if err != nil {
+				o.err = err
+				return o
+			}
+			if l != nil {
+				o.late = append(o.late, *l)
+			}
+		}
+		setAsOf(&next, key, recHash)
 	}
 	slices.Sort(next.Decided)
 	next.Decided = slices.Compact(next.Decided)
-	if len(changed) > 0 || prev.Bundle != next.Bundle || !slices.Equal(prev.Decided, next.Decided) {
+	if len(changed) > 0 || prev.Bundle != next.Bundle || !slices.Equal(prev.Decided, next.Decided) || !maps.Equal(prev.AsOf, next.AsOf) {
 		o.last, _ = json.Marshal(next)
 	}
 	if len(changed) > 0 || len(decided) > 0 {
@@ -624,64 +833,220 @@ func verdictKey(d correlate.Deployment) string {
 	return queueKey(d.Environment + "\x00" + d.Service + "\x00" + chsink.DeploymentKey(d))
 }
 
+// deployedAt is when a deployment happened: its start, else its finish,
+// else (neither known) now.
+func deployedAt(d correlate.Deployment, now time.Time) time.Time {
+	switch {
+	case !d.StartedAt.IsZero():
+		return d.StartedAt
+	case !d.FinishedAt.IsZero():
+		return d.FinishedAt
+	}
+	return now
+}
+
+// production is the first production deployment of the record (by
+// deployedAt), the one the controls' deadlines are relative to.
+func (s *Stage) firstProduction(rec correlate.Record, now time.Time) (correlate.Deployment, bool) {
+	var first correlate.Deployment
+	found := false
+	for _, d := range rec.Deployments {
+		if s.production(d.Environment) && (!found || deployedAt(d, now).Before(deployedAt(first, now))) {
+			first, found = d, true
+		}
+	}
+	return first, found
+}
+
+// arrivedAt is when the deployment arrived in the stream: its first
+// event's arrival; when no arrival is known (facts stored by an earlier
+// version, a reader not fed from the stream), its own time.
+func arrivedAt(arr correlate.Arrivals, d correlate.Deployment, now time.Time) time.Time {
+	if a := arr.First(d.Events); !a.IsZero() {
+		return a
+	}
+	return deployedAt(d, now)
+}
+
+// deadlineWake is when a pending deadline passes, in stream terms: a
+// deadline relative to the record's first production deployment (every
+// built-in one is) passes when the clock is past it and the watermark is
+// past the deployment's arrival plus the same offset, so that evidence
+// that arrived in time but is not correlated yet still counts.
+func (s *Stage) deadlineWake(rec correlate.Record, arr correlate.Arrivals, deadline, now time.Time) wake {
+	d, ok := s.firstProduction(rec, now)
+	if !ok {
+		return wake{Due: deadline}
+	}
+	return wake{Due: deadline, Watermark: arrivedAt(arr, d, now).Add(deadline.Sub(deployedAt(d, now)))}
+}
+
 // deploymentVerdict returns the deployment's verdict when it still has to
 // be written (nil when it was), deciding it first if it never was (isNew).
-// A deployment whose verdict is not due yet (VerdictDelay) gives nil and
-// when it is due.
-func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d correlate.Deployment, key string, now time.Time) (h *heldVerdict, isNew bool, due time.Time, err error) {
+// It is decided once the watermark wm is past the deployment's arrival
+// plus VerdictDelay (the arrival cutoff), on the record derived from the
+// evidence that arrived by the cutoff; before that it gives nil and the
+// cutoff to wait for.
+func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr correlate.Arrivals, d correlate.Deployment, key string, now, wm time.Time) (h *heldVerdict, isNew bool, wait time.Time, err error) {
 	dk := chsink.DeploymentKey(d)
 	for range 3 {
 		kve, err := s.verdicts.Get(ctx, key)
 		if err == nil {
 			var sv storedVerdict
 			if err := json.Unmarshal(kve.Value(), &sv); err != nil {
-				return nil, false, due, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+				return nil, false, wait, fmt.Errorf("verdict of deployment %s: %w", dk, err)
 			}
 			if sv.Written {
-				return nil, false, due, nil
+				return nil, false, wait, nil
 			}
-			return &heldVerdict{v: sv.DeploymentVerdict, key: key, rev: kve.Revision()}, false, due, nil
+			return &heldVerdict{v: sv.DeploymentVerdict, key: key, rev: kve.Revision()}, false, wait, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, false, due, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+			return nil, false, wait, fmt.Errorf("verdict of deployment %s: %w", dk, err)
 		}
-		at := d.StartedAt
-		if at.IsZero() {
-			at = d.FinishedAt
+		cutoff := arrivedAt(arr, d, now).Add(s.cfg.VerdictDelay).UTC()
+		if !wm.After(cutoff) {
+			return nil, false, cutoff, nil
 		}
-		if at.IsZero() {
-			at = now
+		// The record as it stood at the cutoff: what live delivery would
+		// have judged.
+		judged, jd := rec, d
+		if ar, ok := s.reader.(correlate.ArrivalReader); ok {
+			r, dd, found, err := ar.DeploymentAsOf(ctx, rec.ID, d, cutoff)
+			if err != nil {
+				return nil, false, wait, fmt.Errorf("verdict of deployment %s: the record as of %s: %w", dk, cutoff, err)
+			}
+			if found {
+				judged, jd = r, dd
+			}
 		}
-		if due := at.Add(s.cfg.VerdictDelay); now.Before(due) {
-			return nil, false, due, nil
-		}
-		res, err := s.engine.Evaluate(ctx, rec, at, s.cfg.Params)
+		at := deployedAt(jd, now)
+		res, err := s.engine.Evaluate(ctx, judged, at, s.cfg.Params)
 		if err != nil {
-			return nil, false, due, err
+			return nil, false, wait, err
 		}
 		v := DeploymentVerdict{
 			Environment: d.Environment, Service: d.Service, DeploymentKey: dk, DeploymentID: d.DeploymentID,
-			Change: rec.ID, Repository: rec.Repository, Commit: d.Commit, DeployedAt: at.UTC(),
+			Change: judged.ID, Repository: judged.Repository, Commit: jd.Commit, DeployedAt: at.UTC(),
 			Verdict: Overall(res), Failing: ByStatus(res, Fail), Pending: ByStatus(res, Pending), Waived: ByStatus(res, Waived),
-			Results: res, RecordHash: rec.Hash(), BundleHash: s.engine.BundleHash(), DecidedAt: now,
+			Results: res, RecordHash: judged.Hash(), BundleHash: s.engine.BundleHash(), DecidedAt: now, ArrivedBy: cutoff,
 		}
-		if d.Deployer != nil {
-			v.Deployer = d.Deployer.Login
+		if jd.Deployer != nil {
+			v.Deployer = jd.Deployer.Login
 		}
 		if v.Commit == "" {
-			v.Commit = rec.Commit
+			v.Commit = judged.Commit
 		}
 		b, _ := json.Marshal(storedVerdict{DeploymentVerdict: v})
 		rev, err := s.verdicts.Create(ctx, key, b)
 		if err == nil {
-			return &heldVerdict{v: v, key: key, rev: rev}, true, due, nil
+			return &heldVerdict{v: v, key: key, rev: rev}, true, wait, nil
 		}
 		if !isConflict(err) {
-			return nil, false, due, fmt.Errorf("verdict of deployment %s: %w", dk, err)
+			return nil, false, wait, fmt.Errorf("verdict of deployment %s: %w", dk, err)
 		}
 		// Decided meanwhile by another evaluation: take that one.
 	}
-	return nil, false, due, fmt.Errorf("verdict of deployment %s: kept changing", dk)
+	return nil, false, wait, fmt.Errorf("verdict of deployment %s: kept changing", dk)
+}
+
+func setAsOf(l *lastResults, key, hash string) {
+	if l.AsOf == nil {
+		l.AsOf = map[string]string{}
+	}
+	l.AsOf[key] = hash
+}
+
+// lateEvidence judges the record again as of a decided deployment (key),
+// with every fact arrived so far, and returns what differs from the
+// verdict as decided (or as last noted late): nil when nothing does.
+// checked is false when the verdict is not there to compare with yet
+// (not written), so the comparison is made again later. A verdict
+// decided under another bundle, or before arrival cutoffs were kept, is
+// not compared: its differences are not late evidence.
+func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, arr correlate.Arrivals, key string, now time.Time) (h *heldLate, checked bool, err error) {
+	kve, err := s.verdicts.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("verdict %s: %w", key, err)
+	}
+	var sv storedVerdict
+	if err := json.Unmarshal(kve.Value(), &sv); err != nil {
+		return nil, false, fmt.Errorf("verdict %s: %w", key, err)
+	}
+	if !sv.Written {
+		return nil, false, nil
+	}
+	h, err = s.lateAgainst(ctx, key, sv, rec, arr, now)
+	return h, err == nil, err
+}
+
+// lateAgainst is lateEvidence against the verdict sv.
+func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, rec correlate.Record, arr correlate.Arrivals, now time.Time) (*heldLate, error) {
+	if sv.ArrivedBy.IsZero() || sv.BundleHash != s.engine.BundleHash() {
+		return nil, nil
+	}
+	res, err := s.engine.Evaluate(ctx, rec, sv.DeployedAt, s.cfg.Params)
+	if err != nil {
+		return nil, err
+	}
+	decided := map[string]Status{}
+	for _, r := range sv.Results {
+		decided[r.Control.ID] = r.Status
+	}
+	base := maps.Clone(decided)
+	for _, l := range sv.Late {
+		for _, c := range l.Controls {
+			base[c.Control] = c.Late
+		}
+	}
+	late := LateEvidence{Change: rec.ID, RecordHash: rec.Hash(), NotedAt: now, Events: []string{}}
+	for _, r := range res {
+		if r.Status != base[r.Control.ID] {
+			late.Controls = append(late.Controls, LateControl{Control: r.Control.ID, Decided: decided[r.Control.ID], Late: r.Status, Reasons: orEmpty(r.Reasons)})
+		}
+	}
+	if len(late.Controls) == 0 {
+		return nil, nil
+	}
+	for _, e := range arr.After(sv.ArrivedBy) {
+		late.Events = append(late.Events, e.String())
+	}
+	h := &heldLate{key: key, late: late}
+	for _, c := range late.Controls {
+		h.rows = append(h.rows, store.LateEvidenceRow{
+			Environment: sv.Environment, Service: sv.Service, DeploymentKey: sv.DeploymentKey, ChangeID: rec.ID,
+			ControlID: c.Control, DecidedStatus: string(c.Decided), LateStatus: string(c.Late), LateReasons: c.Reasons,
+			LateEvents: late.Events, ArrivedByNs: sv.ArrivedBy.UnixNano(), RecordHash: late.RecordHash,
+			BundleHash: s.engine.BundleHash(), NotedNs: now.UnixNano(),
+		})
+	}
+	return h, nil
+}
+
+// noteLate adds late evidence to its verdict's entry in the verdicts
+// bucket (the verdict itself unchanged), retrying on a concurrent update.
+func (s *Stage) noteLate(ctx context.Context, h heldLate) error {
+	for range 5 {
+		kve, err := s.verdicts.Get(ctx, h.key)
+		if err != nil {
+			return fmt.Errorf("late evidence of verdict %s: %w", h.key, err)
+		}
+		var sv storedVerdict
+		if err := json.Unmarshal(kve.Value(), &sv); err != nil {
+			return fmt.Errorf("late evidence of verdict %s: %w", h.key, err)
+		}
+		sv.Late = append(sv.Late, h.late)
+		b, _ := json.Marshal(sv)
+		if _, err := s.verdicts.Update(ctx, h.key, b, kve.Revision()); err == nil {
+			return nil
+		} else if !isConflict(err) {
+			return fmt.Errorf("late evidence of verdict %s: %w", h.key, err)
+		}
+	}
+	return fmt.Errorf("late evidence of verdict %s: kept changing", h.key)
 }
 
 // fingerprint digests what makes a control's verdict: a change in any of

@@ -37,6 +37,14 @@ func stageFacts(t testing.TB) (base, approval []correlate.Fact) {
 // stageEvidence is stageFacts with the deployment's facts apart.
 func stageEvidence(t testing.TB) (base, approval, deploy []correlate.Fact) {
 	t.Helper()
+	b, a, d := stageEvents(t)
+	return correlatetest.Facts(t, b...), correlatetest.Facts(t, a...), correlatetest.Facts(t, d...)
+}
+
+// stageEvents are the events of stageEvidence: the ticket approval, the
+// deployment and the rest.
+func stageEvents(t testing.TB) (base, approval, deploy []*ce.Event) {
+	t.Helper()
 	events := correlatetest.Events(t, "../../internal/cli/testdata/gate/compliant.events.json", 0)
 	deployEvent := `{"specversion":"1.0","id":"deploy-118","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
 		"time":"2025-03-04T07:02:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-118","environment":"production",
@@ -47,14 +55,13 @@ func stageEvidence(t testing.TB) (base, approval, deploy []correlate.Fact) {
 		t.Fatal(err)
 	}
 	for _, e := range append(events, deploy1) {
-		facts := correlatetest.Facts(t, e)
 		switch e.Type {
 		case "dev.evidencepipeline.ticket.approved.v1":
-			approval = append(approval, facts...)
+			approval = append(approval, e)
 		case "dev.evidencepipeline.deployment.started.v1":
-			deploy = append(deploy, facts...)
+			deploy = append(deploy, e)
 		default:
-			base = append(base, facts...)
+			base = append(base, e)
 		}
 	}
 	return base, approval, deploy
@@ -399,8 +406,12 @@ func TestStageNewBundle(t *testing.T) {
 // TestStageVerdictDelay: the pipeline's deployment event arrives before
 // the merge it deploys (the webhook is late). Judged at once, the
 // deployment would match no change and fail CM-8 for ever; with the
-// verdict delay it is decided once the merge has arrived, still as of the
-// deployment: under the pull request's record, passing.
+// verdict delay it is judged on the evidence that arrived in the stream
+// by the deployment's arrival (07:02:10) plus the delay (2 min), and
+// decided once the correlation's watermark is past that (07:04:10), still
+// as of the deployment: under the pull request's record, passing. The
+// wait is in the queue entry (its watermark), so it holds across a
+// restart of the stage, and the clock plays no part: it stays at 07:02:30.
 func TestStageVerdictDelay(t *testing.T) {
 	ctx := context.Background()
 	js := testenv.NATS(t)
@@ -410,7 +421,7 @@ func TestStageVerdictDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, approval, deploy := stageEvidence(t)
-	if _, err := kv.Merge(ctx, deploy); err != nil {
+	if _, err := kv.Merge(ctx, arrived(deploy, at("2025-03-04T07:02:10Z"))); err != nil {
 		t.Fatal(err)
 	}
 	reader := correlate.KVReader{KV: kv}
@@ -420,72 +431,53 @@ func TestStageVerdictDelay(t *testing.T) {
 	}
 	unmatched := recs[0].ID
 	clk := &clock{t: at("2025-03-04T07:02:30Z")}
+	wm := &fakeWatermark{t: at("2025-03-04T07:02:30Z")}
 	run := func() (stop func()) {
-		return runStage(t, js.JS, engine(t), reader, st, StageConfig{Now: clk.Now, VerdictDelay: 2 * time.Minute})
+		return runStage(t, js.JS, engine(t), reader, st, StageConfig{Now: clk.Now, VerdictDelay: 2 * time.Minute, Watermark: wm})
 	}
 	queue, err := OpenQueue(ctx, js.JS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	due := func(id string) time.Time {
-		e, err := queue.Get(ctx, queueKey(id))
-		if err != nil {
-			return time.Time{}
-		}
-		var tk task
-		_ = json.Unmarshal(e.Value(), &tk)
-		return tk.Due
-	}
-	verdicts := func() []string {
-		r, err := st.Conn().Query(ctx, `SELECT change_id, verdict FROM deployment_verdicts FINAL`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		var out []string
-		for r.Next() {
-			var c, v string
-			if err := r.Scan(&c, &v); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, c+" "+v)
-		}
-		return out
+	waits := func(id string) time.Time {
+		tk, _ := queuedTask(t, queue, id)
+		return tk.Watermark
 	}
 	stop := run()
 	if err := Enqueue(ctx, queue, []string{unmatched}, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	decidedAt := at("2025-03-04T07:04:00Z") // the deployment, 07:02, and the delay
+	cutoff := at("2025-03-04T07:04:10Z") // the deployment's arrival, 07:02:10, and the delay
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if d := due(unmatched); !d.Equal(decidedAt) {
-			return fmt.Errorf("unmatched record due %s, want %s", d, decidedAt)
+		if w := waits(unmatched); !w.Equal(cutoff) {
+			return fmt.Errorf("unmatched record waits for the watermark past %s, want %s", w, cutoff)
 		}
 		return nil
 	})
-	if v := verdicts(); len(v) != 0 {
+	if v := verdictSummaries(t, st); len(v) != 0 {
 		t.Fatalf("verdicts before the delay passed: %v", v)
 	}
-	// The merge and the rest arrive; the correlation stage would queue the
-	// pull request's record.
-	if _, err := kv.Merge(ctx, append(base, approval...)); err != nil {
+	// The merge and the rest arrive at 07:03; the correlation stage would
+	// queue the pull request's record.
+	if _, err := kv.Merge(ctx, arrived(append(base, approval...), at("2025-03-04T07:03:00Z"))); err != nil {
 		t.Fatal(err)
 	}
+	wm.Set(at("2025-03-04T07:03:30Z"))
 	if err := Enqueue(ctx, queue, []string{stageChange}, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if d := due(stageChange); !d.Equal(decidedAt) {
-			return fmt.Errorf("change due %s, want %s", d, decidedAt)
+		if w := waits(stageChange); !w.Equal(cutoff) {
+			return fmt.Errorf("change waits for the watermark past %s, want %s", w, cutoff)
 		}
 		return nil
 	})
 	stop()
-	clk.Set(at("2025-03-04T07:04:30Z"))
+	wm.Set(at("2025-03-04T07:04:11Z"))
 	stop = run()
 	defer stop()
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if v := verdicts(); !slices.Equal(v, []string{stageChange + " pass"}) {
+		if v := verdictSummaries(t, st); !slices.Equal(v, []string{stageChange + " pass pending[] failing[]"}) {
 			return fmt.Errorf("verdicts %v, want the pull request's, pass", v)
 		}
 		return nil

@@ -38,8 +38,9 @@ type Verdict struct {
 }
 
 // DeploymentVerdict is the verdict in force at the moment of a production
-// deployment: decided once, when the deployment is first seen, and never
-// changed (a row of deployment_verdicts).
+// deployment: decided once, on the evidence that had arrived by the
+// deployment's arrival plus the verdict delay, and never changed (a row
+// of deployment_verdicts).
 type DeploymentVerdict struct {
 	Environment   string    `json:"environment"`
 	Service       string    `json:"service"`
@@ -58,6 +59,9 @@ type DeploymentVerdict struct {
 	RecordHash    string    `json:"record_hash"`
 	BundleHash    string    `json:"bundle_hash"`
 	DecidedAt     time.Time `json:"decided_at"`
+	// ArrivedBy is the arrival cutoff, in stream time, of the evidence
+	// judged: the deployment's first arrival plus the verdict delay.
+	ArrivedBy time.Time `json:"arrived_by,omitzero"`
 }
 
 // Overall is the verdict of a set of results: fail when one fails,
@@ -89,4 +93,25 @@ func ByStatus(rs []Result, s Status) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// LateEvidence is evidence that arrived after a deployment's verdict was
+// decided and would change it: the record judged again, still as of the
+// deployment, with everything that arrived since. It is kept beside the
+// verdict (in the verdicts bucket and deployment_late_evidence), which
+// stays as decided.
+type LateEvidence struct {
+	Change     string        `json:"change"`
+	Controls   []LateControl `json:"controls"`
+	Events     []string      `json:"events"` // the record's events that arrived after the verdict's cutoff, "<source> <id>"
+	RecordHash string        `json:"record_hash"`
+	NotedAt    time.Time     `json:"noted_at"`
+}
+
+// LateControl is one control whose result the late evidence changes.
+type LateControl struct {
+	Control string   `json:"control"`
+	Decided Status   `json:"decided"` // in the decided verdict
+	Late    Status   `json:"late"`    // with the late evidence
+	Reasons []string `json:"reasons"`
 }
