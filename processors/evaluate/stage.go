@@ -655,7 +655,9 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d c
 		if due := at.Add(s.cfg.VerdictDelay); now.Before(due) {
 			return nil, false, due, nil
 		}
-		res, err := s.engine.Evaluate(ctx, rec, at, s.cfg.Params)
+		// The deployment is judged on what it deployed: the provenance of
+		// its own artifact, not of the change's others.
+		res, err := s.engine.EvaluateArtifact(ctx, rec, at, s.cfg.Params, deployedArtifact(d))
 		if err != nil {
 			return nil, false, due, err
 		}
@@ -682,6 +684,16 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, d c
 		// Decided meanwhile by another evaluation: take that one.
 	}
 	return nil, false, due, fmt.Errorf("verdict of deployment %s: kept changing", dk)
+}
+
+// deployedArtifact is what a deployment names as deployed: its digest,
+// else its purl; "" when it names neither (the controls then judge the
+// change's production deployments as a whole, this one among them).
+func deployedArtifact(d correlate.Deployment) string {
+	if d.Digest != "" {
+		return d.Digest
+	}
+	return d.Purl
 }
 
 // fingerprint digests what makes a control's verdict: a change in any of
