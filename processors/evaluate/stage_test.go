@@ -495,9 +495,10 @@ func TestStageVerdictDelay(t *testing.T) {
 // TestStageDeploymentJudgedOnItsArtifact: the compliant change was first
 // deployed to production (06:00) with an image its pull request's
 // pipeline built from the final head, not the merged commit, then (07:02)
-// with the merge commit's image. Each deployment's verdict is judged on
-// what it deployed: the first fails CM-6, the second passes, the earlier
-// deployment of another image not held against it.
+// with the merge commit's image, and (07:06) with that image again. Each
+// deployment's verdict is judged on what it deployed: the first fails
+// CM-6, the second passes, the earlier deployment of another image not
+// held against it, and the redeploy is judged like the second.
 func TestStageDeploymentJudgedOnItsArtifact(t *testing.T) {
 	ctx := context.Background()
 	js := testenv.NATS(t)
@@ -522,6 +523,12 @@ func TestStageDeploymentJudgedOnItsArtifact(t *testing.T) {
 		"time":"2025-03-04T06:00:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-117","environment":"production",
 		"service":"payments","digest":"` + headImage + `","repository":"github.com/acme/payments","commit":"c0ffee1234567890abcdef1234567890abcdef12",
 		"run_id":"9876543298","system":"github-actions","deployer":{"login":"github-actions[bot]","type":"service"},"started_at":"2025-03-04T06:00:00Z"}}`,
+		// The merge commit's image deployed again by another run.
+		`{"specversion":"1.0","id":"deploy-119","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
+		"time":"2025-03-04T07:06:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-119","environment":"production",
+		"service":"payments","digest":"sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899","repository":"github.com/acme/payments",
+		"commit":"c0ffee1234567890abcdef1234567890abcdef12","run_id":"9876543300","system":"github-actions",
+		"deployer":{"login":"github-actions[bot]","type":"service"},"started_at":"2025-03-04T07:06:00Z"}}`,
 	} {
 		e, err := ce.ParseJSON([]byte(raw))
 		if err != nil {
@@ -545,6 +552,7 @@ func TestStageDeploymentJudgedOnItsArtifact(t *testing.T) {
 	want := []string{
 		"id:payments-production-117 " + stageChange + " fail [CM-6]",
 		"id:payments-production-118 " + stageChange + " pass []",
+		"id:payments-production-119 " + stageChange + " pass []",
 	}
 	var got []string
 	testenv.Eventually(t, 30*time.Second, func() error {
