@@ -21,6 +21,8 @@ import (
 // It judges the change records of R that hold commit C (or carry the
 // artifact) against every control, as of now and as if deployed now to E,
 // from the live state (cfg.Changes), not from the lagging ClickHouse copy.
+// Asked about an artifact, it judges that artifact's provenance: built by
+// a pipeline run from the change's merged commit (docs/gate.md).
 
 // Gate decisions.
 const (
@@ -186,7 +188,11 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	// does not change), but the verdicts are informational.
 	blocking := 0
 	for _, rec := range recs {
-		res, err := s.cfg.Gate.Evaluate(ctx, rec, now, params)
+		// Asked about an artifact, the controls judge that artifact (its
+		// provenance, the commit it was built from), not the change's
+		// others: an image of the pull request's head is not let through
+		// because the merge commit's image exists.
+		res, err := s.cfg.Gate.EvaluateArtifact(ctx, rec, now, params, g.artifact)
 		if err != nil {
 			s.log.Error("gate: evaluating", "change", rec.ID, "err", err)
 			writeError(w, http.StatusInternalServerError, "evaluating change "+rec.ID+": "+err.Error())

@@ -28,7 +28,10 @@ package correlate
 //	run key, run                 records holding the commit of an artifact,
 //	                             test or scan of the run
 //	artifact key, deployment     records holding the artifact's commit
-//	artifact key, artifact       unmatched deployments of the artifact
+//	artifact key, artifact       every record a deployment of the artifact
+//	                             may be in: those holding the commit it
+//	                             names or the artifact's commit, and its
+//	                             unmatched ids
 //	deployment key, deployment   records of the deployments paired there
 //	deploy key, deployment       unmatched:<the key's value>, and the ids
 //	                             of the deployment's group
@@ -218,8 +221,12 @@ func (w *walker) affectedBy(f *Fact) {
 					w.holding(a.Artifact.Repository, a.Artifact.Commit)
 				}
 			case KindArtifact:
+				// A build of what a deployment names moves the deployment
+				// from the records of the commit it names to those of the
+				// build's commit, or to no change (builtElsewhere,
+				// groupRoots).
 				for _, d := range v.get(k, KindDeployment) {
-					w.unmatchedOfDeployment(d)
+					w.rootsOfDeployment(d)
 				}
 			}
 		case KeyDeployment:
@@ -293,7 +300,10 @@ func (w *walker) holding(repo, sha string) {
 }
 
 // unmatchedOfCommit adds the unmatched-deployment ids of the deployments
-// of the commit and of the artifacts built from it.
+// of the commit and of the artifacts built from it, and the records
+// holding the commits that deployments of those artifacts name: whether
+// the commit is in a record decides which records such a deployment is in
+// (groupRoots, builtElsewhere).
 func (w *walker) unmatchedOfCommit(repo, sha string) {
 	k := CommitKey(repo, sha)
 	if w.unmatched[k] {
@@ -311,6 +321,9 @@ func (w *walker) unmatchedOfCommit(repo, sha string) {
 			}
 			for _, d := range v.get(ArtifactKey(ak), KindDeployment) {
 				w.unmatchedOfDeployment(d)
+				// The records holding the commit the deployment names ask
+				// whether the build's commit is a change's (builtElsewhere).
+				w.holding(d.Deployment.Repository, d.Deployment.Commit)
 			}
 		}
 	}

@@ -156,6 +156,9 @@ func (b *builder) walkCommits(deployments bool) {
 		}
 		if deployments {
 			for _, f := range v.get(k, KindDeployment) {
+				if b.builtElsewhere(f) {
+					continue
+				}
 				b.deployment(f, "commit")
 			}
 		}
@@ -177,6 +180,31 @@ func (b *builder) walkCommits(deployments bool) {
 			b.runs[f] = true
 		}
 	}
+}
+
+// builtElsewhere reports whether a deployment found under one of the
+// record's commits deployed another change's build: the artifact it names
+// was built from a commit that a change record holds, and not this one.
+// What was deployed is the artifact, not the commit the event names (a
+// rollback workflow run on main's head names that head and deploys an
+// earlier build). Such a deployment is in the records of the build's
+// commit instead (walkCommits finds it there through the artifact). A
+// build from a commit no record holds (a branch's) does not move it: the
+// commit it names keeps it, so no change record ever loses a deployment
+// to an unmatched one (see groupRoots).
+func (b *builder) builtElsewhere(f *Fact) bool {
+	elsewhere := false
+	for _, a := range f.Deployment.artifacts() {
+		for _, af := range b.v.get(ArtifactKey(a), KindArtifact) {
+			if af.Artifact.Repository == b.repo && b.commits[af.Artifact.Commit] != nil {
+				return false
+			}
+			if len(b.v.rootsOfCommit(af.Artifact.Repository, af.Artifact.Commit)) > 0 {
+				elsewhere = true
+			}
+		}
+	}
+	return elsewhere
 }
 
 // finish builds the lists of the record, in dependency order: deployments

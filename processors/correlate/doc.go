@@ -82,7 +82,11 @@
 //  4. Deployments of a commit of the set (matched_by commit) or of an
 //     artifact built from one (matched_by artifact); the started and
 //     finished events of one deployment are paired by deployment_id, else
-//     by environment, service and run.
+//     by environment, service and run. What a deployment deployed is its
+//     artifact: one naming a commit of the set and an artifact whose
+//     build is known from a commit outside it is not the set's (a
+//     rollback run on the branch's head names that head and deploys an
+//     earlier build; it is the earlier build's change's deployment).
 //  5. Tickets: the pull request's ticket_keys, keys in its title and
 //     branch, keys in a direct push's commit messages, tickets whose links
 //     name the pull request or a commit of the set, and the ticket_keys of
@@ -120,8 +124,9 @@
 // deployment's does. Known limit: a push whose head is a pull request's
 // merge but which carries other commits too is not flagged.
 //
-// Unmatched deployments. A deployment that reaches no change (its commit is
-// in no record's commit set, its artifact was built from none) is a record
+// Unmatched deployments. A deployment that reaches no change (its artifact
+// was built from no record's commit, or, when no build of it is known, its
+// commit is in no record's commit set) is a record
 // of its own at once, unmatched:<environment>/<service>/<target>, target
 // being its digest, else its purl, else <repo>@<commit>, else its commit,
 // so CM-8 can fail it immediately. When the evidence that links it arrives

@@ -348,6 +348,18 @@ func (d *DeploymentFact) target() (string, int) {
 	return "unknown", 4
 }
 
+// artifacts are the digest and the purl the deployment names, those it
+// has.
+func (d *DeploymentFact) artifacts() []string {
+	var out []string
+	for _, a := range []string{d.Digest, d.Purl} {
+		if a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // pairKey files the started and finished facts of one deployment
 // together: by deployment_id, else by the run that deployed; "" when the
 // fact stands alone.

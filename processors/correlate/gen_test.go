@@ -28,6 +28,10 @@ type gen struct {
 	seq     int
 	tickets int
 	lastTk  string
+	// built are the artifacts built from each repository's merge
+	// commits, head the last merge commit of each (rollbacks).
+	built map[string][]string
+	head  map[string]string
 }
 
 type genRepo struct {
@@ -55,6 +59,7 @@ func newGen(seed uint64) *gen {
 	return &gen{
 		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		clock: time.Date(2025, 3, 3, 8, 0, 0, 0, time.UTC),
+		built: map[string][]string{}, head: map[string]string{},
 	}
 }
 
@@ -305,6 +310,8 @@ func (g *gen) pullRequest(r genRepo, n int) {
 	run := fmt.Sprintf("%d", 9000000+g.seq)
 	g.runOn(r, ci, merge, run, "push", 0)
 	d := g.build(r, ci, merge, run)
+	g.built[r.key] = append(g.built[r.key], d)
+	g.head[r.key] = merge
 	g.testOn(r, ci, merge, run, "unit", "passed")
 	if g.chance(0.7) {
 		g.scanOn(r, ci, merge, run, "container", "trivy", d)
@@ -465,6 +472,24 @@ func (g *gen) directPush(r genRepo) {
 	g.deploy(r, "production", d, c, key)
 }
 
+// rollback deploys an earlier build of the repository to production from
+// a run on its last merge commit, which the deployment names (what
+// evidence emit deploy --digest does in a rollback workflow on main).
+func (g *gen) rollback(r genRepo) {
+	builds := g.built[r.key]
+	g.deploy(r, "production", builds[g.rng.IntN(len(builds)-1)], g.head[r.key], "")
+}
+
+// branchBuild builds a commit of a branch no pull request has and deploys
+// it to production from a run naming the last merge commit.
+func (g *gen) branchBuild(r genRepo) {
+	c := g.sha()
+	run := fmt.Sprintf("%d", 9000000+g.seq)
+	g.runOn(r, "/ci/branch", c, run, "push", 0)
+	d := g.build(r, "/ci/branch", c, run)
+	g.deploy(r, "production", d, g.head[r.key], "")
+}
+
 // history generates about n events.
 func history(seed uint64, n int) []*ce.Event {
 	g := newGen(seed)
@@ -476,6 +501,10 @@ func history(seed uint64, n int) []*ce.Event {
 			g.directPush(r)
 		case x < 0.07:
 			g.deploy(r, "production", g.digest(), "", "") // an artifact nobody built
+		case x < 0.15 && len(g.built[r.key]) > 1:
+			g.rollback(r)
+		case x < 0.20 && g.head[r.key] != "":
+			g.branchBuild(r)
 		default:
 			prNum[r.key]++
 			g.pullRequest(r, prNum[r.key])

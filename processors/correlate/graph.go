@@ -151,22 +151,24 @@ func unmatchedID(g group) string {
 }
 
 // groupRoots returns the change records a deployment reaches: through the
-// commit it names, or through the artifacts it names to the commits they
-// were built from.
+// artifacts it names to the records holding the commits they were built
+// from; when those are none (no build of them known, or built from a
+// commit no record holds), through the commit it names. What was deployed
+// is the artifact: a deployment naming one change's commit and another's
+// build is the other's (builtElsewhere).
 func (v *view) groupRoots(g group) []string {
 	var out []string
 	for _, f := range g.facts {
 		d := f.Deployment
-		if d.Repository != "" && d.Commit != "" {
-			out = append(out, v.rootsOfCommit(d.Repository, d.Commit)...)
-		}
-		for _, a := range []string{d.Digest, d.Purl} {
-			if a == "" {
-				continue
-			}
+		var built []string
+		for _, a := range d.artifacts() {
 			for _, af := range v.get(ArtifactKey(a), KindArtifact) {
-				out = append(out, v.rootsOfCommit(af.Artifact.Repository, af.Artifact.Commit)...)
+				built = append(built, v.rootsOfCommit(af.Artifact.Repository, af.Artifact.Commit)...)
 			}
+		}
+		out = append(out, built...)
+		if len(built) == 0 && d.Repository != "" && d.Commit != "" {
+			out = append(out, v.rootsOfCommit(d.Repository, d.Commit)...)
 		}
 	}
 	slices.Sort(out)

@@ -5,7 +5,7 @@
 // A control is a Rego package under evidence.controls (one file per
 // control) with two rules: metadata {id, title, description, risk,
 // severity} and result {status, reasons, evidence[, deadline]}. The input
-// is {record, now, now_ns, params}. Granted, unexpired exceptions of the
+// is {record, now, now_ns, params[, artifact]}. Granted, unexpired exceptions of the
 // record (approver not the requester) turn a failing or pending result
 // into waived.
 package evaluate
@@ -98,8 +98,19 @@ func (e *Engine) BundleHash() string { return e.bundle.Hash() }
 // Controls lists the loaded controls, sorted by id.
 func (e *Engine) Controls() []Control { return e.bundle.Controls() }
 
-// Evaluate judges the record against every control as of at.
+// Evaluate judges the record against every control as of at: the change
+// as a whole (every production deployment of it; none yet, as if it were
+// deployed at at).
 func (e *Engine) Evaluate(ctx context.Context, record correlate.Record, at time.Time, params Params) ([]Result, error) {
+	return e.EvaluateArtifact(ctx, record, at, params, "")
+}
+
+// EvaluateArtifact is Evaluate judging one artifact of the change, its
+// digest (or purl): the one the gate is asked about, or the one a
+// deployment deployed when that deployment's verdict is decided. Its
+// provenance is judged, not that of the change's other artifacts
+// (policies.InputFor). An empty artifact is Evaluate.
+func (e *Engine) EvaluateArtifact(ctx context.Context, record correlate.Record, at time.Time, params Params, artifact string) ([]Result, error) {
 	at = at.UTC()
 	params = params.WithDefaults()
 	// The record as served (its ETag) names the result, not the
@@ -126,7 +137,7 @@ func (e *Engine) Evaluate(ctx context.Context, record correlate.Record, at time.
 		}
 		pv = e.params.put(string(pj), v)
 	}
-	outs, err := e.bundle.Eval(ctx, policies.Input(rv, at, pv), exceptions(record), at)
+	outs, err := e.bundle.Eval(ctx, policies.InputFor(rv, at, pv, artifact), exceptions(record), at)
 	if err != nil {
 		return nil, fmt.Errorf("on %s: %w", record.ID, err)
 	}

@@ -921,7 +921,9 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr
 			}
 		}
 		at := deployedAt(jd, now)
-		res, err := s.engine.Evaluate(ctx, judged, at, s.cfg.Params)
+		// The deployment is judged on what it deployed: the provenance of
+		// its own artifact, not of the change's others.
+		res, err := s.engine.EvaluateArtifact(ctx, judged, at, s.cfg.Params, deployedArtifact(jd))
 		if err != nil {
 			return nil, false, wait, err
 		}
@@ -988,7 +990,15 @@ func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, r
 	if sv.ArrivedBy.IsZero() || sv.BundleHash != s.engine.BundleHash() {
 		return nil, nil
 	}
-	res, err := s.engine.Evaluate(ctx, rec, sv.DeployedAt, s.cfg.Params)
+	// Judged as the verdict was: on the deployment's own artifact.
+	artifact := ""
+	for _, d := range rec.Deployments {
+		if verdictKey(d) == key {
+			artifact = deployedArtifact(d)
+			break
+		}
+	}
+	res, err := s.engine.EvaluateArtifact(ctx, rec, sv.DeployedAt, s.cfg.Params, artifact)
 	if err != nil {
 		return nil, err
 	}
@@ -1047,6 +1057,16 @@ func (s *Stage) noteLate(ctx context.Context, h heldLate) error {
 		}
 	}
 	return fmt.Errorf("late evidence of verdict %s: kept changing", h.key)
+}
+
+// deployedArtifact is what a deployment names as deployed: its digest,
+// else its purl; "" when it names neither (the controls then judge the
+// change's production deployments as a whole, this one among them).
+func deployedArtifact(d correlate.Deployment) string {
+	if d.Digest != "" {
+		return d.Digest
+	}
+	return d.Purl
 }
 
 // fingerprint digests what makes a control's verdict: a change in any of

@@ -483,3 +483,91 @@ func TestStageVerdictDelay(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStageDeploymentJudgedOnItsArtifact: the compliant change was first
+// deployed to production (06:00) with an image its pull request's
+// pipeline built from the final head, not the merged commit, then (07:02)
+// with the merge commit's image, and (07:06) with that image again. Each
+// deployment's verdict is judged on what it deployed: the first fails
+// CM-6, the second passes, the earlier deployment of another image not
+// held against it, and the redeploy is judged like the second.
+func TestStageDeploymentJudgedOnItsArtifact(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.NATS(t)
+	st := testenv.Store(t)
+	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, approval := stageFacts(t)
+	const head, headImage = "9f2c1e7a4b5d6c8e0f1a2b3c4d5e6f708192a3b4", "sha256:9f2c1e7a4b5d6c8e0f1a2b3c4d5e6f708192a3b49f2c1e7a4b5d6c8e0f1a2b3c"
+	var early []correlate.Fact
+	for _, raw := range []string{
+		`{"specversion":"1.0","id":"9876500002-run","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.pipelinerun.finished.v1",
+		"time":"2025-03-03T14:12:00Z","datacontenttype":"application/json","data":{"repository":"github.com/acme/payments","commit":"` + head + `",
+		"branch":"feature/PAY-123-capture-retry","run_id":"9876500002","run_attempt":1,"system":"github-actions","trigger":"pull_request",
+		"started_at":"2025-03-03T14:03:00Z","outcome":"success","finished_at":"2025-03-03T14:12:00Z"}}`,
+		`{"specversion":"1.0","id":"9876500002-image","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.artifact.built.v1",
+		"time":"2025-03-03T14:11:00Z","datacontenttype":"application/json","data":{"digest":"` + headImage + `","name":"ghcr.io/acme/payments",
+		"repository":"github.com/acme/payments","commit":"` + head + `","run_id":"9876500002","system":"github-actions",
+		"builder":{"login":"github-actions[bot]","type":"service"},"built_at":"2025-03-03T14:11:00Z"}}`,
+		`{"specversion":"1.0","id":"deploy-117","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
+		"time":"2025-03-04T06:00:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-117","environment":"production",
+		"service":"payments","digest":"` + headImage + `","repository":"github.com/acme/payments","commit":"c0ffee1234567890abcdef1234567890abcdef12",
+		"run_id":"9876543298","system":"github-actions","deployer":{"login":"github-actions[bot]","type":"service"},"started_at":"2025-03-04T06:00:00Z"}}`,
+		// The merge commit's image deployed again by another run.
+		`{"specversion":"1.0","id":"deploy-119","source":"/ci/github-actions/acme/payments","type":"dev.evidencepipeline.deployment.started.v1",
+		"time":"2025-03-04T07:06:00Z","datacontenttype":"application/json","data":{"deployment_id":"payments-production-119","environment":"production",
+		"service":"payments","digest":"sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899","repository":"github.com/acme/payments",
+		"commit":"c0ffee1234567890abcdef1234567890abcdef12","run_id":"9876543300","system":"github-actions",
+		"deployer":{"login":"github-actions[bot]","type":"service"},"started_at":"2025-03-04T07:06:00Z"}}`,
+	} {
+		e, err := ce.ParseJSON([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		early = append(early, correlatetest.Facts(t, e)...)
+	}
+	if _, err := kv.Merge(ctx, slices.Concat(base, approval, early)); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: at("2025-03-04T07:10:00Z")}
+	stop := runStage(t, js.JS, engine(t), correlate.KVReader{KV: kv}, st, StageConfig{Now: clk.Now})
+	defer stop()
+	queue, err := OpenQueue(ctx, js.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Enqueue(ctx, queue, []string{stageChange}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"id:payments-production-117 " + stageChange + " fail [CM-6]",
+		"id:payments-production-118 " + stageChange + " pass []",
+		"id:payments-production-119 " + stageChange + " pass []",
+	}
+	var got []string
+	testenv.Eventually(t, 30*time.Second, func() error {
+		r, err := st.Conn().Query(ctx, `SELECT deployment_key, change_id, verdict, failing FROM deployment_verdicts FINAL ORDER BY deployment_key`)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		got = got[:0]
+		for r.Next() {
+			var k, c, v string
+			var failing []string
+			if err := r.Scan(&k, &c, &v, &failing); err != nil {
+				return err
+			}
+			got = append(got, fmt.Sprintf("%s %s %s %v", k, c, v, failing))
+		}
+		if len(got) < len(want) {
+			return fmt.Errorf("verdicts %q", got)
+		}
+		return nil
+	})
+	if !slices.Equal(got, want) {
+		t.Errorf("deployment verdicts %q, want %q", got, want)
+	}
+}

@@ -66,7 +66,7 @@
 //
 // # Known limits
 //
-// The first two come from the correlator's derivation, which is not
+// The first three come from the correlator's derivation, which is not
 // monotone in these corner cases; the versions above assume it is.
 //
 //   - An unmatched record with several deployments of the same target, of
@@ -78,6 +78,16 @@
 //     one of its other pushed commits, which the merge does not list,
 //     becomes unmatched again; its deployments row stays under the retired
 //     push (class 1 above 0).
+//   - A deployment that names one change's commit and deploys another
+//     change's build (a rollback run on main's head) is the build's
+//     change's. When it arrives before that build or before the merge of
+//     the build's commit, it is first the named commit's change's and
+//     moves when they arrive: that record loses it, its new version may
+//     rank below the previous one, which then stays newest in changes,
+//     and the deployment's row stays under it unless the build's change
+//     has the higher version. In the order things happen (a build, then
+//     its deployments) it is never the other change's.
+//     processors/correlate TestRollback.
 //   - A deployment of a commit two changes hold (a head of two pull
 //     requests) is in both records but has one deployments row, under the
 //     one with the higher version.

@@ -11,7 +11,7 @@
 // A control is a Rego package under evidence.controls with two rules:
 // metadata {id, title, description, risk, severity} and result {status,
 // reasons, evidence[, deadline]}. The input is {record, now, now_ns,
-// params}. A bundle evaluates every control's result in one query (a
+// params[, artifact]}. A bundle evaluates every control's result in one query (a
 // generated rule gathers them), so what the controls share (the library's
 // rules over the record) is computed once per evaluation.
 package policies

@@ -34,14 +34,24 @@ good(a) if {
 	object.get(r, "outcome", "") != "failure"
 }
 
-# artifacts: [deployment label, artifact]
+# artifacts: [deployment label, artifact]: the builds judged. With an
+# asked artifact (the gate's, or a deployment's own when its verdict is
+# decided: lib.asked_artifact), the builds of that artifact alone, so an
+# artifact of the pull request's head is not passed on the strength of
+# another artifact of the change, nor is an earlier deployment of another
+# one held against it. Without, the artifact of every production
+# deployment.
 artifacts contains [lib.deployment_label(d), a] if {
+	not lib.asked
 	some d in lib.prod_deployments
 	some a in lib.rec.artifacts
 	lib.artifact_of(d, a)
 }
 
+artifacts contains ["", a] if some a in lib.asked_builds
+
 fails contains sprintf("deployment %s names no artifact (digest or purl): provenance cannot be established", [lib.deployment_label(d)]) if {
+	not lib.asked
 	some d in lib.prod_deployments
 	object.get(d, "digest", "") == ""
 	object.get(d, "purl", "") == ""
@@ -72,6 +82,7 @@ fails contains sprintf("artifact %s: run %s failed", [a.digest, r.run_id]) if {
 fails contains "deployment matches no change record: no provenance to the merged commit" if lib.rec.unmatched
 
 missing contains sprintf("deployment %s: artifact %s not known (no artifact.built event)", [lib.deployment_label(d), object.get(d, "digest", object.get(d, "purl", ""))]) if {
+	not lib.asked
 	some d in lib.prod_deployments
 	not lib.rec.unmatched
 	object.get(d, "digest", "") != ""
@@ -79,6 +90,7 @@ missing contains sprintf("deployment %s: artifact %s not known (no artifact.buil
 }
 
 missing contains sprintf("deployment %s: artifact %s not known (no artifact.built event)", [lib.deployment_label(d), d.purl]) if {
+	not lib.asked
 	some d in lib.prod_deployments
 	not lib.rec.unmatched
 	object.get(d, "digest", "") == ""
@@ -92,22 +104,36 @@ missing contains sprintf("artifact %s: its build run %s is not known", [a.digest
 	not run_of(a)
 }
 
-# Prospectively (nothing deployed yet) an artifact of the merged commit
-# built by a pipeline must exist.
+missing contains sprintf("artifact %s not known (no artifact.built event)", [lib.asked_artifact]) if {
+	lib.asked
+	not lib.rec.unmatched
+	count(lib.asked_builds) == 0
+}
+
+# Prospectively (nothing deployed yet, no artifact asked about) an artifact
+# of the merged commit built by a pipeline must exist.
 missing contains sprintf("no artifact built by a pipeline run from the merged commit %s", [lib.short(merged)]) if {
+	not lib.asked
 	lib.prospective
 	not lib.rec.unmatched
 	count([a | some a in lib.rec.artifacts; good(a)]) == 0
 }
 
 passes contains sprintf("deployment %s: artifact %s built by run %s from the merged commit %s", [l, a.digest, a.run_id, lib.short(a.commit)]) if {
+	not lib.asked
 	some [l, a] in artifacts
 	good(a)
 }
 
 passes contains sprintf("artifact %s built by run %s from the merged commit %s", [a.digest, a.run_id, lib.short(a.commit)]) if {
+	not lib.asked
 	lib.prospective
 	some a in lib.rec.artifacts
+	good(a)
+}
+
+passes contains sprintf("artifact %s built by run %s from the merged commit %s", [a.digest, a.run_id, lib.short(a.commit)]) if {
+	some a in lib.asked_builds
 	good(a)
 }
 
@@ -122,6 +148,15 @@ evidence contains e if {
 	some e in r.events
 }
 
-evidence contains e if some e in lib.deployment_events
+evidence contains e if {
+	not lib.asked
+	some e in lib.deployment_events
+}
+
+evidence contains e if {
+	some d in lib.prod_deployments
+	lib.is_asked(d)
+	some e in d.events
+}
 
 result := lib.decide(fails, missing, passes, evidence)

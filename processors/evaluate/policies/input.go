@@ -12,15 +12,31 @@ import (
 )
 
 // Input is the input of the controls: {record, now, now_ns, params}, from
-// the record and the params as parsed values (ParseJSON).
+// the record and the params as parsed values (ParseJSON). The change is
+// judged as a whole: every production deployment of it, or (none yet) as
+// if it were deployed now.
 func Input(record ast.Value, at time.Time, params ast.Value) ast.Value {
+	return InputFor(record, at, params, "")
+}
+
+// InputFor is Input judging one artifact of the change: input.artifact,
+// its digest (or purl), is what the gate is asked about or what the
+// deployment whose verdict is decided deployed; the controls judge its
+// provenance (CM-6) and the commit it was built from (CM-4, CM-5) rather
+// than the change's other artifacts and deployments. An empty artifact
+// leaves input.artifact out: Input.
+func InputFor(record ast.Value, at time.Time, params ast.Value, artifact string) ast.Value {
 	at = at.UTC()
-	return ast.NewObject(
+	items := [][2]*ast.Term{
 		ast.Item(ast.InternedTerm("record"), ast.NewTerm(record)),
 		ast.Item(ast.InternedTerm("now"), ast.StringTerm(at.Format(time.RFC3339Nano))),
 		ast.Item(ast.InternedTerm("now_ns"), ast.NumberTerm(json.Number(strconv.FormatInt(at.UnixNano(), 10)))),
 		ast.Item(ast.InternedTerm("params"), ast.NewTerm(params)),
-	)
+	}
+	if artifact != "" {
+		items = append(items, ast.Item(ast.InternedTerm("artifact"), ast.StringTerm(artifact)))
+	}
+	return ast.NewObject(items...)
 }
 
 // ParseJSON parses a JSON document into a value of the input.

@@ -1,11 +1,14 @@
 # Shared helpers of the built-in controls. Input:
-#   input.record  the change record (docs/changes.md)
-#   input.now_ns  evaluation time, ns since the epoch (input.now: RFC 3339)
-#   input.params  production_environments, emergency_window_ns,
-#                 scan_severity_threshold, pipeline_identities,
-#                 pipeline_systems, manual_trigger_by_author,
-#                 protected_branches, pending_deadline_ns,
-#                 required_scan_categories (all names lower case)
+#   input.record    the change record (docs/changes.md)
+#   input.now_ns    evaluation time, ns since the epoch (input.now: RFC 3339)
+#   input.params    production_environments, emergency_window_ns,
+#                   scan_severity_threshold, pipeline_identities,
+#                   pipeline_systems, manual_trigger_by_author,
+#                   protected_branches, pending_deadline_ns,
+#                   required_scan_categories (all names lower case)
+#   input.artifact  optional: the artifact judged (digest, or purl), the
+#                   one the gate is asked about or the one the deployment
+#                   whose verdict is decided deployed (asked_artifact)
 package evidence.lib
 
 rec := input.record
@@ -187,27 +190,84 @@ machine_kind(id) := "a pipeline identity (--pipeline-identities)" if {
 
 is_machine(id) if machine_kind(id)
 
-# deployed_digests / deployed_commits: what production runs (prospectively:
-# the change's own commit).
+# asked_artifact: the artifact judged (input.artifact), "" when the change
+# is judged as a whole. With one, what is deployed is that artifact: its
+# provenance (CM-6) and the commit it was built from (CM-4, CM-5) are
+# judged, not the change's other artifacts and deployments.
+asked_artifact := a if {
+	a := object.get(input, "artifact", "")
+	is_string(a)
+} else := ""
+
+asked if asked_artifact != ""
+
+# is_asked(x): the artifact or deployment x is (or deployed) the asked one.
+is_asked(x) if {
+	asked
+	object.get(x, "digest", "") == asked_artifact
+}
+
+is_asked(x) if {
+	asked
+	object.get(x, "purl", "") == asked_artifact
+}
+
+# asked_builds: the record's builds of the asked artifact.
+asked_builds := [a | some a in rec.artifacts; is_asked(a)]
+
+# built_here(d): the record holds a build of what deployment d deployed.
+built_here(d) if {
+	some a in rec.artifacts
+	artifact_of(d, a)
+}
+
+# deployed_digests / deployed_commits: what production runs: the artifacts
+# deployed and the commits they were built from (a deployment's own commit
+# when no build of its artifact is known; prospectively, the change's own
+# commit); with an asked artifact, that artifact and its commit.
 deployed_digests contains d.digest if {
+	not asked
 	some d in prod_deployments
 	object.get(d, "digest", "") != ""
 }
 
+deployed_digests contains asked_artifact if asked
+
 deployed_commits contains d.commit if {
+	not asked
 	some d in prod_deployments
 	object.get(d, "commit", "") != ""
+	not built_here(d)
 }
 
 deployed_commits contains a.commit if {
+	not asked
 	some d in prod_deployments
-	object.get(d, "commit", "") == ""
 	some a in rec.artifacts
 	artifact_of(d, a)
 }
 
 deployed_commits contains rec.commit if {
+	not asked
 	prospective
+	object.get(rec, "commit", "") != ""
+}
+
+deployed_commits contains a.commit if some a in asked_builds
+
+# No build of the asked artifact known: the commits its production
+# deployments name, else the change's own.
+deployed_commits contains d.commit if {
+	count(asked_builds) == 0
+	some d in prod_deployments
+	is_asked(d)
+	object.get(d, "commit", "") != ""
+}
+
+deployed_commits contains rec.commit if {
+	asked
+	count(asked_builds) == 0
+	count([d | some d in prod_deployments; is_asked(d); object.get(d, "commit", "") != ""]) == 0
 	object.get(rec, "commit", "") != ""
 }
 

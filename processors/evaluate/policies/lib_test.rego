@@ -88,3 +88,25 @@ test_trigger_labels if {
 	lib.trigger_label(object.union(d, {"trigger": "schedule"})) == "trigger schedule, no person reported"
 	lib.trigger_label(d) == "trigger not reported"
 }
+
+test_deployed_commits_are_the_builds_not_what_the_deployment_names if {
+	# A rollback run on main's head names that head and deploys the build
+	# of cccc…: production runs cccc….
+	d := object.union(fx.compliant.deployments[0], {"commit": "9999999999999999999999999999999999999999"})
+	inp := fx.input_for(fx.with_change({"deployments": [d]}))
+	lib.deployed_commits == {fx.compliant.commit} with input as inp
+
+	# No build of what it deployed known: the commit it names.
+	x := object.union(d, {"digest": "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"})
+	lib.deployed_commits == {"9999999999999999999999999999999999999999"} with input as fx.input_for(fx.with_change({"deployments": [x]}))
+}
+
+test_an_asked_artifact_is_what_is_deployed if {
+	head := object.union(fx.compliant.artifacts[0], {"digest": "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "commit": fx.compliant.pull_request.head_commit})
+	rec := fx.with_change({"artifacts": array.concat(fx.compliant.artifacts, [head])})
+	inp := object.union(fx.input_for(rec), {"artifact": head.digest})
+	lib.asked with input as inp
+	lib.deployed_commits == {fx.compliant.pull_request.head_commit} with input as inp
+	lib.deployed_digests == {head.digest} with input as inp
+	not lib.asked with input as fx.input_for(rec)
+}
