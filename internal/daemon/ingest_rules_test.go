@@ -120,6 +120,8 @@ func rules() []rule {
 	add("%FF in a ce- header", binaryHeader("u7", "Ce-Team", "caf%FF"), `{}`, "ce-team")
 	add("percent-encoded UTF-8 in a ce- header", binaryHeader("u8", "Ce-Team", "caf%C3%A9"), `{}`, "")
 	add("0xFF in a binary JSON body", binaryHeader("u9"), "{\"a\":\"\xff\"}", "data/a")
+	add("a binary JSON body with a final newline", binaryHeader("b1"), "{\"a\":1}\n", "")
+	add("a binary JSON body of null", binaryHeader("b2"), " null ", "")
 
 	// Duplicate member names.
 	s("id twice", `{"specversion":"1.0","id":"a","id":"b","source":"s","type":"t"}`, "id")

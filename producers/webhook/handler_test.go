@@ -13,8 +13,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/producers/github"
 	"github.com/evidencepipeline/evidence/producers/webhook"
@@ -298,5 +300,46 @@ func TestSeenMaxAge(t *testing.T) {
 		if st.TTL() != tc.want || s.MaxAge() != tc.want {
 			t.Errorf("MaxAge %s: bucket TTL %s, Seen.MaxAge %s; want %s", tc.given, st.TTL(), s.MaxAge(), tc.want)
 		}
+	}
+}
+
+// TestIgnoredReasonLabels: an ignored delivery whose reason holds what the
+// sender wrote (here an X-GitHub-Event of invalid UTF-8, which made the
+// Prometheus client panic and the connection drop unanswered) is answered
+// 200, and the reasons' labels stay bounded however many distinct ones a
+// signed sender makes up.
+func TestIgnoredReasonLabels(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := webhooktest.Serve(t, testenv.NATS(t), webhook.Config{Provider: github.New(github.Options{}), Secret: secret, Metrics: metrics.New(reg)})
+	send := func(event string) int {
+		body := []byte(`{"zen":"x"}`)
+		code, _ := f.Post(t, webhooktest.Header("X-GitHub-Event", event, "X-GitHub-Delivery", "d-"+event,
+			"Content-Type", "application/json", "X-Hub-Signature-256", webhooktest.SignHex(secret, body)), body)
+		return code
+	}
+	if code := send("\xd5"); code != http.StatusOK {
+		t.Fatalf("event name of invalid UTF-8: %d, want 200 (ignored)", code)
+	}
+	for i := range 200 {
+		if code := send(fmt.Sprintf("made_up_%d", i)); code != http.StatusOK {
+			t.Fatalf("made-up event %d: %d, want 200", i, code)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, total := 0, 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "evidence_webhook_ignored_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels++
+			total += m.GetCounter().GetValue()
+		}
+	}
+	if labels > 65 || labels < 2 || total != 201 {
+		t.Fatalf("%d reason labels counting %v deliveries, want at most 65 (64 and other) counting 201", labels, total)
 	}
 }

@@ -32,6 +32,8 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,6 +86,36 @@ type Handler struct {
 	log      *slog.Logger
 	stage    *metrics.Stage
 	ignored  *prometheus.CounterVec
+
+	labelsMu sync.Mutex
+	labels   map[string]bool // the reason labels in use, at most maxReasonLabels
+}
+
+// maxReasonLabels bounds the reason labels of evidence_webhook_ignored_total:
+// a reason may hold what the sender wrote (an event name, an action), and
+// a signed sender must not grow the metrics without bound.
+const maxReasonLabels = 64
+
+// reasonLabel is the label of an ignored delivery's reason: valid UTF-8
+// (the client panics on any other), at most 80 bytes, and "other" once
+// maxReasonLabels distinct ones are in use.
+func (h *Handler) reasonLabel(reason string) string {
+	l := strings.ToValidUTF8(reason, "?")
+	if len(l) > 80 {
+		l = strings.ToValidUTF8(l[:80], "")
+	}
+	h.labelsMu.Lock()
+	defer h.labelsMu.Unlock()
+	if h.labels == nil {
+		h.labels = map[string]bool{}
+	}
+	if !h.labels[l] {
+		if len(h.labels) >= maxReasonLabels {
+			return "other"
+		}
+		h.labels[l] = true
+	}
+	return l
 }
 
 // Config configures a Handler. Provider, Publisher and Seen are required.
@@ -214,7 +246,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ign *Ignored
 	switch {
 	case errors.As(err, &ign):
-		h.ignored.WithLabelValues(h.provider.Name(), ign.Reason).Inc()
+		h.ignored.WithLabelValues(h.provider.Name(), h.reasonLabel(ign.Reason)).Inc()
 		h.reply(w, http.StatusOK, Response{Ignored: ign.Reason})
 		return
 	case err != nil:
