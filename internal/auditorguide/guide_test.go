@@ -399,6 +399,10 @@ func expectations(sc scenario) map[string][][]string {
 			{"2026-03-05 10:00:00", "production", "payments", id("G"), "mallory", "fail", "[CM-7]", "[]", "[]"},
 			{"2026-03-10 22:00:00", "production", "payments", id("U"), "ops-bob", "fail", "[CM-1,CM-2,CM-3,CM-7,CM-8]", "[]", "[]"},
 		},
+		"late-evidence-would-change-verdict": {
+			{"2026-02-11 10:00:00", "production", "payments", "id:dep-b", id("B"), "fail", "CM-2", "pass", "fail",
+				"[https://scenario.example/dismissal-b dismissal-b]", "2026-02-12 09:00:00"},
+		},
 		"record-integrity": {
 			{sc.tampered.ChangeID, fmt.Sprint(sc.tampered.Version), sc.tampered.RecordHash, hex.EncodeToString(tampered[:])},
 		},

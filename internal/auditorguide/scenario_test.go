@@ -26,7 +26,9 @@ import (
 //	           older version of its record (staging only) is stored too, and
 //	           its production deployment was first an unmatched record (R),
 //	           retired since.
-//	B  PR 102  ticket never approved: CM-1 fails
+//	B  PR 102  ticket never approved: CM-1 fails; a review dismissal that
+//	           arrived after its verdict was decided would make CM-2 fail
+//	           too (late evidence; the verdict stands)
 //	C  PR 103  no review: CM-2 fails (waived for a while by EXC-11, failing
 //	           again since)
 //	D  PR 104  the author approved the ticket: CM-3 fails (self-approval)
@@ -331,6 +333,27 @@ func fillScenario(t *testing.T, st *store.Store) scenario {
 		}
 	}
 	if err := st.InsertDeploymentVerdicts(ctx, verdicts); err != nil {
+		t.Fatal(err)
+	}
+
+	// Late evidence beside the verdicts: B's review dismissal arrived after
+	// its verdict was decided and would make CM-2 fail too (written twice:
+	// at-least-once); X's late test report made CM-4 fail, then its rerun
+	// brought it back to its decided status (no longer a change); S's is
+	// outside the period.
+	late := func(c change, d dep, control, decided, status, noted, event string) store.LateEvidenceRow {
+		return store.LateEvidenceRow{Environment: d.env, Service: service, DeploymentKey: "id:" + d.id, ChangeID: c.id(),
+			ControlID: control, DecidedStatus: decided, LateStatus: status, LateEvents: []string{"https://scenario.example/" + event + " " + event},
+			ArrivedByNs: at(d.start).Add(2 * time.Minute).UnixNano(), RecordHash: sc.hashes[c.name], BundleHash: "bundle",
+			NotedNs: at(noted).UnixNano()}
+	}
+	lateB := late(b, depB, "CM-2", "pass", "fail", "2026-02-12T09:00:00Z", "dismissal-b")
+	lateB.LateReasons = []string{"pull request #102 has no approving review"}
+	if err := st.InsertLateEvidence(ctx, []store.LateEvidenceRow{lateB, lateB,
+		late(x, depX, "CM-1", "pass", "fail", "2026-03-13T10:00:00Z", "tests-x"),
+		late(x, depX, "CM-1", "pass", "pass", "2026-03-14T10:00:00Z", "rerun-x"),
+		late(s, depS2, "CM-3", "fail", "pass", "2026-05-03T10:00:00Z", "review-s"),
+	}); err != nil {
 		t.Fatal(err)
 	}
 

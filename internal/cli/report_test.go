@@ -50,7 +50,9 @@ const (
 	idWaived   = "github.com/acme/payments@64ffee00112233445566778899aabbccddeeff64"
 	idUnmatch  = "unmatched:production/payments/github.com/acme/payments@72c0ffee00112233445566778899aabbccddee72"
 	missingRef = "https://acme.atlassian.net LED-7-approval"
-	bundle     = "b0d1e5"
+	// lateApproval is the late evidence of the two-environment change.
+	lateApproval = "https://acme.atlassian.net CHG0031301-approval"
+	bundle       = "b0d1e5"
 )
 
 var reportNow = time.Date(2025, 4, 1, 12, 0, 0, 0, time.UTC)
@@ -214,6 +216,26 @@ func reportScenario(t *testing.T) string {
 	if err := st.InsertDeploymentVerdicts(ctx, verdicts); err != nil {
 		t.Fatal(err)
 	}
+	// Late evidence beside the two-environment deployment's verdict
+	// (pending on CM-1): the ticket's approval arrived after the cutoff
+	// (CM-1 pending -> pass, written twice, as a crash between the write
+	// and the note in the bucket would); before it, a late test report
+	// made CM-4 fail, then a rerun made it pass again (noted back at its
+	// decided status: no longer a change).
+	lateRow := func(control, decided, late, noted string, events ...string) store.LateEvidenceRow {
+		return store.LateEvidenceRow{Environment: "production", Service: "payments", DeploymentKey: "id:payments-production-121",
+			ChangeID: idTwoEnv, ControlID: control, DecidedStatus: decided, LateStatus: late, LateEvents: events,
+			ArrivedByNs: at("2025-03-11T07:02:00Z").UnixNano(), RecordHash: "1a7e" + control, BundleHash: bundle,
+			NotedNs: at(noted).UnixNano()}
+	}
+	cm4 := lateRow("CM-4", "pass", "fail", "2025-03-11T08:00:00Z", "/ci/github-actions/acme/payments 9876543500-unit-late")
+	cm4.LateReasons = []string{"the unit tests of the deployed artifact failed"}
+	lateCM1 := lateRow("CM-1", "pending", "pass", "2025-03-11T09:00:00Z", lateApproval)
+	late := []store.LateEvidenceRow{cm4, lateCM1, lateCM1,
+		lateRow("CM-4", "pass", "pass", "2025-03-11T09:30:00Z", "/ci/github-actions/acme/payments 9876543500-unit-rerun")}
+	if err := st.InsertLateEvidence(ctx, late); err != nil {
+		t.Fatal(err)
+	}
 	return url
 }
 
@@ -258,6 +280,15 @@ func TestReports(t *testing.T) {
 			idDirect + " fail fail", idUnmatch + " fail fail"}
 		if !slices.Equal(got, want) {
 			t.Errorf("population (change, verdict at deployment, now) =\n%q\nwant\n%q", got, want)
+		}
+		// late_evidence, the last column: the newest row per control whose
+		// status differs from the decided one (CM-4 was noted back at pass).
+		var lates []string
+		for _, rec := range recs {
+			lates = append(lates, rec[len(rec)-1])
+		}
+		if want := []string{"late_evidence", "", "", "CM-1 pending->pass", "", ""}; !slices.Equal(lates, want) || len(recs[0]) != len(report.Columns)+1 {
+			t.Errorf("population late_evidence = %q, want %q as column %d", lates, want, len(report.Columns)+1)
 		}
 		if !strings.Contains(r.stderr, "population: 5 deployments") {
 			t.Errorf("stderr = %q, want the count", r.stderr)
@@ -447,6 +478,45 @@ func TestReports(t *testing.T) {
 			t.Errorf("trace of %s: %d results, %d in force (CM-1 %s), verdicts %+v, intact %v, missing %v", idTwoEnv,
 				len(tr.Results), len(tr.InForce), tr.InForce[0].Status, tr.Verdicts, tr.RecordIntact, tr.MissingEvents)
 		}
+		// The late evidence beside the verdict, which stands (hand-worked:
+		// the four rows written, the duplicate read once, oldest first).
+		lt := tr.Verdicts[0]
+		var lates []string
+		for _, l := range lt.Late {
+			lates = append(lates, l.NotedAt+" "+l.Control+" "+l.Decided+"->"+l.Late+" "+strings.Join(l.Events, ","))
+		}
+		wantLate := []string{
+			"2025-03-11T08:00:00Z CM-4 pass->fail /ci/github-actions/acme/payments 9876543500-unit-late",
+			"2025-03-11T09:00:00Z CM-1 pending->pass " + lateApproval,
+			"2025-03-11T09:30:00Z CM-4 pass->pass /ci/github-actions/acme/payments 9876543500-unit-rerun",
+		}
+		if !slices.Equal(lates, wantLate) || lt.Verdict != "pending" || lt.LateNote != report.LateNote {
+			t.Errorf("late evidence of %s = %q (verdict %s, note %q), want\n%q beside the pending verdict", idTwoEnv, lates,
+				lt.Verdict, lt.LateNote, wantLate)
+		}
+		txt := reportRun(t, url, "trace", idTwoEnv)
+		if txt.code != 0 {
+			t.Fatalf("trace text: %+v", txt)
+		}
+		wantText := `    late evidence (arrived after the decision; the decided verdict PENDING stands, unchanged):
+      CM-4  PASS -> FAIL  noted 2025-03-11T08:00:00Z
+        reason        the unit tests of the deployed artifact failed
+        late event    /ci/github-actions/acme/payments 9876543500-unit-late
+        judged        record 1a7eCM-4  bundle b0d1e5  cutoff 2025-03-11T07:02:00Z
+      CM-1  PENDING -> PASS  noted 2025-03-11T09:00:00Z
+        late event    https://acme.atlassian.net CHG0031301-approval
+        judged        record 1a7eCM-1  bundle b0d1e5  cutoff 2025-03-11T07:02:00Z
+      CM-4  PASS -> PASS  noted 2025-03-11T09:30:00Z
+        late event    /ci/github-actions/acme/payments 9876543500-unit-rerun
+        judged        record 1a7eCM-4  bundle b0d1e5  cutoff 2025-03-11T07:02:00Z
+`
+		if !strings.Contains(txt.stdout, wantText) {
+			t.Errorf("trace text of %s lacks the late evidence\n%s\ngot\n%s", idTwoEnv, wantText, txt.stdout)
+		}
+		if d := reportRun(t, url, "trace", idDirect); strings.Contains(d.stdout, "late evidence") {
+			t.Errorf("trace of %s shows late evidence it has none of", idDirect)
+		}
+
 		n := reportRun(t, url, "trace", "github.com/acme/nothing@0000000")
 		if n.code != cli.ExitFail || !strings.Contains(n.stderr, `no change record "github.com/acme/nothing@0000000"`) {
 			t.Errorf("trace of an unknown change = %+v", n)

@@ -13,7 +13,8 @@ import (
 // writeTraceText prints a change's trace for people: the record as
 // `evidence changes show --events` prints it, then the control results in
 // force and their history, the verdict at each deployment, and the raw
-// archived events behind it all.
+// archived events behind it all. Late evidence noted beside a verdict is
+// listed under it; the verdict stands as decided.
 func writeTraceText(w io.Writer, t report.Trace) error {
 	p := &recordWriter{w: w, events: true, roles: map[string][]string{}}
 	p.line(0, "Trace of %s", t.ChangeID)
@@ -53,6 +54,20 @@ func writeTraceText(w io.Writer, t report.Trace) error {
 		p.field(4, "deployer", v.Deployer)
 		p.field(4, "judged", joinNonEmpty("  ", prefixed("record ", shortSHA(v.RecordHash)), prefixed("bundle ", shortSHA(v.BundleHash)),
 			prefixed("decided ", v.DecidedAt)))
+		if len(v.Late) > 0 {
+			p.line(4, "late evidence (arrived after the decision; the decided verdict %s stands, unchanged):", strings.ToUpper(v.Verdict))
+			for _, l := range v.Late {
+				p.line(6, "%s  %s -> %s  noted %s", l.Control, strings.ToUpper(l.Decided), strings.ToUpper(l.Late), l.NotedAt)
+				for _, reason := range l.Reasons {
+					p.field(8, "reason", reason)
+				}
+				for _, e := range l.Events {
+					p.field(8, "late event", e)
+				}
+				p.field(8, "judged", joinNonEmpty("  ", prefixed("record ", shortSHA(l.RecordHash)),
+					prefixed("bundle ", shortSHA(l.BundleHash)), prefixed("cutoff ", l.ArrivedBy)))
+			}
+		}
 	}
 	p.section("Raw events (the archive's rows, in stream order)", len(t.Events))
 	for _, e := range t.Events {

@@ -48,6 +48,33 @@ type Row struct {
 	// stored.
 	VerdictNow                        string
 	FailingNow, PendingNow, WaivedNow []string
+	// Late is the late evidence of the deployment: the controls whose
+	// result at deployment evidence that arrived after the decision
+	// would change, by control; empty when there is none. The verdict at
+	// deployment stands.
+	Late []LateChange
+}
+
+// LateChange is one control of a deployment's verdict that late evidence
+// would change: from its decided status to its status with the late
+// evidence.
+type LateChange struct {
+	Control string `json:"control"`
+	Decided string `json:"decided_status"`
+	Late    string `json:"late_status"`
+}
+
+// String is "CM-1 pending->pass".
+func (l LateChange) String() string { return l.Control + " " + l.Decided + "->" + l.Late }
+
+// lateCell is the late_evidence cell: "CM-1 pending->pass; CM-2 fail->pass",
+// empty when there is none.
+func lateCell(ls []LateChange) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = l.String()
+	}
+	return joinSep(parts, "; ")
 }
 
 // Key is the row's stable key, which the sample's scores hash:
@@ -80,6 +107,13 @@ func newRow(n int, p store.PopulationRow) Row {
 	default:
 		r.VerdictNow = "pass"
 	}
+	r.Late = []LateChange{}
+	if len(p.LateDecided) == len(p.LateControls) && len(p.LateStatuses) == len(p.LateControls) {
+		for i, c := range p.LateControls {
+			r.Late = append(r.Late, LateChange{Control: c, Decided: p.LateDecided[i], Late: p.LateStatuses[i]})
+		}
+	}
+	slices.SortFunc(r.Late, func(a, b LateChange) int { return compareControlIDs(a.Control, b.Control) })
 	for _, s := range []*[]string{&r.Failing, &r.Pending, &r.Waived, &r.TicketKeys} {
 		if *s == nil {
 			*s = []string{}
@@ -114,7 +148,8 @@ func Rows(ctx context.Context, st *store.Store, p Period, progress func(int)) ([
 	return out, err
 }
 
-// Columns are the population's columns, in order (docs/reports.md).
+// Columns are the population's columns, in order (docs/reports.md). The
+// sample adds rank and score; LateColumn comes after them all.
 var Columns = []string{
 	"row", "deployed_at", "environment", "service", "deployment_key", "deployment_id", "deployer", "outcome",
 	"change_id", "unmatched", "repository", "commit", "pr_number", "pr_title", "author", "merged_by", "direct_push",
@@ -122,7 +157,13 @@ var Columns = []string{
 	"verdict_now", "failing_now", "pending_now", "waived_now", "judged_record_hash", "bundle_hash", "deployed_commit", "run_url",
 }
 
+// LateColumn is the last column of the population and the sample: the
+// controls late evidence would change, "CM-1 pending->pass; ..." (added
+// after the others, which keep their places).
+const LateColumn = "late_evidence"
+
 // Cells are the row's values under Columns; lists are joined with " ".
+// The late_evidence cell is LateCell.
 func (r Row) Cells() []string {
 	return []string{
 		fmt.Sprint(r.N), stampNs(r.DeployedNs), r.Environment, r.Service, r.DeploymentKey, r.DeploymentID, r.Deployer, r.Outcome,
@@ -164,6 +205,9 @@ type jsonRow struct {
 	BundleHash          string   `json:"bundle_hash"`
 	DeployedCommit      string   `json:"deployed_commit"`
 	RunURL              string   `json:"run_url"`
+	// LateEvidence is the late evidence (empty when none); the verdict at
+	// deployment stands.
+	LateEvidence []LateChange `json:"late_evidence"`
 	// Sample only.
 	Rank  int    `json:"rank,omitempty"`
 	Score string `json:"score,omitempty"`
@@ -178,8 +222,13 @@ func (r Row) json() jsonRow {
 		FailingAtDeployment: r.Failing, PendingAtDeployment: r.Pending, WaivedAtDeployment: r.Waived,
 		VerdictNow: r.VerdictNow, FailingNow: r.FailingNow, PendingNow: r.PendingNow, WaivedNow: r.WaivedNow,
 		JudgedRecordHash: r.JudgedRecordHash, BundleHash: r.BundleHash, DeployedCommit: r.DeployedCommit, RunURL: r.RunURL,
+		LateEvidence: r.Late,
 	}
 }
+
+// LateCell is the row's late_evidence cell: "CM-1 pending->pass; CM-2
+// fail->pass", by control, or empty.
+func (r Row) LateCell() string { return lateCell(r.Late) }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 

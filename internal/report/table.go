@@ -61,7 +61,7 @@ func header(h Header) []string {
 	if h.Sample != nil {
 		cols = append(cols, "rank", "score")
 	}
-	return cols
+	return append(cols, LateColumn)
 }
 
 type csvTable struct {
@@ -71,10 +71,14 @@ type csvTable struct {
 
 func (t *csvTable) Write(r Row, pick *Pick) error {
 	cells := r.Cells()
-	if t.sample && pick != nil {
-		cells = append(cells, fmt.Sprint(pick.Rank), pick.Score)
+	if t.sample {
+		rank, score := "", ""
+		if pick != nil {
+			rank, score = fmt.Sprint(pick.Rank), pick.Score
+		}
+		cells = append(cells, rank, score)
 	}
-	return t.w.Write(cells)
+	return t.w.Write(append(cells, r.LateCell()))
 }
 
 func (t *csvTable) Close() error {
@@ -178,14 +182,19 @@ func newXLSXTable(w io.Writer, h Header) (*xlsxTable, error) {
 func (t *xlsxTable) Write(r Row, pick *Pick) error {
 	t.row++
 	s := r.Cells()
-	cells := make([]any, 0, len(s)+2)
+	cells := make([]any, 0, len(s)+3)
 	cells = append(cells, r.N) // a number, so the sheet sorts by it
 	for _, v := range s[1:] {
 		cells = append(cells, v)
 	}
-	if t.sample && pick != nil {
-		cells = append(cells, pick.Rank, pick.Score)
+	if t.sample {
+		if pick != nil {
+			cells = append(cells, pick.Rank, pick.Score)
+		} else {
+			cells = append(cells, "", "")
+		}
 	}
+	cells = append(cells, r.LateCell())
 	cell, err := excelize.CoordinatesToCellName(1, t.row)
 	if err != nil {
 		return err

@@ -105,6 +105,32 @@ type TraceVerdict struct {
 	BundleHash    string          `json:"bundle_hash"`
 	DecidedAt     string          `json:"decided_at"`
 	Results       json.RawMessage `json:"results"`
+	// Late is the late evidence noted beside the verdict
+	// (deployment_late_evidence), oldest first: controls whose result
+	// evidence that arrived after the decision would change. The verdict
+	// above stands as decided.
+	Late []TraceLate `json:"late_evidence"`
+	// LateNote says, when there is late evidence, that the verdict stands.
+	LateNote string `json:"late_evidence_note,omitempty"`
+}
+
+// LateNote is what TraceVerdict.LateNote says.
+const LateNote = "evidence that arrived after the decision would change these controls; the decided verdict stands, unchanged"
+
+// TraceLate is one deployment_late_evidence row: the control, its status
+// in the decided verdict and with the late evidence (judged as of the
+// deployment), the late events, and when it was noted.
+type TraceLate struct {
+	Control    string   `json:"control"`
+	Decided    string   `json:"decided_status"`
+	Late       string   `json:"late_status"`
+	Reasons    []string `json:"late_reasons"`
+	Events     []string `json:"late_events"`
+	ArrivedBy  string   `json:"arrived_by"`
+	ChangeID   string   `json:"change_id"`
+	RecordHash string   `json:"record_hash"`
+	BundleHash string   `json:"bundle_hash"`
+	NotedAt    string   `json:"noted_at"`
 }
 
 // TraceEvent is one archived event (a row of events), its data as stored.
@@ -267,7 +293,26 @@ func loadTrace(ctx context.Context, st *store.Store, c store.ChangeRow) (Trace, 
 	if err != nil {
 		return t, nil, err
 	}
+	late, err := st.LateEvidenceOf(ctx, c.ChangeID)
+	if err != nil {
+		return t, nil, err
+	}
+	lateOf := map[[3]string][]TraceLate{}
+	for _, l := range late {
+		k := [3]string{l.Environment, l.Service, l.DeploymentKey}
+		lateOf[k] = append(lateOf[k], TraceLate{Control: l.ControlID, Decided: l.DecidedStatus, Late: l.LateStatus,
+			Reasons: nonNil(l.LateReasons), Events: nonNil(l.LateEvents), ArrivedBy: stampNs(l.ArrivedByNs), ChangeID: l.ChangeID,
+			RecordHash: l.RecordHash, BundleHash: l.BundleHash, NotedAt: stampNs(l.NotedNs)})
+	}
 	for _, v := range verdicts {
+		lv := lateOf[[3]string{v.Environment, v.Service, v.DeploymentKey}]
+		if lv == nil {
+			lv = []TraceLate{}
+		}
+		note := ""
+		if len(lv) > 0 {
+			note = LateNote
+		}
 		res := json.RawMessage(v.Results)
 		if !json.Valid(res) {
 			res, _ = json.Marshal(v.Results)
@@ -275,7 +320,7 @@ func loadTrace(ctx context.Context, st *store.Store, c store.ChangeRow) (Trace, 
 		t.Verdicts = append(t.Verdicts, TraceVerdict{Environment: v.Environment, Service: v.Service, DeploymentKey: v.DeploymentKey,
 			DeploymentID: v.DeploymentID, DeployedAt: stampNs(v.DeployedNs), Deployer: v.Deployer, Verdict: v.Verdict,
 			Failing: nonNil(v.Failing), Pending: nonNil(v.Pending), Waived: nonNil(v.Waived), RecordHash: v.RecordHash,
-			BundleHash: v.BundleHash, DecidedAt: stamp(v.DecidedAt), Results: res})
+			BundleHash: v.BundleHash, DecidedAt: stamp(v.DecidedAt), Results: res, Late: lv, LateNote: note})
 	}
 	out := make([]string, 0, len(refs))
 	for r := range refs {

@@ -78,6 +78,14 @@ type PopulationRow struct {
 	// status of control NowControls[i].
 	NowControls []string
 	NowStatuses []string
+	// Late evidence (deployment_late_evidence), sorted by control: the
+	// controls whose result evidence that arrived after the decision
+	// would change, as last noted, with their decided status and their
+	// status with the late evidence. A control last noted back at its
+	// decided status is left out. The verdict itself stands.
+	LateControls []string
+	LateDecided  []string
+	LateStatuses []string
 }
 
 // deployedNs is a deployment's time in the deployments table, as the
@@ -90,9 +98,17 @@ const periodChanges = "SELECT change_id FROM deployments FINAL WHERE environment
 	deployedNs + " >= ? AND " + deployedNs + " < ?"
 
 // PopulationQuery is the population's SQL; its parameters are environment,
-// from and to (Unix nanoseconds, half-open), repeated for each subquery
-// (see Population).
+// from and to (Unix nanoseconds, half-open), repeated for each subquery,
+// and the environment again for the late evidence (see Population). The
+// late evidence of a deployment is the newest row of each of its controls
+// (by noted_at_ns) whose status with the late evidence is not the
+// decided one.
 const PopulationQuery = `SELECT deployed_ns, environment, service, deployment_key, deployment_id, deployer, outcome, run_url,
+       deployed_commit, change_id, unmatched, repository, commit, pr_number, pr_title, author, merged_by, ticket_keys,
+       direct_push, verdict, failing, pending, waived, judged_record_hash, bundle_hash, now_controls, now_statuses,
+       late_controls, late_decided, late_statuses
+FROM (
+SELECT deployed_ns, environment, service, deployment_key, deployment_id, deployer, outcome, run_url,
        deployed_commit, change_id, unmatched, repository, commit, pr_number, pr_title, author, merged_by, ticket_keys,
        direct_push, verdict, failing, pending, waived, judged_record_hash, bundle_hash, now_controls, now_statuses
 FROM (
@@ -128,6 +144,19 @@ FROM (
   )
   GROUP BY change_id
 ) USING (change_id)
+) ANY LEFT JOIN (
+  SELECT environment, service, deployment_key, groupArray(control_id) AS late_controls,
+         groupArray(decided_now) AS late_decided, groupArray(late_now) AS late_statuses
+  FROM (
+    SELECT environment, service, deployment_key, control_id, argMax(decided_status, noted_at_ns) AS decided_now,
+           argMax(late_status, noted_at_ns) AS late_now
+    FROM deployment_late_evidence
+    WHERE environment = ?
+    GROUP BY environment, service, deployment_key, control_id
+    HAVING late_now != decided_now
+  )
+  GROUP BY environment, service, deployment_key
+) USING (environment, service, deployment_key)
 ORDER BY deployed_ns, environment, service, deployment_key`
 
 // reportBlockRows is the block size the population is read in.
@@ -142,7 +171,7 @@ func (s *Store) Population(ctx context.Context, env string, fromNs, toNs int64, 
 	// block or two decoded, so this bounds the client's memory. A server
 	// that refuses a setting to a readonly=1 user (current releases may)
 	// is asked again with its defaults.
-	args := []any{env, fromNs, toNs, env, env, fromNs, toNs, env, fromNs, toNs}
+	args := []any{env, fromNs, toNs, env, env, fromNs, toNs, env, fromNs, toNs, env}
 	small := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_block_size": reportBlockRows}))
 	rows, err := s.conn.Query(small, PopulationQuery, args...)
 	var ex *clickhouse.Exception
@@ -159,11 +188,13 @@ func (s *Store) Population(ctx context.Context, env string, fromNs, toNs int64, 
 		if err := rows.Scan(&r.DeployedNs, &r.Environment, &r.Service, &r.DeploymentKey, &r.DeploymentID, &r.Deployer,
 			&r.Outcome, &r.RunURL, &r.DeployedCommit, &r.ChangeID, &unmatched, &r.Repository, &r.Commit, &r.PRNumber,
 			&r.PRTitle, &r.Author, &r.MergedBy, &r.TicketKeys, &direct, &r.Verdict, &r.Failing, &r.Pending, &r.Waived,
-			&r.JudgedRecordHash, &r.BundleHash, &r.NowControls, &r.NowStatuses); err != nil {
+			&r.JudgedRecordHash, &r.BundleHash, &r.NowControls, &r.NowStatuses, &r.LateControls, &r.LateDecided,
+			&r.LateStatuses); err != nil {
 			return fmt.Errorf("read the population: %w", err)
 		}
 		r.Unmatched, r.DirectPush = unmatched == 1, direct == 1
 		sortPairs(r.NowControls, r.NowStatuses)
+		sortPairs(r.LateControls, r.LateDecided, r.LateStatuses)
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -174,11 +205,13 @@ func (s *Store) Population(ctx context.Context, env string, fromNs, toNs int64, 
 	return nil
 }
 
-// sortPairs sorts keys and values together by key (groupArray keeps no
-// order).
-func sortPairs(keys, values []string) {
-	if len(keys) != len(values) {
-		return
+// sortPairs sorts keys and each of values together by key (groupArray
+// keeps no order).
+func sortPairs(keys []string, values ...[]string) {
+	for _, v := range values {
+		if len(v) != len(keys) {
+			return
+		}
 	}
 	idx := make([]int, len(keys))
 	for i := range idx {
@@ -193,9 +226,16 @@ func sortPairs(keys, values []string) {
 		}
 		return 0
 	})
-	k, v := slices.Clone(keys), slices.Clone(values)
-	for i, j := range idx {
-		keys[i], values[i] = k[j], v[j]
+	k := slices.Clone(keys)
+	vs := make([][]string, len(values))
+	for j, v := range values {
+		vs[j] = slices.Clone(v)
+	}
+	for i, from := range idx {
+		keys[i] = k[from]
+		for j := range values {
+			values[j][i] = vs[j][from]
+		}
 	}
 }
 
@@ -295,6 +335,37 @@ func (s *Store) DeploymentVerdictsOf(ctx context.Context, changeID string) ([]De
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the deployment verdicts of %s: %w", changeID, err)
+	}
+	return out, nil
+}
+
+// LateEvidenceOf is every deployment_late_evidence row of the
+// deployments whose verdict was decided under the change (their
+// deployment_verdicts row names it), by deployment (environment, service,
+// key), then oldest first, then by control. Rows stored twice (the table
+// is at-least-once) are read once.
+func (s *Store) LateEvidenceOf(ctx context.Context, changeID string) ([]LateEvidenceRow, error) {
+	q := "SELECT DISTINCT environment, service, deployment_key, change_id, control_id, decided_status, late_status, " +
+		"late_reasons, late_events, arrived_by_ns, record_hash, bundle_hash, noted_at_ns " +
+		"FROM deployment_late_evidence WHERE (environment, service, deployment_key) IN " +
+		"(SELECT environment, service, deployment_key FROM deployment_verdicts FINAL WHERE change_id = ?) " +
+		"ORDER BY environment, service, deployment_key, noted_at_ns, control_id"
+	rows, err := s.conn.Query(ctx, q, changeID)
+	if err != nil {
+		return nil, fmt.Errorf("read the late evidence of %s: %w", changeID, err)
+	}
+	defer rows.Close()
+	var out []LateEvidenceRow
+	for rows.Next() {
+		var r LateEvidenceRow
+		if err := rows.Scan(&r.Environment, &r.Service, &r.DeploymentKey, &r.ChangeID, &r.ControlID, &r.DecidedStatus,
+			&r.LateStatus, &r.LateReasons, &r.LateEvents, &r.ArrivedByNs, &r.RecordHash, &r.BundleHash, &r.NotedNs); err != nil {
+			return nil, fmt.Errorf("read the late evidence of %s: %w", changeID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the late evidence of %s: %w", changeID, err)
 	}
 	return out, nil
 }
