@@ -180,12 +180,21 @@ func (w *webhookCheck) deliver(t *testing.T, flags byte, event, delivery string,
 		if err != nil {
 			t.Fatalf("%s: the row does not rebuild an event: %v", e.Type, err)
 		}
+		if len(refused) > 0 {
+			o.known[rows[i].StreamSeq] = "W1"
+		}
 		if h, err := archive.RowHash(rows[i]); err != nil || h != rows[i].Hash {
 			if len(refused) == 0 {
 				t.Fatalf("%s (seq %d): the row's hash does not match its content (%v)", e.Type, rows[i].StreamSeq, err)
 			}
-			o.broken[rows[i].StreamSeq] = "W1"
 			observed = append(observed, fmt.Sprintf("seq %d (%s): the row's hash does not match its content, evidence verify reports it altered", rows[i].StreamSeq, e.Type))
+		}
+		if secs := w.eventTime(t, rows[i].StreamSeq); rows[i].EventTimeNs != 0 && int64(secs) != rows[i].EventTimeNs/1e9 {
+			if len(refused) == 0 {
+				t.Fatalf("%s (seq %d): event_time column %d s, event_time_ns %d", e.Type, rows[i].StreamSeq, secs, rows[i].EventTimeNs)
+			}
+			observed = append(observed, fmt.Sprintf("seq %d (%s): event_time column %d s (%s), event_time_ns %d", rows[i].StreamSeq, e.Type,
+				secs, time.Unix(int64(secs), 0).UTC().Format(time.RFC3339), rows[i].EventTimeNs))
 		}
 		if g := got.MarshalCanonical(); !bytes.Equal(g, want) {
 			if len(refused) == 0 {
@@ -223,6 +232,18 @@ func (w *webhookCheck) deliver(t *testing.T, flags byte, event, delivery string,
 }
 
 func clipErr(err error) string { return clip([]byte(err.Error())) }
+
+// eventTime is the event_time column (seconds) of row seq.
+func (w *webhookCheck) eventTime(t *testing.T, seq uint64) uint32 {
+	t.Helper()
+	var secs uint32
+	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+	defer cancel()
+	if err := w.o.st.Conn().QueryRow(ctx, "SELECT toUnixTimestamp(event_time) FROM events WHERE stream_seq = ?", seq).Scan(&secs); err != nil {
+		t.Fatalf("event_time of seq %d: %v", seq, err)
+	}
+	return secs
+}
 
 // row is the archived row of e (by source and id), nil when there is none.
 func (w *webhookCheck) row(t *testing.T, e *ce.Event) *store.EventRow {
