@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/ce"
@@ -114,6 +115,13 @@ func (w *webhookCheck) deliver(t *testing.T, flags byte, event, delivery string,
 	before := o.lastSeq(t)
 	code, answer, err := o.send("/webhooks/github", h, sent)
 	status = code
+	if err != nil && !utf8.ValidString(event) {
+		if after := o.lastSeq(t); after != before {
+			t.Fatalf("no answer (%v), yet the event stream went from seq %d to %d", err, before, after)
+		}
+		o.ready(t)
+		knownDefect(t, "W3", fmt.Sprintf("X-GitHub-Event %q: no answer: %v", event, err))
+	}
 	if err != nil {
 		t.Fatalf("no answer: %v", err)
 	}
