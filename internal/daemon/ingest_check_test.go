@@ -178,7 +178,8 @@ func (o *archiveOracle) rows(tb testing.TB, from, to uint64) []store.EventRow {
 	return rows
 }
 
-// waitRow waits for the row of stream sequence seq.
+// waitRow waits for the row of stream sequence seq (there at once once
+// the stages have settled).
 func (o *archiveOracle) waitRow(tb testing.TB, seq uint64) store.EventRow {
 	tb.Helper()
 	var row store.EventRow
@@ -502,6 +503,6 @@ var defects = map[string]string{
 	"B1": "binary mode: a JSON body with whitespace around the value, or the body null, is published as sent and archived without it",
 	"B2": "batch mode: an entry with a member named twice, a string not UTF-8 or a lone surrogate escape refuses the batch as \"(batch): not a JSON array of events\", no entry or field named",
 	"W1": "/webhooks/*: translated events are checked with Validate, not the door's CheckEvent (bounds, time range, strict JSON, depth, catalog, correlation)",
-	"W3": "/webhooks/*: an ignored delivery's reason is a Prometheus label value; a reason that is not UTF-8 (X-GitHub-Event \\xd5) panics in WithLabelValues and the connection is dropped unanswered",
 	"W2": "/webhooks/*: a payload encoding/json reads but the strict scanner refuses (a member twice, invalid UTF-8, a lone surrogate escape, nesting past 510) is answered 500, not 400",
+	"W3": "/webhooks/*: an ignored delivery's reason is a Prometheus label value; a reason that is not UTF-8 (X-GitHub-Event \\xd5) panics in WithLabelValues and the connection is dropped unanswered",
 }

@@ -251,10 +251,10 @@ func (o *archiveOracle) ingest(t *testing.T, mode byte, header, body []byte) {
 		o.expect(t, r.Seq, stored, r.Duplicate)
 		seqs = append(seqs, r.Seq)
 	}
+	o.settle(t) // archived or dead-lettered, each event of the stream
 	for _, seq := range seqs {
 		o.checkRow(t, seq)
 	}
-	o.settle(t)
 	o.ready(t)
 	if o.accepted%100 == 0 {
 		o.verifyAll(t)

@@ -30,11 +30,13 @@ import (
 
 const webhookSecret = "fuzz-secret"
 
-// Fuzz flags of a GitHub delivery.
+// Fuzz flags of a GitHub delivery. A wrong signature is one value of
+// 256, not a bit: half the inputs would be answered 401 before anything
+// else is read, and the fuzzer would spend its time there.
 const (
-	flagBadSignature  byte = 1 << iota // signed with another secret: 401
-	flagForm                           // application/x-www-form-urlencoded, payload=<body>
+	flagForm          byte = 1 << iota // application/x-www-form-urlencoded, payload=<body>
 	flagNoContentType                  // no Content-Type header
+	flagBadSignature  byte = 0xff      // signed with another secret: 401
 )
 
 // clock is the time the test's own translation is made at: where it
@@ -79,10 +81,10 @@ func (w *webhookCheck) deliver(t *testing.T, flags byte, event, delivery string,
 		o.trace("webhook flags=%d status=%d took=%s len=%d", flags, status, time.Since(start), len(body))
 	}()
 	sent, ct := body, "application/json"
-	if flags&flagForm != 0 {
+	if flags != flagBadSignature && flags&flagForm != 0 {
 		sent, ct = []byte("payload="+url.QueryEscape(string(body))), "application/x-www-form-urlencoded"
 	}
-	if flags&flagNoContentType != 0 {
+	if flags != flagBadSignature && flags&flagNoContentType != 0 {
 		ct = ""
 	}
 	event = strings.Trim(event, " \t")
@@ -105,7 +107,7 @@ func (w *webhookCheck) deliver(t *testing.T, flags byte, event, delivery string,
 		h.Set("Content-Type", ct)
 	}
 	secret := webhookSecret
-	if flags&flagBadSignature != 0 {
+	if flags == flagBadSignature {
 		secret = "not-" + webhookSecret
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
@@ -135,7 +137,7 @@ func (w *webhookCheck) deliver(t *testing.T, flags byte, event, delivery string,
 	if code >= 500 {
 		t.Fatalf("answered %d: %s", code, clip(answer))
 	}
-	if flags&flagBadSignature != 0 && code != 401 {
+	if flags == flagBadSignature && code != 401 {
 		t.Fatalf("a wrong signature answered %d: %s", code, clip(answer))
 	}
 	if code != 202 {
