@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // startDaemon runs evidenced in-process on a free port with an embedded
 // NATS in dataDir and the given ClickHouse database.
-func startDaemon(t *testing.T, dataDir, chURL string, args ...string) *daemon.Daemon {
+func startDaemon(t testing.TB, dataDir, chURL string, args ...string) *daemon.Daemon {
 	t.Helper()
 	all := append([]string{"--http-addr", "127.0.0.1:0", "--data-dir", dataDir, "--clickhouse-url", chURL,
 		"--archive-flush-interval", "50ms"}, args...)

@@ -262,7 +262,7 @@ func TestIngestRules(t *testing.T) {
 
 // verifyIntact runs what evidence verify runs, with the daemon's key,
 // once the last event is under a checkpoint.
-func verifyIntact(t *testing.T, d *daemon.Daemon, st *store.Store, dataDir string) {
+func verifyIntact(t testing.TB, d *daemon.Daemon, st *store.Store, dataDir string) {
 	t.Helper()
 	key, err := checkpoint.LoadKey("", dataDir, nil)
 	if err != nil {
@@ -284,7 +284,7 @@ func verifyIntact(t *testing.T, d *daemon.Daemon, st *store.Store, dataDir strin
 // noDeadLetters waits until the correlation stage has read the whole
 // stream and checks that neither it nor the archive dead-lettered
 // anything.
-func noDeadLetters(t *testing.T, js jetstream.JetStream) {
+func noDeadLetters(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
 	ctx := context.Background()
 	testenv.Eventually(t, 30*time.Second, func() error {
