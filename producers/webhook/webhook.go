@@ -269,9 +269,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		var fe *ce.Error
-		if errors.As(err, &fe) && ce.IsAttribute(fe.Field) && fe.Field != "time" {
-			// An attribute the translator sets (id, source, type): its
-			// bug, not the sender's fault. Say so, keep nothing half-done.
+		if errors.As(err, &fe) && fe.Field == "type" {
+			// The one attribute the translator alone sets (id, source,
+			// subject and time come from the delivery): its bug, not the
+			// sender's fault. Say so, keep nothing half-done.
 			h.log.Error("webhook translator produced an invalid event", "type", e.Type, "err", err)
 			h.reply(w, http.StatusInternalServerError, Response{Error: "translator produced an invalid event: " + err.Error()})
 			return
