@@ -27,6 +27,9 @@ type Lease struct {
 	TTL time.Duration
 	// Holder names this replica in the lease (default host:pid:random).
 	Holder string
+	// Standby, when set, is called each time this replica finds the lease
+	// held by another and stands by (tests wait on it instead of sleeping).
+	Standby func()
 }
 
 // RunLeased runs fn while this replica holds the lease, until ctx ends:
@@ -71,6 +74,9 @@ func RunLeased(ctx context.Context, js jetstream.JetStream, l Lease, log *slog.L
 				}
 				log.Info("evaluate: another replica holds the evaluation lease; standing by", "holder", holder, "ttl", l.TTL)
 				waiting = true
+			}
+			if l.Standby != nil {
+				l.Standby()
 			}
 			select {
 			case <-ctx.Done():

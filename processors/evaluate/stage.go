@@ -106,6 +106,11 @@ type StageConfig struct {
 	Watermark Watermark
 	// WatermarkInterval is how often the Watermark is read (default 200ms).
 	WatermarkInterval time.Duration
+	// Started, when set, is called once by Run when it has queued what a
+	// new policy bundle asks to judge again and watches the queue: a
+	// record enqueued after it is written no earlier than those (tests
+	// wait on it instead of sleeping).
+	Started func()
 }
 
 // Watermark is how far the correlation has come in stream time: every
@@ -351,6 +356,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("evaluate: watch %s: %w", QueueBucket, err)
 	}
 	defer func() { _ = w.Stop() }()
+	if s.cfg.Started != nil {
+		s.cfg.Started()
+	}
 	pending := map[string]*entry{}
 	apply := func(kve jetstream.KeyValueEntry) {
 		if kve == nil {

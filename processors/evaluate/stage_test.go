@@ -123,6 +123,16 @@ func resultRows(t *testing.T, st *store.Store) []resultRow {
 	return out
 }
 
+// changeRows counts the control_results rows of one change record.
+func changeRows(t *testing.T, st *store.Store, change string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := st.Conn().QueryRow(context.Background(), `SELECT count() FROM control_results WHERE change_id = ?`, change).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func history(rows []resultRow, control string) []string {
 	var out []string
 	for _, r := range rows {
@@ -328,8 +338,9 @@ func TestStageNewBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := &clock{t: at("2025-03-04T07:05:00Z")}
-	run := func(eng *Engine) (stop func()) {
-		return runStage(t, js.JS, eng, correlate.KVReader{KV: kv}, st, StageConfig{Now: clk.Now})
+	run := func(eng *Engine) (stop func(), started <-chan struct{}) {
+		ch := make(chan struct{})
+		return runStage(t, js.JS, eng, correlate.KVReader{KV: kv}, st, StageConfig{Now: clk.Now, Started: func() { close(ch) }}), ch
 	}
 	byTrigger := func() map[string]int {
 		out := map[string]int{}
@@ -339,7 +350,7 @@ func TestStageNewBundle(t *testing.T) {
 		return out
 	}
 	builtin := engine(t)
-	stop := run(builtin)
+	stop, _ := run(builtin)
 	queue, err := OpenQueue(ctx, js.JS)
 	if err != nil {
 		t.Fatal(err)
@@ -354,9 +365,29 @@ func TestStageNewBundle(t *testing.T) {
 		return nil
 	})
 	stop()
-	// The same bundle again: nothing is judged again.
-	stop = run(builtin)
-	time.Sleep(300 * time.Millisecond)
+	// The same bundle again: nothing is judged again. A sentinel record
+	// enqueued once the restarted stage watches the queue is written no
+	// earlier than anything the restart queued for judging again: once
+	// its results are in, so would be any re-judged ones.
+	sentinelFacts, sentinel := genChanges(t, 0, 1)
+	if _, err := kv.Merge(ctx, sentinelFacts); err != nil {
+		t.Fatal(err)
+	}
+	stop, started := run(builtin)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the restarted stage did not start watching the queue")
+	}
+	if err := Enqueue(ctx, queue, sentinel, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := changeRows(t, st, sentinel[0]); n == 0 {
+			return fmt.Errorf("no results yet for the sentinel %s", sentinel[0])
+		}
+		return nil
+	})
 	stop()
 	if got := byTrigger(); len(got) != 1 || got["update/pass"] != 8 {
 		t.Fatalf("a restart with the same bundle wrote %v", got)
@@ -366,7 +397,7 @@ func TestStageNewBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop = run(custom)
+	stop, _ = run(custom)
 	defer stop()
 	testenv.Eventually(t, 30*time.Second, func() error {
 		got := byTrigger()
@@ -395,7 +426,7 @@ func TestStageNewBundle(t *testing.T) {
 		t.Errorf("EX-1 history %v, want one result with trigger bundle", h)
 	}
 	var verdicts uint64
-	if err := st.Conn().QueryRow(ctx, `SELECT count() FROM deployment_verdicts`).Scan(&verdicts); err != nil {
+	if err := st.Conn().QueryRow(ctx, `SELECT count() FROM deployment_verdicts WHERE change_id = ?`, stageChange).Scan(&verdicts); err != nil {
 		t.Fatal(err)
 	}
 	if verdicts != 1 {
