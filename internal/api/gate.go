@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -51,6 +52,18 @@ type GateResponse struct {
 	Controls    []GateControl `json:"controls"`
 	BundleHash  string        `json:"bundle_hash"`
 	EvaluatedAt time.Time     `json:"evaluated_at"`
+	// Behind is set, with the decision deny, when the correlation stage
+	// had not taken in every event that arrived before the question
+	// within the catch-up wait: the answer would have come from a state
+	// older than what was sent. Ask again (evidence gate --wait does).
+	Behind *GateBehind `json:"behind,omitempty"`
+}
+
+// GateBehind says how far behind the question the correlation was.
+type GateBehind struct {
+	AskedAt   time.Time `json:"asked_at"`
+	Watermark time.Time `json:"watermark"` // zero when unknown
+	Error     string    `json:"error,omitempty"`
 }
 
 // GateControl is one control's verdict in a gate answer.
@@ -121,6 +134,18 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if behind := s.catchUp(ctx); behind != nil {
+		params := s.cfg.GateParams.WithDefaults()
+		reason := fmt.Sprintf("the correlation stage has not yet taken in every event that arrived before this question (asked at %s, correlated up to %s): an answer now would be judged without evidence already sent; ask again (evidence gate --wait)",
+			behind.AskedAt.Format(time.RFC3339Nano), watermarkText(behind))
+		writeJSON(w, http.StatusOK, GateResponse{
+			Decision: GateDeny, Repo: g.repo, Commit: g.commit, Artifact: g.artifact, Environment: g.env,
+			Production: slices.ContainsFunc(params.ProductionEnvironments, func(e string) bool { return strings.EqualFold(e, g.env) }),
+			Reasons:    []string{reason}, Controls: []GateControl{},
+			BundleHash: s.cfg.Gate.BundleHash(), EvaluatedAt: time.Now().UTC(), Behind: behind,
+		})
+		return
+	}
 	var recs []correlate.Record
 	var err error
 	switch ar, byArtifact := s.cfg.Changes.(correlate.ArtifactReader); {
@@ -255,4 +280,45 @@ func (s *Server) controlTitle(id string) string {
 		}
 	}
 	return ""
+}
+
+// catchUp waits, up to GateCatchUp, until the correlation watermark is
+// past the moment the question was asked; nil when it is (or when no
+// watermark is configured), else how far behind it stayed.
+func (s *Server) catchUp(ctx context.Context) *GateBehind {
+	if s.cfg.Watermark == nil {
+		return nil
+	}
+	asked := time.Now().UTC()
+	wait := s.cfg.GateCatchUp
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var last *GateBehind
+	for {
+		wm, err := s.cfg.Watermark(ctx)
+		if err == nil && wm.After(asked) {
+			return nil
+		}
+		last = &GateBehind{AskedAt: asked, Watermark: wm.UTC()}
+		if err != nil {
+			last.Watermark, last.Error = time.Time{}, err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-tick.C:
+		}
+	}
+}
+
+func watermarkText(b *GateBehind) string {
+	if b.Error != "" {
+		return "unknown: " + b.Error
+	}
+	return b.Watermark.Format(time.RFC3339Nano)
 }

@@ -71,6 +71,15 @@ type Config struct {
 	// GateParams; the route is mounted only when Changes and Gate are set.
 	Gate       *evaluate.Engine
 	GateParams evaluate.Params
+	// Watermark, when set, is how far the correlation stage has come in
+	// stream time (correlate.StreamWatermark): the gate answers only from
+	// a state that has taken in every event that arrived before the
+	// question, waiting up to GateCatchUp for it, and otherwise denies,
+	// saying the state is behind (a pipeline that just sent its evidence
+	// must not be judged without it).
+	Watermark func(ctx context.Context) (time.Time, error)
+	// GateCatchUp bounds that wait (default 10s).
+	GateCatchUp time.Duration
 }
 
 // Server is the HTTP API.

@@ -25,6 +25,12 @@ type gateVerdict struct {
 	Controls    []gateControl `json:"controls"`
 	BundleHash  string        `json:"bundle_hash"`
 	EvaluatedAt time.Time     `json:"evaluated_at"`
+	// Behind: the server's correlation had not caught up with the
+	// question; asking again is worth it.
+	Behind *struct {
+		AskedAt   time.Time `json:"asked_at"`
+		Watermark time.Time `json:"watermark"`
+	} `json:"behind"`
 }
 
 type gateControl struct {
@@ -42,6 +48,9 @@ type gateControl struct {
 func (v gateVerdict) waitable() bool {
 	if v.Decision != "deny" {
 		return false
+	}
+	if v.Behind != nil {
+		return true
 	}
 	if v.Change == nil {
 		return true

@@ -175,6 +175,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		Changes:    changes,
 		Gate:       gate,
 		GateParams: d.controlParams(),
+		Watermark:  correlate.StreamWatermark{JS: d.js}.Watermark,
 		Gatherer:   d.Registry,
 		Metrics:    m,
 		Log:        log,
