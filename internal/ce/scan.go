@@ -493,15 +493,7 @@ func unquote(span []byte, escaped bool) string {
 func hex4(b []byte) rune {
 	var r rune
 	for _, c := range b {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		default:
-			r |= rune(c - 'A' + 10)
-		}
+		r = r<<4 | rune(hexVal(c))
 	}
 	return r
 }
@@ -621,15 +613,6 @@ func arrayElements(b []byte) ([][]byte, error) {
 		}
 		return nil, s.fail("expected ',' or ']' in array")
 	}
-}
-
-// Valid reports whether b is exactly one valid JSON value.
-func Valid(b []byte) bool {
-	s := scanner{b: b}
-	if err := s.skipValue(0); err != nil {
-		return false
-	}
-	return s.end() == nil
 }
 
 // DecodeAny decodes one JSON value into the shapes encoding/json gives

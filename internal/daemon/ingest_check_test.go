@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -490,7 +491,7 @@ func knownDefect(t *testing.T, id, observed string) {
 	t.Helper()
 	trace("known defect %s in %s: %s", id, t.Name(), clipRaw([]byte(observed)))
 	if *ingestStrict || defects[id] == "" {
-		t.Fatalf("defect %s (%s): %s", id, cmpOr(defects[id], "fixed: it must not come back"), observed)
+		t.Fatalf("defect %s (%s): %s", id, cmp.Or(defects[id], "fixed: it must not come back"), observed)
 	}
 	t.Skipf("known defect %s (%s): %s; -ingest.strict makes it a failure", id, defects[id], observed)
 }
@@ -504,11 +505,4 @@ var defects = map[string]string{
 	// index), W1, W2, W3 (webhooks through the door's check, a 400 not a
 	// 500, reason labels of valid UTF-8) are fixed: an input that shows
 	// one of them again fails.
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

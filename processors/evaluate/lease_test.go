@@ -20,12 +20,7 @@ import (
 // over and judges what is queued next.
 func TestStageLease(t *testing.T) {
 	ctx := context.Background()
-	js := testenv.NATS(t)
-	st := testenv.Store(t)
-	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, st, kv := stageEnv(t)
 	now := time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)
 	eng := engine(t)
 	// Per replica: how often it found the lease held by another and stood

@@ -151,12 +151,7 @@ func history(rows []resultRow, control string) []string {
 // decided at the first evaluation, never changes.
 func TestStage(t *testing.T) {
 	ctx := context.Background()
-	js := testenv.NATS(t)
-	st := testenv.Store(t)
-	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, st, kv := stageEnv(t)
 	base, approval := stageFacts(t)
 	if _, err := kv.Merge(ctx, base); err != nil {
 		t.Fatal(err)
@@ -327,12 +322,7 @@ func TestStage(t *testing.T) {
 // new control included; the deployment's verdict stays as decided.
 func TestStageNewBundle(t *testing.T) {
 	ctx := context.Background()
-	js := testenv.NATS(t)
-	st := testenv.Store(t)
-	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, st, kv := stageEnv(t)
 	base, approval := stageFacts(t)
 	if _, err := kv.Merge(ctx, append(base, approval...)); err != nil {
 		t.Fatal(err)
@@ -445,12 +435,7 @@ func TestStageNewBundle(t *testing.T) {
 // restart of the stage, and the clock plays no part: it stays at 07:02:30.
 func TestStageVerdictDelay(t *testing.T) {
 	ctx := context.Background()
-	js := testenv.NATS(t)
-	st := testenv.Store(t)
-	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, st, kv := stageEnv(t)
 	base, approval, deploy := stageEvidence(t)
 	if _, err := kv.Merge(ctx, arrived(deploy, at("2025-03-04T07:02:10Z"))); err != nil {
 		t.Fatal(err)
@@ -524,12 +509,7 @@ func TestStageVerdictDelay(t *testing.T) {
 // held against it, and the redeploy is judged like the second.
 func TestStageDeploymentJudgedOnItsArtifact(t *testing.T) {
 	ctx := context.Background()
-	js := testenv.NATS(t)
-	st := testenv.Store(t)
-	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, st, kv := stageEnv(t)
 	base, approval := stageFacts(t)
 	const head, headImage = "9f2c1e7a4b5d6c8e0f1a2b3c4d5e6f708192a3b4", "sha256:9f2c1e7a4b5d6c8e0f1a2b3c4d5e6f708192a3b49f2c1e7a4b5d6c8e0f1a2b3c"
 	var early []correlate.Fact
@@ -601,4 +581,17 @@ func TestStageDeploymentJudgedOnItsArtifact(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("deployment verdicts %q, want %q", got, want)
 	}
+}
+
+// stageEnv is what a stage test runs on: an embedded JetStream, a
+// ClickHouse store and the correlation bucket in that JetStream.
+func stageEnv(t *testing.T) (*testenv.JetStream, *store.Store, *correlate.KVState) {
+	t.Helper()
+	js := testenv.NATS(t)
+	st := testenv.Store(t)
+	kv, err := correlate.NewKVState(context.Background(), js.JS, correlate.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, st, kv
 }

@@ -137,12 +137,7 @@ func queuedTask(t *testing.T, queue jetstream.KeyValue, id string) (task, bool) 
 // watermark passes T0 + 2 min, then it is the pull request's, pass.
 func TestStageBackfill(t *testing.T) {
 	ctx := context.Background()
-	js := testenv.NATS(t)
-	st := testenv.Store(t)
-	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, st, kv := stageEnv(t)
 	base, approval, deploy := stageEvidence(t)
 	t0 := at("2025-09-01T12:00:00Z")
 	cutoff := t0.Add(2 * time.Minute)
@@ -217,12 +212,7 @@ func TestStageBackfill(t *testing.T) {
 // CM-1 pass, once.
 func TestStageLateArrival(t *testing.T) {
 	ctx := context.Background()
-	js := testenv.NATS(t)
-	st := testenv.Store(t)
-	kv, err := correlate.NewKVState(ctx, js.JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, st, kv := stageEnv(t)
 	base, approval, deploy := stageEvidence(t)
 	t0 := at("2025-09-01T12:00:00Z")
 	if _, err := kv.Merge(ctx, append(arrived(append(base, deploy...), t0), arrived(approval, t0.Add(5*time.Minute))...)); err != nil {

@@ -261,9 +261,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, e := range events {
-		err := e.Validate()
-		if err == nil && h.check != nil {
+		// The door's check includes Validate's (Admit checks the
+		// attributes and the data, strictly); without one, Validate.
+		var err error
+		if h.check != nil {
 			err = h.check(e)
+		} else {
+			err = e.Validate()
 		}
 		if err == nil {
 			continue
