@@ -71,6 +71,10 @@ type Config struct {
 	ArchiveFlushInterval time.Duration
 	// ShutdownTimeout bounds the drain at SIGTERM.
 	ShutdownTimeout time.Duration
+	// PprofAddr, when set, serves net/http/pprof on its own listener:
+	// loopback only, unless a tokens file is set (then an admin token is
+	// required).
+	PprofAddr string
 	// SigningKey is the ed25519 key (PKCS#8 PEM, mode 0600) that signs the
 	// archive's checkpoints; empty: DataDir/evidence-signing.key, made at
 	// first start.
@@ -193,6 +197,7 @@ func (c *Config) flags() []Flag {
 		{Name: "checkpoint-every", Env: "EVIDENCE_CHECKPOINT_EVERY", Default: "10000", Usage: "sign the archive's chain every so many events", set: inum(&c.CheckpointEvery)},
 		{Name: "checkpoint-interval", Env: "EVIDENCE_CHECKPOINT_INTERVAL", Default: "1m", Usage: "sign the archive's chain at least this often while events arrive", set: dur(&c.CheckpointInterval)},
 		{Name: "shutdown-timeout", Env: "EVIDENCE_SHUTDOWN_TIMEOUT", Default: "30s", Usage: "how long SIGTERM waits for in-flight work", set: dur(&c.ShutdownTimeout)},
+		{Name: "pprof-addr", Env: "EVIDENCE_PPROF_ADDR", Default: "", Usage: "host:port serving Go's profiler (net/http/pprof) on its own listener; empty: off; loopback only unless --tokens-file is set, which then requires an admin token", set: str(&c.PprofAddr)},
 		{Name: "log-level", Env: "EVIDENCE_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error", set: str(&c.LogLevel)},
 		{Name: "log-format", Env: "EVIDENCE_LOG_FORMAT", Default: "text", Usage: "text or json", set: str(&c.LogFormat)},
 		{Name: "github-secret", Env: "EVIDENCE_GITHUB_SECRET", Usage: "GitHub webhook secret", Secret: true, set: str(&c.GitHubSecret)},
@@ -291,6 +296,19 @@ func (c *Config) Validate() error {
 	if c.TokensFile == "" && !IsLoopback(host) {
 		return bad("http-addr", "EVIDENCE_HTTP_ADDR",
 			"%q is not a loopback address: without --tokens-file the API is open, so it listens on loopback only (127.0.0.1, ::1, localhost); give a tokens file to listen on %s", c.HTTPAddr, host)
+	}
+	if c.PprofAddr != "" {
+		host, port, err := net.SplitHostPort(c.PprofAddr)
+		if err != nil {
+			return bad("pprof-addr", "EVIDENCE_PPROF_ADDR", "want host:port, got %q", c.PprofAddr)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return bad("pprof-addr", "EVIDENCE_PPROF_ADDR", "bad port %q", port)
+		}
+		if c.TokensFile == "" && !IsLoopback(host) {
+			return bad("pprof-addr", "EVIDENCE_PPROF_ADDR",
+				"%q is not a loopback address: without --tokens-file the profiler is open, so it listens on loopback only (127.0.0.1, ::1, localhost); give a tokens file (an admin token is then required) to listen on %s", c.PprofAddr, host)
+		}
 	}
 	if c.TokensFile != "" {
 		if _, err := os.Stat(c.TokensFile); err != nil {

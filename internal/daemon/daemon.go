@@ -48,6 +48,9 @@ type Daemon struct {
 	js       jetstream.JetStream
 	http     *http.Server
 	listener net.Listener
+	// pprof serves the profiler with --pprof-addr (else nil).
+	pprof         *http.Server
+	pprofListener net.Listener
 	// Registry holds the daemon's Prometheus metrics.
 	Registry *prometheus.Registry
 
@@ -83,6 +86,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	ok := false
 	defer func() {
 		if !ok {
+			if d.pprof != nil {
+				_ = d.pprof.Close()
+			}
 			d.closeNATS()
 		}
 	}()
@@ -196,6 +202,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		srv.Handle(p, auth.None, lv) // the page checks the auditor role itself (cookie or header)
 	}
 
+	if cfg.PprofAddr != "" {
+		if d.pprof, d.pprofListener, err = startPprof(cfg.PprofAddr, tokens, log); err != nil {
+			return nil, err
+		}
+	}
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, err)
@@ -261,6 +272,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 
 // Addr is the HTTP API's listening address.
 func (d *Daemon) Addr() string { return d.listener.Addr().String() }
+
+// PprofAddr is where the profiler listens (--pprof-addr), or "" when off.
+func (d *Daemon) PprofAddr() string {
+	if d.pprofListener == nil {
+		return ""
+	}
+	return d.pprofListener.Addr().String()
+}
 
 // JetStream is the daemon's JetStream context.
 func (d *Daemon) JetStream() jetstream.JetStream { return d.js }
@@ -393,6 +412,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	defer cancel()
 	d.log.Info("shutting down: draining in-flight requests")
 	err := d.http.Shutdown(ctx)
+	if d.pprof != nil {
+		_ = d.pprof.Close() // a profile in progress is cut short
+	}
 	d.bgCancel()
 	done := make(chan struct{})
 	go func() { d.bg.Wait(); close(done) }()
