@@ -193,6 +193,10 @@ func deliver(t *testing.T, h *history.History, dl delivery, delay time.Duration,
 
 	st := testenv.StoreAt(t, url)
 	ctx := context.Background()
+	var early uint64
+	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM deployment_verdicts FINAL").Scan(&early); err != nil {
+		t.Fatal(err)
+	}
 	timeout := 2*time.Minute + time.Duration(len(evs))*5*time.Millisecond
 	testenv.Eventually(t, timeout, func() error {
 		var n uint64
@@ -204,7 +208,8 @@ func deliver(t *testing.T, h *history.History, dl delivery, delay time.Duration,
 		}
 		return nil
 	})
-	t.Logf("%s: posted in %s, every verdict decided %s later", dl.name, posted.Sub(arr[0].from).Round(time.Millisecond), time.Since(posted).Round(time.Millisecond))
+	t.Logf("%s: posted in %s (%d verdicts decided by then), every verdict decided %s later", dl.name,
+		posted.Sub(arr[0].from).Round(time.Millisecond), early, time.Since(posted).Round(time.Millisecond))
 
 	var cols []string
 	res, err := st.Conn().Query(ctx, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'deployment_verdicts'")

@@ -63,7 +63,16 @@ type PR struct {
 	MergedBy     Identity
 	OpenedAt     time.Time
 	MergedAt     time.Time
-	Reviews      []Review
+	// Updates are the pushes to the pull request after it was opened,
+	// in order; HeadCommit is the last one's head.
+	Updates []Update
+	Reviews []Review
+}
+
+// Update is a push to the pull request (change.updated).
+type Update struct {
+	Head, Previous string
+	At             time.Time
 }
 
 // Run is a pipeline run (its pipelinerun.finished event).

@@ -55,6 +55,7 @@ const (
 	TypeTicketCreated      = "dev.evidencepipeline.ticket.created.v1"
 	TypeTicketApproved     = "dev.evidencepipeline.ticket.approved.v1"
 	TypeChangeOpened       = "dev.evidencepipeline.change.opened.v1"
+	TypeChangeUpdated      = "dev.evidencepipeline.change.updated.v1"
 	TypeReviewSubmitted    = "dev.evidencepipeline.review.submitted.v1"
 	TypeChangeMerged       = "dev.evidencepipeline.change.merged.v1"
 	TypePipelineRunFinshed = "dev.evidencepipeline.pipelinerun.finished.v1"
@@ -80,6 +81,9 @@ var Kinds = []struct {
 	{"self-approval", 0.02},                   // CM-2 and CM-3: the author approves their own change
 	{"review-superseded", 0.02},               // CM-2 platform rule: approved, then changes requested by the same reviewer
 	{"review-by-bot", 0.02},                   // CM-2 platform rule: the only approval is a bot's
+	{"review-dismissed", 0.01},                // CM-2 platform rule: the only approval was dismissed
+	{"review-stale", 0.01},                    // CM-2 platform rule: approved, then a push; not approved again
+	{"review-renewed", 0.01},                  // CM-2 platform rule: approved, a push, approved again (passes)
 	{"ticket-approved-by-author", 0.03},       // CM-3
 	{"reviewer-approves-ticket", 0.02},        // CM-3
 	{"manual-trigger-by-author", 0.02},        // CM-3 platform rule: the author starts the pipeline on demand (allowed)
@@ -220,7 +224,21 @@ func (g *gen) change(c *Change, repo string, number int, at time.Time) {
 		pr.Reviews = append(pr.Reviews, Review{ID: fmt.Sprintf("%d", 5000000+len(pr.Reviews)+10*c.Index), Reviewer: who, Decision: decision, Head: pr.HeadCommit, At: rat})
 		rat = rat.Add(g.minutes(5, 30))
 	}
+	if kind == "review-stale" || kind == "review-renewed" {
+		review(reviewer, "approved")
+		h := g.hex(40)
+		pr.Updates = append(pr.Updates, Update{Head: h, Previous: pr.HeadCommit, At: rat})
+		pr.HeadCommit = h
+		rat = rat.Add(g.minutes(5, 30))
+	}
 	switch kind {
+	case "review-stale":
+	case "review-dismissed":
+		review(reviewer, "approved")
+		d := pr.Reviews[len(pr.Reviews)-1]
+		d.Decision, d.At = "dismissed", rat
+		pr.Reviews = append(pr.Reviews, d)
+		rat = rat.Add(g.minutes(5, 30))
 	case "no-review":
 		review(reviewer, "commented")
 	case "self-approval":
@@ -364,16 +382,30 @@ func changeEvents(c *Change) []Event {
 		if c.Ticket != nil {
 			keys = []string{c.Ticket.Key}
 		}
+		openedHead := pr.HeadCommit
+		if len(pr.Updates) > 0 {
+			openedHead = pr.Updates[0].Previous
+		}
 		emit(TypeChangeOpened, web, pr.OpenedAt, map[string]any{
 			"repository": c.Repository, "change": ch, "title": pr.Title, "author": pr.Author.data(),
-			"source_branch": pr.SourceBranch, "target_branch": pr.TargetBranch, "head_commit": pr.HeadCommit,
+			"source_branch": pr.SourceBranch, "target_branch": pr.TargetBranch, "head_commit": openedHead,
 			"base_commit": pr.BaseCommit, "opened_at": ts(pr.OpenedAt), "ticket_keys": keys,
 		})
+		for _, u := range pr.Updates {
+			emit(TypeChangeUpdated, web, u.At, map[string]any{
+				"repository": c.Repository, "change": ch, "head_commit": u.Head, "previous_head_commit": u.Previous,
+				"actor": pr.Author.data(), "updated_at": ts(u.At),
+			})
+		}
 		for _, r := range pr.Reviews {
-			emit(TypeReviewSubmitted, web, r.At, map[string]any{
+			data := map[string]any{
 				"repository": c.Repository, "change": ch, "reviewer": r.Reviewer.data(), "decision": r.Decision,
 				"head_commit": r.Head, "submitted_at": ts(r.At), "review_id": r.ID, "author": pr.Author.data(),
-			})
+			}
+			if r.Decision == "dismissed" {
+				data["dismissed_by"] = pr.Author.data()
+			}
+			emit(TypeReviewSubmitted, web, r.At, data)
 		}
 		emit(TypeChangeMerged, web, pr.MergedAt, map[string]any{
 			"repository": c.Repository, "change": ch, "title": pr.Title, "author": pr.Author.data(),

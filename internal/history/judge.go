@@ -195,18 +195,41 @@ func (j judge) cm1() string {
 	return decide(fails, len(t.Approvals) == 0 || machine, false)
 }
 
-// standing is cm2.rego standing: not replaced by the same reviewer's
-// later request for changes, nor dismissed.
+// standing is cm2.rego standing, with the platform's review semantics
+// the correlation derives (processors/correlate/build.go): an approval
+// counts unless a dismissal names it (same reviewer, same review id) or
+// the same reviewer's later decisive review (approved or changes
+// requested) replaced it; at the same instant a request for changes is
+// the later.
 func (j judge) standing(r Review) bool {
-	for _, s := range j.c.PR.Reviews {
-		if s.At.After(r.At) && samePerson(s.Reviewer, r.Reviewer) && (s.Decision == "changes_requested" || s.Decision == "dismissed") {
-			return false
-		}
-	}
-	return true
+	return !j.dismissed(r) && !j.superseded(r)
 }
 
-// cm2 is cm2.rego: a standing approval on the final head by someone
+func (j judge) dismissed(r Review) bool {
+	for _, s := range j.c.PR.Reviews {
+		if s.Decision == "dismissed" && r.Decision != "dismissed" && strings.EqualFold(s.Reviewer.Login, r.Reviewer.Login) &&
+			(s.ID != "" && s.ID == r.ID || s.ID == "" && !s.At.Before(r.At)) {
+			return true
+		}
+	}
+	return false
+}
+
+func decisive(d string) bool { return d == "approved" || d == "changes_requested" }
+
+func (j judge) superseded(r Review) bool {
+	for _, s := range j.c.PR.Reviews {
+		if s == r || !decisive(s.Decision) || !decisive(r.Decision) || !strings.EqualFold(s.Reviewer.Login, r.Reviewer.Login) {
+			continue
+		}
+		if s.At.After(r.At) || s.At.Equal(r.At) && s.Decision == "changes_requested" && r.Decision == "approved" {
+			return true
+		}
+	}
+	return false
+}
+
+// cm2 is cm2.rego: a standing approval on the final head (not stale) by someone
 // neither the author nor a machine passes; a deployment matching no
 // change fails; anything else is missing evidence.
 func (j judge) cm2() string {
@@ -222,7 +245,8 @@ func (j judge) cm2() string {
 	return Pending
 }
 
-// cm3 is cm3.rego: the author, the approving reviewers (not dismissed),
+// cm3 is cm3.rego: the author, the approving reviewers (not dismissed;
+// superseded or stale ones still count here),
 // the ticket approvers and a deployer that is not the pipeline are
 // distinct people; someone other than the author must have approved (a
 // review or the ticket). The author starting the pipeline on demand is
@@ -236,7 +260,7 @@ func (j judge) cm3() string {
 	if pr := j.c.PR; pr != nil {
 		people = append(people, role{"author", pr.Author})
 		for _, r := range pr.Reviews {
-			if r.Decision == "approved" {
+			if r.Decision == "approved" && !j.dismissed(r) {
 				people = append(people, role{"reviewer", r.Reviewer})
 			}
 		}
