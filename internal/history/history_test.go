@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -150,6 +151,13 @@ func TestJudgeKinds(t *testing.T) {
 			t.Errorf("change %d (%s): judge %s %v, want %s %v", c.Index, c.Kind, v.Status, v.Controls, status, exp)
 		}
 	}
+	strict := p
+	strict.FailManualTriggerByAuthor = true
+	for _, c := range Generate(5, 3000, 50, start).Changes {
+		if got := strict.Judge(&c).Controls["CM-3"]; c.Kind == "manual-trigger-by-author" && got != Fail {
+			t.Errorf("change %d (%s), manual_trigger_by_author fail: CM-3 %s, want fail", c.Index, c.Kind, got)
+		}
+	}
 	for k := range want {
 		if !seen[k] {
 			t.Errorf("kind %q never generated", k)
@@ -158,5 +166,26 @@ func TestJudgeKinds(t *testing.T) {
 	if t.Failed() {
 		keys := slices.Sorted(maps.Keys(seen))
 		t.Logf("kinds seen: %s", strings.Join(keys, ", "))
+	}
+}
+
+// TestJudgeIndependent keeps the reference judge independent of what it
+// checks: the package depends on neither the correlation, nor the
+// evaluation, nor OPA.
+func TestJudgeIndependent(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	forbidden := []string{
+		"github.com/evidencepipeline/evidence/processors/",
+		"github.com/open-policy-agent/",
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if strings.HasPrefix(dep, f) {
+				t.Errorf("internal/history depends on %s", dep)
+			}
+		}
 	}
 }

@@ -21,6 +21,9 @@ type Params struct {
 	ProtectedBranches      []string
 	RequiredScanCategories []string
 	EmergencyWindow        time.Duration
+	// FailManualTriggerByAuthor is --manual-trigger-by-author fail: CM-3
+	// fails when the author started the deploying pipeline on demand.
+	FailManualTriggerByAuthor bool
 }
 
 // DefaultParams are the defaults of the built-in controls.
@@ -250,7 +253,8 @@ func (j judge) cm2() string {
 // the ticket approvers and a deployer that is not the pipeline are
 // distinct people; someone other than the author must have approved (a
 // review or the ticket). The author starting the pipeline on demand is
-// allowed (manual_trigger_by_author: allow, the default).
+// allowed (manual_trigger_by_author: allow, the default) unless
+// FailManualTriggerByAuthor.
 func (j judge) cm3() string {
 	type role struct {
 		name string
@@ -270,10 +274,17 @@ func (j judge) cm3() string {
 			people = append(people, role{"ticket_approver", a.By})
 		}
 	}
+	d := j.c.Deployment
 	if !j.pipelineDeployment() {
-		people = append(people, role{"deployer", j.c.Deployment.Deployer})
+		people = append(people, role{"deployer", d.Deployer})
 	}
 	fails, approvers := false, false
+	// cm3.rego author_started: on demand is any trigger but push,
+	// schedule and pipeline (lib.rego on_demand).
+	if j.p.FailManualTriggerByAuthor && j.pipelineDeployment() && d.TriggeredBy != nil && j.isAuthor(*d.TriggeredBy) &&
+		!slices.Contains([]string{"push", "schedule", "pipeline"}, strings.ToLower(d.Trigger)) {
+		fails = true
+	}
 	for _, x := range people {
 		for _, y := range people {
 			if x.name < y.name && samePerson(x.id, y.id) {
