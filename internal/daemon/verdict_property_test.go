@@ -78,7 +78,7 @@ func TestVerdictProperty(t *testing.T) {
 	// The verdict delay must cover the spread of a change's events in
 	// every delivery; checked below (a delivery that broke it would
 	// judge on less evidence, legitimately).
-	delay := time.Duration(envInt("EVIDENCE_PROPERTY_DELAY_MS", 5000)) * time.Millisecond
+	delay := time.Duration(envInt("EVIDENCE_PROPERTY_DELAY_MS", 3000)) * time.Millisecond
 	if changes > 1000 && os.Getenv("EVIDENCE_PROPERTY_DELAY_MS") == "" {
 		delay = 15 * time.Second
 	}
@@ -93,8 +93,8 @@ func TestVerdictProperty(t *testing.T) {
 
 	window := max(1, 170*len(h.Events)/max(len(h.Changes), 1))
 	// Paced so that, by default too, verdicts are decided while later
-	// evidence still arrives (about 13 s for 300 changes, 60 s for 10,000).
-	liveRate := max(250, float64(len(h.Events))/60)
+	// evidence still arrives (about 8 s for 300 changes, 60 s for 10,000).
+	liveRate := max(400, float64(len(h.Events))/60)
 	deliveries := []delivery{
 		{name: "time-order", order: timeOrder, batch: 100, posters: 1},
 		{name: "reversed", order: func(h *history.History) []history.Event {
