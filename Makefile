@@ -1,6 +1,6 @@
 # The README's commands. Go 1.26+ is the only prerequisite; ClickHouse is
 # installed from Debian's packages when missing.
-.PHONY: run test build bench-ingest lint
+.PHONY: run test build bench-ingest lint verify-verdicts
 
 run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
 	scripts/quickstart.sh
@@ -8,6 +8,10 @@ run:            ## install/start ClickHouse, build, run evidenced (embedded NATS
 test:           ## install ClickHouse if missing, then every test (real NATS and ClickHouse)
 	scripts/install-clickhouse.sh
 	go test -count=1 -timeout 30m ./...
+
+verify-verdicts: ## 10,000 changes / 50 repositories delivered five ways: identical verdicts, equal to the reference judge
+	scripts/install-clickhouse.sh
+	EVIDENCE_PROPERTY_CHANGES=10000 go test -count=1 -v -timeout 90m -run 'TestVerdictProperty$$' ./internal/daemon
 
 build:
 	go build -o bin/ ./cmd/evidenced ./cmd/evidence
