@@ -35,6 +35,9 @@ type Config struct {
 	// TokensFile is the bearer-token file; without it the API is open and
 	// must listen on loopback.
 	TokensFile string
+	// PprofAddr, when set, serves net/http/pprof on its own listener
+	// (loopback only unless TokensFile is set; then admin tokens only).
+	PprofAddr string
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64
 	// StreamMaxAge bounds how long events stay in JetStream.
@@ -169,6 +172,7 @@ func (c *Config) flags() []Flag {
 		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on; empty: in-process only", set: str(&c.NATSListen)},
 		{Name: "clickhouse-url", Env: "EVIDENCE_CLICKHOUSE_URL", Default: "clickhouse://127.0.0.1:9000/evidence", Usage: "ClickHouse, native protocol: clickhouse://[user[:password]@]host[:port]/database", Secret: true, set: str(&c.ClickHouseURL)},
 		{Name: "tokens-file", Env: "EVIDENCE_TOKENS_FILE", Default: "", Usage: "bearer tokens (ROLE SHA256 NAME per line); without it the API is open and listens on loopback only", set: str(&c.TokensFile)},
+		{Name: "pprof-addr", Env: "EVIDENCE_PPROF_ADDR", Default: "", Usage: "host:port serving Go profiles (net/http/pprof) on a listener of their own; loopback only unless --tokens-file is set, then an admin token is required; empty: off", set: str(&c.PprofAddr)},
 		{Name: "max-body-bytes", Env: "EVIDENCE_MAX_BODY_BYTES", Default: "10MiB", Usage: "largest request body (bytes, or with KiB/MiB)", set: num(&c.MaxBodyBytes)},
 		{Name: "stream-max-age", Env: "EVIDENCE_STREAM_MAX_AGE", Default: "720h", Usage: "how long events stay in JetStream (0: forever); the archive must catch up within it", set: dur(&c.StreamMaxAge)},
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
@@ -291,6 +295,19 @@ func (c *Config) Validate() error {
 	if c.TokensFile == "" && !IsLoopback(host) {
 		return bad("http-addr", "EVIDENCE_HTTP_ADDR",
 			"%q is not a loopback address: without --tokens-file the API is open, so it listens on loopback only (127.0.0.1, ::1, localhost); give a tokens file to listen on %s", c.HTTPAddr, host)
+	}
+	if c.PprofAddr != "" {
+		host, port, err := net.SplitHostPort(c.PprofAddr)
+		if err != nil {
+			return bad("pprof-addr", "EVIDENCE_PPROF_ADDR", "want host:port, got %q", c.PprofAddr)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return bad("pprof-addr", "EVIDENCE_PPROF_ADDR", "bad port %q", port)
+		}
+		if c.TokensFile == "" && !IsLoopback(host) {
+			return bad("pprof-addr", "EVIDENCE_PPROF_ADDR",
+				"%q is not a loopback address: without --tokens-file the profiles would be open to anyone, so they are served on loopback only (127.0.0.1, ::1, localhost); give a tokens file to serve them on %s to admin tokens", c.PprofAddr, host)
+		}
 	}
 	if c.TokensFile != "" {
 		if _, err := os.Stat(c.TokensFile); err != nil {

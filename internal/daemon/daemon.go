@@ -48,6 +48,9 @@ type Daemon struct {
 	js       jetstream.JetStream
 	http     *http.Server
 	listener net.Listener
+	// pprof serves --pprof-addr (nil when off).
+	pprof         *http.Server
+	pprofListener net.Listener
 	// Registry holds the daemon's Prometheus metrics.
 	Registry *prometheus.Registry
 
@@ -201,6 +204,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		return nil, fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, err)
 	}
 	d.listener = l
+	if cfg.PprofAddr != "" {
+		if err := d.startPprof(cfg.PprofAddr, tokens, log); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
 	d.http = &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -393,6 +402,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	defer cancel()
 	d.log.Info("shutting down: draining in-flight requests")
 	err := d.http.Shutdown(ctx)
+	if d.pprof != nil {
+		_ = d.pprof.Close() // a profile in progress is cut short
+	}
 	d.bgCancel()
 	done := make(chan struct{})
 	go func() { d.bg.Wait(); close(done) }()
