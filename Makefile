@@ -1,6 +1,6 @@
 # The README's commands. Go 1.26+ is the only prerequisite; ClickHouse is
 # installed from Debian's packages when missing.
-.PHONY: run test build bench-ingest lint verify-verdicts
+.PHONY: run test build bench-ingest bench-pipeline lint verify-verdicts
 
 run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
 	scripts/quickstart.sh
@@ -19,6 +19,10 @@ build:
 bench-ingest:   ## sustained ingest benchmark: HTTP -> JetStream -> ClickHouse, against a bare baseline
 	scripts/install-clickhouse.sh
 	go run ./internal/bench/ingest
+
+bench-pipeline: ## the verdict core: realistic changes posted -> archived, correlated, judged; freshness; beside the bare baseline
+	scripts/install-clickhouse.sh
+	go run ./internal/bench/pipeline $(BENCH_FLAGS)
 
 lint:
 	gofmt -l . | (! grep .)

@@ -18,7 +18,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -32,7 +31,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/bench/benchkit"
 	"github.com/evidencepipeline/evidence/internal/chlocal"
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/daemon"
@@ -122,39 +121,6 @@ type posted struct {
 	seqs []uint64
 }
 
-func postBatch(c *http.Client, url string, b []byte) ([]uint64, error) {
-	resp, err := c.Post(url, "application/cloudevents-batch+json", bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted {
-		return nil, fmt.Errorf("%s: %s", resp.Status, raw)
-	}
-	return parseSeqs(raw), nil
-}
-
-// parseSeqs pulls the "seq" values out of the answer without a full JSON
-// decode (the bench's own CPU competes with the system under test).
-func parseSeqs(raw []byte) []uint64 {
-	var out []uint64
-	key := []byte(`"seq":`)
-	for {
-		i := bytes.Index(raw, key)
-		if i < 0 {
-			return out
-		}
-		raw = raw[i+len(key):]
-		var n uint64
-		for len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9' {
-			n = n*10 + uint64(raw[0]-'0')
-			raw = raw[1:]
-		}
-		out = append(out, n)
-	}
-}
-
 func percentiles(c *commits, ps []posted) (p50, p99, max time.Duration) {
 	var lat []time.Duration
 	c.mu.Lock()
@@ -230,7 +196,7 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 					return
 				}
 				at := time.Now()
-				seqs, err := postBatch(hc, url, bodies[k])
+				seqs, err := benchkit.PostBatch(hc, url, bodies[k])
 				if err != nil {
 					errs <- err
 					return
@@ -269,7 +235,7 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 	for k := 0; k < ticks; k++ {
 		<-tk.C
 		at := time.Now()
-		seqs, err := postBatch(hc, url, body(2, k*per, per))
+		seqs, err := benchkit.PostBatch(hc, url, body(2, k*per, per))
 		if err != nil {
 			return err
 		}
@@ -291,14 +257,14 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 	total := uint64(nEvents + ticks*per)
 	var archiveRates, bareRates []float64
 	for r := 0; r < rounds; r++ {
-		if err := waitMerges(ctx, ch); err != nil {
+		if err := benchkit.WaitMerges(ctx, ch); err != nil {
 			return err
 		}
 		b, err := drainBare(ctx, d.JetStream(), ch, total, archiveBatch, r)
 		if err != nil {
 			return err
 		}
-		if err := waitMerges(ctx, ch); err != nil {
+		if err := benchkit.WaitMerges(ctx, ch); err != nil {
 			return err
 		}
 		if drainProfile != "" && r == 0 {
@@ -318,12 +284,12 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 		fmt.Printf("  drain round %d: archive %.0f events/s, bare %.0f events/s\n", r+1, a, b)
 		// Drop both so that their background merges do not weigh on the
 		// next round.
-		if err := dropDatabases(ctx, ch, fmt.Sprintf("drain_bare_%d", r), fmt.Sprintf("drain_archive_%d", r)); err != nil {
+		if err := benchkit.DropDatabases(ctx, ch, fmt.Sprintf("drain_bare_%d", r), fmt.Sprintf("drain_archive_%d", r)); err != nil {
 			return err
 		}
 		archiveRates, bareRates = append(archiveRates, a), append(bareRates, b)
 	}
-	archiveRate, bareRate := median(archiveRates), median(bareRates)
+	archiveRate, bareRate := benchkit.Median(archiveRates), benchkit.Median(bareRates)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("\ndrain of %d stored events (JetStream -> ClickHouse, %d-row inserts), median of %d rounds:\n", total, archiveBatch, rounds)
@@ -332,52 +298,6 @@ func run(nEvents, batch, posters, rate int, pacedFor time.Duration, archiveBatch
 	fmt.Printf("  ratio archive/bare:                  %8.2f\n", archiveRate/bareRate)
 	fmt.Printf("\nGo heap in use at the end: %d MiB; total allocated: %d MiB\n", ms.HeapInuse>>20, ms.TotalAlloc>>20)
 	return nil
-}
-
-// waitMerges waits until ClickHouse has no merge running (at most a
-// minute), so that one measurement does not pay for the previous one's
-// background work.
-func waitMerges(ctx context.Context, ch *chlocal.Server) error {
-	st, err := store.Open(ctx, ch.URL("default"), nil)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		var n uint64
-		if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil
-}
-
-func dropDatabases(ctx context.Context, ch *chlocal.Server, names ...string) error {
-	st, err := store.Open(ctx, ch.URL("default"), nil)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for _, n := range names {
-		if err := st.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func drainArchive(ctx context.Context, js jetstream.JetStream, ch *chlocal.Server, total uint64, batch, round int) (float64, error) {
@@ -406,61 +326,9 @@ func drainArchive(ctx context.Context, js jetstream.JetStream, ch *chlocal.Serve
 	return float64(total) / time.Since(start).Seconds(), nil
 }
 
-// drainBare is the baseline: fetch from JetStream, insert the raw message
-// into a two-column table, ack. Nothing else.
+// drainBare is the baseline (benchkit.DrainBare) into drain_bare_<round>.
 func drainBare(ctx context.Context, js jetstream.JetStream, ch *chlocal.Server, total uint64, batch, round int) (float64, error) {
-	st, err := store.Open(ctx, ch.URL(fmt.Sprintf("drain_bare_%d", round)), nil)
-	if err != nil {
-		return 0, err
-	}
-	defer st.Close()
-	if err := st.Conn().Exec(ctx, "CREATE TABLE IF NOT EXISTS bare (seq UInt64, data String) ENGINE = MergeTree() ORDER BY seq"); err != nil {
-		return 0, err
-	}
-	s, err := js.Stream(ctx, bus.EventStream)
-	if err != nil {
-		return 0, err
-	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: fmt.Sprintf("bench_bare_%d", round), AckPolicy: jetstream.AckAllPolicy, MaxAckPending: -1})
-	if err != nil {
-		return 0, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * batch))
-	if err != nil {
-		return 0, err
-	}
-	defer it.Stop()
-	start := time.Now()
-	var done uint64
-	seqs, datas := make([]uint64, 0, batch), make([]string, 0, batch)
-	var last jetstream.Msg
-	for done < total {
-		msg, err := it.Next()
-		if err != nil {
-			return 0, err
-		}
-		md, _ := msg.Metadata()
-		seqs, datas, last = append(seqs, md.Sequence.Stream), append(datas, string(msg.Data())), msg
-		if len(seqs) == batch || done+uint64(len(seqs)) == total {
-			b, err := st.Conn().PrepareBatch(ctx, "INSERT INTO bare (seq, data)")
-			if err != nil {
-				return 0, err
-			}
-			if err := b.Column(0).Append(seqs); err != nil {
-				return 0, err
-			}
-			if err := b.Column(1).Append(datas); err != nil {
-				return 0, err
-			}
-			if err := b.Send(); err != nil {
-				return 0, err
-			}
-			_ = last.Ack()
-			done += uint64(len(seqs))
-			seqs, datas = seqs[:0], datas[:0]
-		}
-	}
-	return float64(total) / time.Since(start).Seconds(), nil
+	return benchkit.DrainBare(ctx, js, ch, fmt.Sprintf("drain_bare_%d", round), fmt.Sprintf("bench_bare_%d", round), total, batch)
 }
 
 func migrations() fs.FS { return schemas.Migrations() }
