@@ -181,34 +181,22 @@ type gateRow struct {
 	reason         string
 }
 
-// TestGateJudgesTheArtifactAskedAbout asks GET /v1/gate about artifacts
-// (alone, and with their repository as a pipeline in CI does), the
-// server reading the live state from a real NATS KV bucket that the
-// fixture's events were merged into, phase by phase as they would arrive.
-func TestGateJudgesTheArtifactAskedAbout(t *testing.T) {
-	ctx := context.Background()
-	cat, err := schemas.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := correlate.NewKVState(ctx, testenv.NATS(t).JS, correlate.KVOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := evaluate.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{Changes: correlate.KVReader{KV: kv}, Gate: engine}))
-	t.Cleanup(srv.Close)
+// artifactPhase is a part of the history, sent at once, and the questions
+// asked of the gate after it.
+type artifactPhase struct {
+	name   string
+	events func(h *history)
+	rows   []gateRow
+}
 
-	recA, recB, recC := gateRepo+"@"+mergeA, gateRepo+"@"+mergeB, gateRepo+"@"+mergeC
+// The records of the history: A, B and C by their merged commits.
+var recA, recB, recC = gateRepo + "@" + mergeA, gateRepo + "@" + mergeB, gateRepo + "@" + mergeC
+
+// artifactPhases is the history of the gate's artifact tests, phase by
+// phase, with each phase's hand-worked questions.
+func artifactPhases() []artifactPhase {
 	day := func(d, h int) time.Time { return time.Date(2025, 5, d, h, 0, 0, 0, time.UTC) }
-	phases := []struct {
-		name   string
-		events func(h *history)
-		rows   []gateRow
-	}{{
+	return []artifactPhase{{
 		name: "A merged and built, not deployed",
 		events: func(h *history) {
 			h.change(51, "PAY-201", headA, mergeA, "merge", day(5, 10))
@@ -272,6 +260,30 @@ func TestGateJudgesTheArtifactAskedAbout(t *testing.T) {
 				reason: "no change record for artifact " + digestUnknown + " (no change built or deployed it): the change is unknown (CM-8)"},
 		},
 	}}
+}
+
+// TestGateJudgesTheArtifactAskedAbout asks GET /v1/gate about artifacts
+// (alone, and with their repository as a pipeline in CI does), the
+// server reading the live state from a real NATS KV bucket that the
+// fixture's events were merged into, phase by phase as they would arrive.
+func TestGateJudgesTheArtifactAskedAbout(t *testing.T) {
+	ctx := context.Background()
+	cat, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := correlate.NewKVState(ctx, testenv.NATS(t).JS, correlate.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := evaluate.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Changes: correlate.KVReader{KV: kv}, Gate: engine}))
+	t.Cleanup(srv.Close)
+
+	phases := artifactPhases()
 	h := &history{t: t, cat: cat}
 	for _, ph := range phases {
 		h.events = nil

@@ -1,6 +1,7 @@
 package live_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/config"
@@ -22,6 +25,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/demo"
 	"github.com/evidencepipeline/evidence/internal/live"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/producers/emitter"
 )
 
@@ -301,4 +305,135 @@ func TestBrowserLivePage(t *testing.T) {
 	if !strings.Contains(title, sc.Ticket) || !strings.Contains(controls, "CM-4") || !strings.Contains(controls, "fail") {
 		t.Errorf("trace of %s: title %q, controls %q", sc.Change, title, controls)
 	}
+
+	lateEvidence(t, e, ctx, text, poll)
+}
+
+// lateEvidence posts, with the page open, a compliant change without its
+// ticket approval, waits for its production deployment's verdict, then
+// posts the approval: late evidence, shown on the page and in the stream.
+//
+// Worked by hand: with --verdict-delay 0s the verdict is decided on the
+// evidence that had arrived by the deployment's own arrival. The ticket
+// was not approved then, and the approval deadline (after the deployment)
+// had not passed: the decided verdict is pending, on CM-1 alone (the
+// change is otherwise compliant). The approval, dated before the
+// deployment, arrives afterwards, with the deployment's finished event
+// (held back so that it arrives after the cutoff for certain, not a
+// microsecond after its started event): judged again as of the
+// deployment, CM-1 passes; the finish changes nothing. So: one verdict
+// with late evidence (the changes before were each posted whole, and
+// what arrived after their cutoffs changes nothing), its control CM-1
+// pending→pass, two events after the cutoff (the finish and the
+// approval), and the verdict stays pending.
+func lateEvidence(t *testing.T, e *env, ctx context.Context, text func(string) string, poll func(string, time.Duration) error) {
+	sc := demo.BuildKind(1, "browser", 101, demo.Compliant, time.Now().Add(-2*time.Minute), time.Second)
+	var late, rest []event.Event
+	for _, ev := range sc.Events {
+		if ev.Type() == "dev.evidencepipeline.ticket.approved.v1" || strings.HasSuffix(ev.ID(), "-deploy-production-finished") {
+			late = append(late, ev)
+		} else {
+			rest = append(rest, ev)
+		}
+	}
+	if len(late) != 2 {
+		t.Fatalf("the compliant scenario has %d ticket approvals and production finishes, want 2", len(late))
+	}
+	var wantEvents []string
+	for _, ev := range late {
+		wantEvents = append(wantEvents, ev.Source()+" "+ev.ID())
+	}
+	slices.Sort(wantEvents)
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.base+"/live/"), chromedp.WaitVisible(chromedp.CSS(`#posture-body`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(`document.getElementById("conn").dataset.state === "open"`, 10*time.Second); err != nil {
+		t.Fatalf("the page's stream did not connect: %v", err)
+	}
+	if got := text("#late-verdicts"); got != "0" {
+		t.Errorf("verdicts with late evidence before: %q, want 0", got)
+	}
+	before := e.waitPosture(t, "the posture", func(live.Posture) bool { return true }).Windows[0].Pending
+	e.send(t, demo.Scenario{Kind: sc.Kind, Change: sc.Change, Events: rest})
+	e.waitPosture(t, "the new deployment's pending verdict", func(p live.Posture) bool { return p.Windows[0].Pending == before+1 })
+	e.send(t, demo.Scenario{Kind: sc.Kind, Change: sc.Change, Events: late})
+
+	p := e.waitPosture(t, "one verdict with late evidence", func(p live.Posture) bool { return p.LateVerdicts > 0 })
+	if p.LateVerdicts != 1 || len(p.Late) != 1 {
+		t.Fatalf("late verdicts %d %+v, want 1", p.LateVerdicts, p.Late)
+	}
+	l := p.Late[0]
+	if l.Change != sc.Change || l.Environment != "production" || l.Verdict != "pending" || l.Events != 2 ||
+		strings.Join(l.Changes(), ",") != "CM-1 pending→pass" || l.NotedAt.IsZero() {
+		t.Errorf("late verdict %+v, want %s production, decided pending, CM-1 pending→pass, 2 events", l, sc.Change)
+	}
+	if p.Windows[0].Pending != before+1 {
+		t.Errorf("24 h pending %d, want %d: the decided verdict stands", p.Windows[0].Pending, before+1)
+	}
+
+	// On the open page, without a reload: the card, the panel, and the
+	// note in the stream (from the verdict event of the SSE feed).
+	if err := poll(`document.getElementById("late-verdicts").textContent.trim() === "1"`, 10*time.Second); err != nil {
+		t.Errorf("verdicts with late evidence on the page: %q, want 1", text("#late-verdicts"))
+	}
+	row := fmt.Sprintf(`#late tr[data-change=%q]`, sc.Change)
+	if err := poll(fmt.Sprintf(`document.querySelector(%q) !== null`, row), 10*time.Second); err != nil {
+		t.Fatalf("no row for %s in the late evidence panel: %v", sc.Change, err)
+	}
+	if c, n, r := text(row+" .late-controls"), text(row+" .late-events"), text(row); c != "CM-1 pending→pass" || n != "2" || !strings.Contains(r, "pending") {
+		t.Errorf("late evidence row: controls %q, events %q (%q); want CM-1 pending→pass, 2, decided pending", c, n, r)
+	}
+	streamNote := fmt.Sprintf(`#stream li.verdict[data-change=%q] .late`, sc.Change)
+	if err := poll(fmt.Sprintf(`document.querySelector(%q) !== null`, streamNote), 10*time.Second); err != nil {
+		t.Fatalf("no late evidence note in the stream: %v", err)
+	}
+	if c, n := text(streamNote+" .late-controls"), text(streamNote+" .late-events"); c != "CM-1 pending→pass" || n != "2" {
+		t.Errorf("stream note: controls %q, events %q; want CM-1 pending→pass, 2", c, n)
+	}
+
+	// The SSE feed's companion event, replayed from the start.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(sctx, "GET", e.base+"/live/events?after=0", nil)
+	req.Header.Set("Authorization", "Bearer "+e.auditor)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sr := bufio.NewScanner(resp.Body)
+	sr.Buffer(make([]byte, 1<<20), 1<<22)
+	var note struct {
+		Change string              `json:"change"`
+		Late   []evaluate.LateNote `json:"late"`
+	}
+	for isLate := false; sr.Scan(); {
+		line := sr.Text()
+		if line == "event: late" {
+			isLate = true
+			continue
+		}
+		if isLate && strings.HasPrefix(line, "data: ") {
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &note); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		isLate = isLate && line != ""
+	}
+	if note.Change != sc.Change || len(note.Late) != 1 || note.Late[0].Verdict != evaluate.Pending || len(note.Late[0].Controls) != 1 ||
+		note.Late[0].Controls[0].Control != "CM-1" || note.Late[0].Controls[0].Decided != evaluate.Pending ||
+		note.Late[0].Controls[0].Late != evaluate.Pass || !slices.Equal(note.Late[0].Events, wantEvents) {
+		t.Errorf("SSE late event %+v, want %s: CM-1 pending -> pass, events %q", note, sc.Change, wantEvents)
+	}
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(artifactsDir(t), "live-page-late.png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
 }

@@ -69,9 +69,66 @@ type Posture struct {
 	Pending         []ControlState `json:"pending"`
 	// Unmatched counts the production deployments that match no change
 	// (CM-8) as they stand now.
-	Unmatched int       `json:"unmatched_deployments"`
-	AsOf      time.Time `json:"as_of"`
+	Unmatched int `json:"unmatched_deployments"`
+	// LateVerdicts counts the production deployments whose decided verdict
+	// has late evidence that would change it (deployment_late_evidence:
+	// the newest note of a control differs from its decided status); Late
+	// lists the most recently noted of them. The verdicts stand.
+	LateVerdicts int           `json:"late_verdicts"`
+	Late         []LateVerdict `json:"late"`
+	AsOf         time.Time     `json:"as_of"`
 }
+
+// LateVerdict is a decided deployment verdict and the late evidence that
+// would change it, as last noted.
+type LateVerdict struct {
+	Environment   string    `json:"environment"`
+	Service       string    `json:"service"`
+	DeploymentKey string    `json:"deployment_key"`
+	Change        string    `json:"change"`
+	Verdict       string    `json:"verdict"` // as decided (deployment_verdicts); it stands
+	DeployedAt    time.Time `json:"deployed_at,omitzero"`
+	Controls      []string  `json:"controls"` // sorted
+	Decided       []string  `json:"decided"`  // each control's decided status
+	LateStatus    []string  `json:"late_status"`
+	// Events counts the record's events that arrived after the verdict's
+	// cutoff, as of the newest note.
+	Events  int       `json:"events"`
+	NotedAt time.Time `json:"noted_at"`
+}
+
+// Changes is the controls as "CM-1 pending→pass", one per control.
+func (l LateVerdict) Changes() []string {
+	out := make([]string, len(l.Controls))
+	for i, c := range l.Controls {
+		out[i] = c + " " + l.Decided[i] + "→" + l.LateStatus[i]
+	}
+	return out
+}
+
+// lateVerdicts is one row per deployment with late evidence that would
+// change its verdict: the newest note of each control (by noted_at_ns)
+// whose late status is not the decided one, with the decided verdict.
+// Aliases differ from the column names (ClickHouse would read an alias
+// inside its own aggregate).
+const lateVerdicts = `SELECT environment, service, deployment_key, ch, ctrls, dec, lat, nev, noted, verdict, deployed_at_ns
+FROM (
+  SELECT environment, service, deployment_key, argMax(change, noted_c) AS ch,
+         groupArray(control_id) AS ctrls, groupArray(decided_now) AS dec, groupArray(late_now) AS lat,
+         argMax(events_now, noted_c) AS nev, max(noted_c) AS noted
+  FROM (
+    SELECT environment, service, deployment_key, control_id, argMax(change_id, noted_at_ns) AS change,
+           argMax(decided_status, noted_at_ns) AS decided_now, argMax(late_status, noted_at_ns) AS late_now,
+           argMax(length(late_events), noted_at_ns) AS events_now, max(noted_at_ns) AS noted_c
+    FROM deployment_late_evidence
+    GROUP BY environment, service, deployment_key, control_id
+    HAVING late_now != decided_now
+  )
+  GROUP BY environment, service, deployment_key
+) ANY LEFT JOIN (
+  SELECT environment, service, deployment_key, verdict, deployed_at_ns
+  FROM deployment_verdicts FINAL
+) USING (environment, service, deployment_key)`
 
 // latestResults is the newest control_results row of every change and
 // control, leaving out retired change records (an unmatched deployment
@@ -145,6 +202,10 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 		return err
 	}
 
+	if err := h.readLate(ctx, st, p); err != nil {
+		return err
+	}
+
 	rows, err := conn.Query(ctx, "SELECT environment, count() FROM deployments FINAL WHERE unmatched = 1 GROUP BY environment")
 	if err != nil {
 		return fmt.Errorf("read deployments: %w", err)
@@ -161,6 +222,58 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 		}
 	}
 	return rows.Err()
+}
+
+// readLate reads the verdicts with late evidence: their count and the 12
+// most recently noted.
+func (h *Handler) readLate(ctx context.Context, st *store.Store, p *Posture) error {
+	rows, err := st.Conn().Query(ctx, lateVerdicts+" ORDER BY noted DESC, environment, service, deployment_key")
+	if err != nil {
+		return fmt.Errorf("read deployment_late_evidence: %w", err)
+	}
+	defer rows.Close()
+	p.Late = []LateVerdict{}
+	for rows.Next() {
+		var l LateVerdict
+		var nev uint64
+		var noted, deployed int64
+		if err := rows.Scan(&l.Environment, &l.Service, &l.DeploymentKey, &l.Change, &l.Controls, &l.Decided, &l.LateStatus,
+			&nev, &noted, &l.Verdict, &deployed); err != nil {
+			return fmt.Errorf("read deployment_late_evidence: %w", err)
+		}
+		if !h.isProduction(l.Environment) {
+			continue
+		}
+		p.LateVerdicts++
+		if len(p.Late) == 12 {
+			continue
+		}
+		sortLate(&l)
+		l.Events, l.NotedAt = int(nev), time.Unix(0, noted).UTC()
+		if deployed > 0 {
+			l.DeployedAt = time.Unix(0, deployed).UTC()
+		}
+		p.Late = append(p.Late, l)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read deployment_late_evidence: %w", err)
+	}
+	return nil
+}
+
+// sortLate orders a late verdict's controls by id (groupArray keeps the
+// order rows reach it in, which the server does not promise).
+func sortLate(l *LateVerdict) {
+	idx := make([]int, len(l.Controls))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(l.Controls[a], l.Controls[b]) })
+	c, d, s := make([]string, len(idx)), make([]string, len(idx)), make([]string, len(idx))
+	for i, j := range idx {
+		c[i], d[i], s[i] = l.Controls[j], l.Decided[j], l.LateStatus[j]
+	}
+	l.Controls, l.Decided, l.LateStatus = c, d, s
 }
 
 // states reads current control results matching where (over the

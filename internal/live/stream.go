@@ -116,6 +116,12 @@ func (h *Handler) receive(m *nats.Msg) {
 //	event: verdict
 //	data: <the evaluate.Verdict JSON, as published>
 //
+// and, when the evaluation noted late evidence beside decided verdicts
+// (which stand), a companion event right after it:
+//
+//	event: late
+//	data: {"change": ..., "late": [<evaluate.LateNote>, ...]}
+//
 // a ": heartbeat" comment every Heartbeat, and a "retry" hint. A client
 // that reconnects with Last-Event-ID (or ?after=) first gets the verdicts
 // it missed that are still kept.
@@ -177,7 +183,20 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeItem(w http.ResponseWriter, it item) error {
-	_, err := fmt.Fprintf(w, "id: %d\nevent: verdict\ndata: %s\n\n", it.Seq, compact(it.Raw))
+	if _, err := fmt.Fprintf(w, "id: %d\nevent: verdict\ndata: %s\n\n", it.Seq, compact(it.Raw)); err != nil {
+		return err
+	}
+	if len(it.Verdict.Late) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(struct {
+		Change string              `json:"change"`
+		Late   []evaluate.LateNote `json:"late"`
+	}{it.Verdict.Change, it.Verdict.Late})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "event: late\ndata: %s\n\n", b)
 	return err
 }
 

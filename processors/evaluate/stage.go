@@ -520,6 +520,7 @@ type heldLate struct {
 	key  string
 	late LateEvidence
 	rows []store.LateEvidenceRow
+	note LateNote // as announced on LiveSubject
 }
 
 // LateWriter is implemented by a Writer that also keeps late evidence
@@ -818,12 +819,15 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 	if len(changed) > 0 || prev.Bundle != next.Bundle || !slices.Equal(prev.Decided, next.Decided) || !maps.Equal(prev.AsOf, next.AsOf) {
 		o.last, _ = json.Marshal(next)
 	}
-	if len(changed) > 0 || len(decided) > 0 {
+	if len(changed) > 0 || len(decided) > 0 || len(o.late) > 0 {
 		o.publish = &Verdict{
 			Change: rec.ID, Repository: rec.Repository, Commit: rec.Commit,
 			Environments: environments(rec), Services: services(rec),
 			Status: Overall(res), Trigger: trigger, Results: res, Changed: changed,
 			EvaluatedAt: now, Deployments: decided,
+		}
+		for _, h := range o.late {
+			o.publish.Late = append(o.publish.Late, h.note)
 		}
 		if rec.PullRequest != nil {
 			o.publish.Title = rec.PullRequest.Title
@@ -1032,7 +1036,8 @@ func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, r
 	for _, e := range arr.After(sv.ArrivedBy) {
 		late.Events = append(late.Events, e.String())
 	}
-	h := &heldLate{key: key, late: late}
+	h := &heldLate{key: key, late: late, note: LateNote{Environment: sv.Environment, Service: sv.Service, DeploymentKey: sv.DeploymentKey,
+		DeployedAt: sv.DeployedAt, Verdict: sv.Verdict, ArrivedBy: sv.ArrivedBy, LateEvidence: late}}
 	for _, c := range late.Controls {
 		h.rows = append(h.rows, store.LateEvidenceRow{
 			Environment: sv.Environment, Service: sv.Service, DeploymentKey: sv.DeploymentKey, ChangeID: rec.ID,

@@ -35,6 +35,21 @@ type Verdict struct {
 	// Deployments are the production deployments judged for the first
 	// time by this evaluation (their verdict at the moment of deployment).
 	Deployments []DeploymentVerdict `json:"deployments,omitempty"`
+	// Late is the late evidence this evaluation noted beside decided
+	// verdicts (which stand): the live page shows it.
+	Late []LateNote `json:"late,omitempty"`
+}
+
+// LateNote is late evidence noted beside one deployment's verdict, as
+// announced on LiveSubject.
+type LateNote struct {
+	Environment   string    `json:"environment"`
+	Service       string    `json:"service"`
+	DeploymentKey string    `json:"deployment_key"`
+	DeployedAt    time.Time `json:"deployed_at"`
+	Verdict       Status    `json:"verdict"` // as decided; it stands
+	ArrivedBy     time.Time `json:"arrived_by"`
+	LateEvidence
 }
 
 // DeploymentVerdict is the verdict in force at the moment of a production

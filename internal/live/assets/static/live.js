@@ -57,7 +57,24 @@
       });
       li.appendChild(ul);
     }
+    (v.late || []).forEach(function (n) { li.appendChild(renderLate(n)); });
     return li;
+  }
+
+  // Late evidence noted beside a decided verdict (which stands): which
+  // controls, decided and late status, how many events, when.
+  function renderLate(n) {
+    var div = el("div", "late");
+    div.setAttribute("data-deployment", n.deployment_key);
+    div.appendChild(document.createTextNode("late evidence for the " + n.environment + " " + n.service +
+      " deployment's " + n.verdict + " verdict (it stands): "));
+    div.appendChild(el("span", "late-controls", (n.controls || []).map(function (c) {
+      return c.control + " " + c.decided + "\u2192" + c.late;
+    }).join(", ")));
+    div.appendChild(document.createTextNode(", "));
+    div.appendChild(el("span", "late-events", String((n.events || []).length)));
+    div.appendChild(document.createTextNode(" event(s) arrived after " + fmt(n.arrived_by) + ", noted " + fmt(n.noted_at)));
+    return div;
   }
 
   var refreshTimer = null;
