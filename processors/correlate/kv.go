@@ -64,6 +64,7 @@ package correlate
 // later.
 
 import (
+	"container/list"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -107,8 +108,9 @@ type KVOptions struct {
 	// 16).
 	Parallel int
 	// CacheFacts bounds the cache of decoded entries, in facts (default
-	// 200000; negative: no cache). An entry is decoded and its facts
-	// verified once per revision.
+	// 200000; negative: no cache): an entry is decoded and its facts
+	// verified once per revision while it stays in the cache, the least
+	// recently used forgotten first.
 	CacheFacts int
 }
 
@@ -450,32 +452,38 @@ func (s *KVState) entries(ctx context.Context, keys []Key) ([]Entry, error) {
 // get reads one entry, its revision (0: absent) and its encoded size. A
 // key that cannot be a KV key has no entry.
 func (s *KVState) get(ctx context.Context, key Key) (Entry, uint64, int, error) {
+	e, rev, raw, err := s.getRaw(ctx, key)
+	return e, rev, len(raw), err
+}
+
+// getRaw is get, with the value read: nil when absent.
+func (s *KVState) getRaw(ctx context.Context, key Key) (Entry, uint64, []byte, error) {
 	empty := Entry{Key: key, Facts: []Fact{}}
 	kk, err := KVKey(key)
 	if err != nil {
-		return empty, 0, 0, nil
+		return empty, 0, nil, nil
 	}
 	kve, err := s.kv.Get(ctx, kk)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return empty, 0, 0, nil
+		return empty, 0, nil, nil
 	}
 	if err != nil {
-		return empty, 0, 0, fmt.Errorf("correlate: read entry %q: %w", key, err)
+		return empty, 0, nil, fmt.Errorf("correlate: read entry %q: %w", key, err)
 	}
-	rev, size := kve.Revision(), len(kve.Value())
+	rev, raw := kve.Revision(), kve.Value()
 	if facts, ok := s.cache.get(kk, rev); ok {
-		return Entry{Key: key, Facts: facts}, rev, size, nil
+		return Entry{Key: key, Facts: facts}, rev, raw, nil
 	}
 	var e Entry
-	if err := json.Unmarshal(kve.Value(), &e); err != nil {
-		return empty, 0, 0, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return empty, 0, nil, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
 	}
 	if e.Key != key {
-		return empty, 0, 0, fmt.Errorf("correlate: entry %q (revision %d) holds key %q", key, rev, e.Key)
+		return empty, 0, nil, fmt.Errorf("correlate: entry %q (revision %d) holds key %q", key, rev, e.Key)
 	}
 	for i := range e.Facts {
 		if err := e.Facts[i].Verify(); err != nil {
-			return empty, 0, 0, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
+			return empty, 0, nil, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
 		}
 	}
 	if e.Facts == nil {
@@ -485,7 +493,7 @@ func (s *KVState) get(ctx context.Context, key Key) (Entry, uint64, int, error) 
 		e = Entry{Key: key}.Merge(e) // written by hand, or by another tool
 	}
 	s.cache.put(kk, rev, e.Facts)
-	return e, rev, size, nil
+	return e, rev, raw, nil
 }
 
 // Merge files each fact in the entry of each of its keys, and returns the
@@ -522,21 +530,29 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 	}
 	keys := sortedKeys(byKey)
 	type work struct {
-		cur  Entry
-		rev  uint64
-		size int    // of cur, encoded (0: absent)
-		next Entry  // cur with the facts
-		data []byte // next, encoded
+		cur   Entry
+		rev   uint64
+		size  int      // of cur, encoded (0: absent)
+		segs  [][]byte // cur's facts, encoded, when its value is of Merge's layout
+		whole bool     // its value is not: encode next whole
+		next  Entry    // cur with the facts
+		data  []byte   // next, encoded
 	}
 	ws := make([]work, len(keys))
 	err := s.parallel(ctx, len(keys), func(i int) error {
-		e, rev, size, err := s.get(ctx, keys[i])
-		ws[i].cur, ws[i].rev, ws[i].size = e, rev, size
+		e, rev, raw, err := s.getRaw(ctx, keys[i])
+		ws[i].cur, ws[i].rev, ws[i].size = e, rev, len(raw)
+		if err == nil && rev != 0 {
+			var ok bool
+			ws[i].segs, ok = splitEntry(keys[i], raw, e.Facts)
+			ws[i].whole = !ok
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	enc := factEncoder{}
 	// Admit the new facts of each entry in ID order while it stays within
 	// the limit and refuse the rest; a fact refused anywhere is taken out
 	// of every entry, which may make room in others, so repeat until
@@ -561,9 +577,9 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 			}
 			var fits []Fact
 			for _, f := range (Entry{Facts: add}).Merge(Entry{}).Facts {
-				b, err := json.Marshal(f)
+				b, err := enc.encode(&f)
 				if err != nil {
-					return nil, fmt.Errorf("correlate: encode fact %s: %w", f.ID, err)
+					return nil, err
 				}
 				if hasFact(w.cur, f.ID) {
 					fits = append(fits, f) // an earlier arrival of a fact there: no bigger
@@ -580,8 +596,14 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 			if len(fits) == 0 {
 				continue
 			}
-			w.next = w.cur.Merge(Entry{Key: k, Facts: fits})
 			var err error
+			if !w.whole {
+				if w.next, w.data, err = mergeEncoded(w.cur, w.segs, fits, enc); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			w.next = w.cur.Merge(Entry{Key: k, Facts: fits})
 			if w.data, err = json.Marshal(w.next); err != nil {
 				return nil, fmt.Errorf("correlate: encode entry %q: %w", k, err)
 			}
@@ -834,21 +856,24 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// entryCache keeps decoded, verified entries by KV key and revision.
+// entryCache keeps decoded, verified entries by KV key and revision, the
+// least recently used forgotten first once it holds more than max facts.
 type entryCache struct {
 	mu    sync.Mutex
-	m     map[string]cachedEntry
+	m     map[string]*list.Element // of *cachedEntry
+	lru   list.List                // most recently used first
 	facts int
 	max   int
 }
 
 type cachedEntry struct {
+	kk    string
 	rev   uint64
 	facts []Fact
 }
 
 func newEntryCache(max int) *entryCache {
-	return &entryCache{m: map[string]cachedEntry{}, max: max}
+	return &entryCache{m: map[string]*list.Element{}, max: max}
 }
 
 func (c *entryCache) get(kk string, rev uint64) ([]Fact, bool) {
@@ -857,11 +882,12 @@ func (c *entryCache) get(kk string, rev uint64) ([]Fact, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[kk]
-	if !ok || e.rev != rev {
+	el, ok := c.m[kk]
+	if !ok || el.Value.(*cachedEntry).rev != rev {
 		return nil, false
 	}
-	return e.facts, true
+	c.lru.MoveToFront(el)
+	return el.Value.(*cachedEntry).facts, true
 }
 
 func (c *entryCache) put(kk string, rev uint64, facts []Fact) {
@@ -870,20 +896,32 @@ func (c *entryCache) put(kk string, rev uint64, facts []Fact) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.m[kk]; ok {
-		if old.rev >= rev {
+	if el, ok := c.m[kk]; ok {
+		e := el.Value.(*cachedEntry)
+		if e.rev >= rev {
 			return
 		}
-		c.facts -= len(old.facts)
+		c.facts += len(facts) - len(e.facts)
+		e.rev, e.facts = rev, facts
+		c.lru.MoveToFront(el)
+	} else {
+		c.m[kk] = c.lru.PushFront(&cachedEntry{kk: kk, rev: rev, facts: facts})
+		c.facts += len(facts)
 	}
-	if c.facts+len(facts) > c.max {
-		// Forget everything: simpler than LRU, and entries are re-read
-		// from the bucket anyway.
-		c.m = map[string]cachedEntry{}
-		c.facts = 0
+	for c.facts > c.max {
+		el := c.lru.Back()
+		e := el.Value.(*cachedEntry)
+		c.lru.Remove(el)
+		delete(c.m, e.kk)
+		c.facts -= len(e.facts)
 	}
-	c.m[kk] = cachedEntry{rev: rev, facts: facts}
-	c.facts += len(facts)
+}
+
+// len is how many entries and facts the cache holds.
+func (c *entryCache) len() (entries, facts int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), c.facts
 }
 
 // KVReader is a Reader over the KV bucket: the live state, as the stage
