@@ -182,3 +182,6 @@ func withExceptions(events []*ce.Event, seed uint64) []*ce.Event {
 	}
 	return out
 }
+
+// BatchedReads is how many multi_last requests kv sent.
+func BatchedReads(kv *KVState) int64 { return kv.multi.reqs.Load() }

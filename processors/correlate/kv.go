@@ -76,6 +76,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -143,12 +144,14 @@ func (o *KVOptions) defaults() {
 // and any number of KVStates (in any number of processes) may share a
 // bucket.
 type KVState struct {
+	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	records jetstream.KeyValue
 	stream  jetstream.Stream
 	opts    KVOptions
 	limit   int
 	cache   *entryCache
+	multi   *multiGet
 }
 
 // NewKVState creates the bucket, or binds to it and updates its
@@ -186,8 +189,9 @@ func NewKVState(ctx context.Context, js jetstream.JetStream, opts KVOptions) (*K
 	if err != nil {
 		return nil, fmt.Errorf("correlate: create or update KV bucket %s: %w", opts.RecordsBucket, err)
 	}
-	return &KVState{kv: kv, records: records, stream: stream, opts: opts, limit: limit,
-		cache: newEntryCache(opts.CacheFacts)}, nil
+	return &KVState{js: js, kv: kv, records: records, stream: stream, opts: opts, limit: limit,
+		cache: newEntryCache(opts.CacheFacts),
+		multi: &multiGet{nc: js.Conn(), subject: "$JS.API.DIRECT.GET.KV_" + opts.Bucket, prefix: "$KV." + opts.Bucket + "."}}, nil
 }
 
 // recordKey is the records bucket's key of a record id.
@@ -440,13 +444,15 @@ func (s *KVState) Load(ctx context.Context, keys []Key) (*State, error) {
 
 // entries reads the entries of keys, in their order.
 func (s *KVState) entries(ctx context.Context, keys []Key) ([]Entry, error) {
+	gs, err := s.getMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Entry, len(keys))
-	err := s.parallel(ctx, len(keys), func(i int) error {
-		e, _, _, err := s.get(ctx, keys[i])
-		out[i] = e
-		return err
-	})
-	return out, err
+	for i, g := range gs {
+		out[i] = g.e
+	}
+	return out, nil
 }
 
 // get reads one entry, its revision (0: absent) and its encoded size. A
@@ -471,19 +477,29 @@ func (s *KVState) getRaw(ctx context.Context, key Key) (Entry, uint64, []byte, e
 		return empty, 0, nil, fmt.Errorf("correlate: read entry %q: %w", key, err)
 	}
 	rev, raw := kve.Revision(), kve.Value()
+	e, err := s.decode(key, kk, rev, raw)
+	if err != nil {
+		return empty, 0, nil, err
+	}
+	return e, rev, raw, nil
+}
+
+// decode reads the value of key's entry (KV key kk) at revision rev,
+// through the cache.
+func (s *KVState) decode(key Key, kk string, rev uint64, raw []byte) (Entry, error) {
 	if facts, ok := s.cache.get(kk, rev); ok {
-		return Entry{Key: key, Facts: facts}, rev, raw, nil
+		return Entry{Key: key, Facts: facts}, nil
 	}
 	var e Entry
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return empty, 0, nil, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
+		return Entry{}, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
 	}
 	if e.Key != key {
-		return empty, 0, nil, fmt.Errorf("correlate: entry %q (revision %d) holds key %q", key, rev, e.Key)
+		return Entry{}, fmt.Errorf("correlate: entry %q (revision %d) holds key %q", key, rev, e.Key)
 	}
 	for i := range e.Facts {
 		if err := e.Facts[i].Verify(); err != nil {
-			return empty, 0, nil, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
+			return Entry{}, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
 		}
 	}
 	if e.Facts == nil {
@@ -493,7 +509,7 @@ func (s *KVState) getRaw(ctx context.Context, key Key) (Entry, uint64, []byte, e
 		e = Entry{Key: key}.Merge(e) // written by hand, or by another tool
 	}
 	s.cache.put(kk, rev, e.Facts)
-	return e, rev, raw, nil
+	return e, nil
 }
 
 // Merge files each fact in the entry of each of its keys, and returns the
@@ -539,18 +555,17 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 		data  []byte   // next, encoded
 	}
 	ws := make([]work, len(keys))
-	err := s.parallel(ctx, len(keys), func(i int) error {
-		e, rev, raw, err := s.getRaw(ctx, keys[i])
-		ws[i].cur, ws[i].rev, ws[i].size = e, rev, len(raw)
-		if err == nil && rev != 0 {
-			var ok bool
-			ws[i].segs, ok = splitEntry(keys[i], raw, e.Facts)
-			ws[i].whole = !ok
-		}
-		return err
-	})
+	gs, err := s.getMany(ctx, keys)
 	if err != nil {
 		return nil, err
+	}
+	for i, g := range gs {
+		ws[i].cur, ws[i].rev, ws[i].size = g.e, g.rev, len(g.raw)
+		if g.rev != 0 {
+			var ok bool
+			ws[i].segs, ok = splitEntry(keys[i], g.raw, g.e.Facts)
+			ws[i].whole = !ok
+		}
 	}
 	enc := factEncoder{}
 	// Admit the new facts of each entry in ID order while it stays within
@@ -611,10 +626,24 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 	}
 	var mu sync.Mutex
 	var changed []Key
+	// Every write at once; those that fail are written again below, one
+	// at a time.
+	written, err := s.writeAll(ctx, len(keys), func(i int) (string, []byte, uint64) {
+		return kvKeys[keys[i]], ws[i].data, ws[i].rev
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, rev := range written {
+		if rev != 0 {
+			s.cache.put(kvKeys[keys[i]], rev, ws[i].next.Facts)
+			changed = append(changed, keys[i])
+		}
+	}
 	err = s.parallel(ctx, len(keys), func(i int) error {
 		k := keys[i]
 		w := ws[i]
-		if w.data == nil {
+		if w.data == nil || written[i] != 0 {
 			return nil
 		}
 		add := slices.DeleteFunc(slices.Clone(byKey[k]), func(f Fact) bool {
@@ -699,6 +728,54 @@ func (s *KVState) write(ctx context.Context, kk string, data []byte, rev uint64)
 		return s.kv.Create(ctx, kk, data)
 	}
 	return s.kv.Update(ctx, kk, data, rev)
+}
+
+// writeAll writes entries 0..n-1 (KV key, value, revision read; no value:
+// none to write) with compare-and-set, every write in flight at once
+// (asynchronous JetStream publishes, as KeyValue.Update sends them), and
+// returns the revision of each written, 0 for those not written: no value,
+// a conflict, or any other failure (the caller writes those again, alone).
+// Its error is ctx's.
+func (s *KVState) writeAll(ctx context.Context, n int, entry func(i int) (string, []byte, uint64)) ([]uint64, error) {
+	revs := make([]uint64, n)
+	if s.js == nil {
+		return revs, nil
+	}
+	const window = 1000 // below the publisher's limit of writes in flight
+	for lo := 0; lo < n; lo += window {
+		hi := min(n, lo+window)
+		futures := make([]jetstream.PubAckFuture, hi-lo)
+		for i := lo; i < hi; i++ {
+			kk, data, rev := entry(i)
+			if data == nil {
+				continue
+			}
+			m := &nats.Msg{Subject: s.multi.prefix + kk, Header: nats.Header{}, Data: data}
+			f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(rev))
+			if err != nil {
+				continue // written alone
+			}
+			futures[i-lo] = f
+		}
+		timeout := time.NewTimer(30 * time.Second) // an ack lost: written alone
+		for j, f := range futures {
+			if f == nil {
+				continue
+			}
+			select {
+			case ack := <-f.Ok():
+				revs[lo+j] = ack.Sequence
+			case <-f.Err():
+			case <-timeout.C:
+				timeout.Reset(0)
+			case <-ctx.Done():
+				timeout.Stop()
+				return revs, ctx.Err()
+			}
+		}
+		timeout.Stop()
+	}
+	return revs, nil
 }
 
 // isConflict reports a compare-and-set conflict: the key was created, or
