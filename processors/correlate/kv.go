@@ -152,6 +152,8 @@ type KVState struct {
 	limit   int
 	cache   *entryCache
 	multi   *multiGet
+	// recordsMulti reads the records bucket many keys at a time.
+	recordsMulti *multiGet
 }
 
 // NewKVState creates the bucket, or binds to it and updates its
@@ -190,8 +192,9 @@ func NewKVState(ctx context.Context, js jetstream.JetStream, opts KVOptions) (*K
 		return nil, fmt.Errorf("correlate: create or update KV bucket %s: %w", opts.RecordsBucket, err)
 	}
 	return &KVState{js: js, kv: kv, records: records, stream: stream, opts: opts, limit: limit,
-		cache: newEntryCache(opts.CacheFacts),
-		multi: &multiGet{nc: js.Conn(), subject: "$JS.API.DIRECT.GET.KV_" + opts.Bucket, prefix: "$KV." + opts.Bucket + "."}}, nil
+		cache:        newEntryCache(opts.CacheFacts),
+		multi:        &multiGet{nc: js.Conn(), subject: "$JS.API.DIRECT.GET.KV_" + opts.Bucket, prefix: "$KV." + opts.Bucket + "."},
+		recordsMulti: &multiGet{nc: js.Conn(), subject: "$JS.API.DIRECT.GET.KV_" + opts.RecordsBucket, prefix: "$KV." + opts.RecordsBucket + "."}}, nil
 }
 
 // recordKey is the records bucket's key of a record id.
@@ -220,7 +223,20 @@ func (s *KVState) markRetired(ctx context.Context, ids []string) error {
 }
 
 func (s *KVState) mark(ctx context.Context, ids []string, v []byte) error {
+	if v == nil {
+		v = []byte{}
+	}
+	// Every note at once; those that fail are noted again, one at a time.
+	done, err := s.writeAll(ctx, s.recordsMulti.prefix, false, len(ids), func(i int) (string, []byte, uint64) {
+		return recordKey(ids[i]), v, 0
+	})
+	if err != nil {
+		return err
+	}
 	return s.parallel(ctx, len(ids), func(i int) error {
+		if done[i] != 0 {
+			return nil
+		}
 		if _, err := s.records.Put(ctx, recordKey(ids[i]), v); err != nil {
 			return fmt.Errorf("correlate: note record %q: %w", ids[i], err)
 		}
@@ -232,8 +248,34 @@ func (s *KVState) mark(ctx context.Context, ids []string, v []byte) error {
 // since.
 func (s *KVState) live(ctx context.Context, ids []string) ([]string, error) {
 	found := make([]bool, len(ids))
-	err := s.parallel(ctx, len(ids), func(i int) error {
-		e, err := s.records.Get(ctx, recordKey(ids[i]))
+	kks := make([]string, len(ids))
+	for i, id := range ids {
+		kks[i] = recordKey(id)
+	}
+	vals, alone, err := s.recordsMulti.values(ctx, kks)
+	if err != nil {
+		return nil, fmt.Errorf("correlate: look up %d records: %w", len(ids), err)
+	}
+	var which []int
+	for i, kk := range kks {
+		if v, ok := vals[kk]; ok {
+			found[i] = len(v) == 0
+		}
+	}
+	if len(alone) > 0 {
+		a := map[string]bool{}
+		for _, kk := range alone {
+			a[kk] = true
+		}
+		for i, kk := range kks {
+			if a[kk] {
+				which = append(which, i)
+			}
+		}
+	}
+	err = s.parallel(ctx, len(which), func(j int) error {
+		i := which[j]
+		e, err := s.records.Get(ctx, kks[i])
 		switch {
 		case err == nil:
 			found[i] = len(e.Value()) == 0
@@ -628,7 +670,7 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 	var changed []Key
 	// Every write at once; those that fail are written again below, one
 	// at a time.
-	written, err := s.writeAll(ctx, len(keys), func(i int) (string, []byte, uint64) {
+	written, err := s.writeAll(ctx, s.multi.prefix, true, len(keys), func(i int) (string, []byte, uint64) {
 		return kvKeys[keys[i]], ws[i].data, ws[i].rev
 	})
 	if err != nil {
@@ -730,13 +772,14 @@ func (s *KVState) write(ctx context.Context, kk string, data []byte, rev uint64)
 	return s.kv.Update(ctx, kk, data, rev)
 }
 
-// writeAll writes entries 0..n-1 (KV key, value, revision read; no value:
-// none to write) with compare-and-set, every write in flight at once
-// (asynchronous JetStream publishes, as KeyValue.Update sends them), and
-// returns the revision of each written, 0 for those not written: no value,
-// a conflict, or any other failure (the caller writes those again, alone).
-// Its error is ctx's.
-func (s *KVState) writeAll(ctx context.Context, n int, entry func(i int) (string, []byte, uint64)) ([]uint64, error) {
+// writeAll writes values 0..n-1 (KV key under prefix, value, revision
+// read; no value: none to write), with compare-and-set on that revision
+// when cas, every write in flight at once (asynchronous JetStream
+// publishes, as KeyValue.Update and Put send them), and returns the
+// revision of each written, 0 for those not written: no value, a conflict,
+// or any other failure (the caller writes those again, alone). Its error
+// is ctx's.
+func (s *KVState) writeAll(ctx context.Context, prefix string, cas bool, n int, entry func(i int) (string, []byte, uint64)) ([]uint64, error) {
 	revs := make([]uint64, n)
 	if s.js == nil {
 		return revs, nil
@@ -750,8 +793,12 @@ func (s *KVState) writeAll(ctx context.Context, n int, entry func(i int) (string
 			if data == nil {
 				continue
 			}
-			m := &nats.Msg{Subject: s.multi.prefix + kk, Header: nats.Header{}, Data: data}
-			f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(rev))
+			m := &nats.Msg{Subject: prefix + kk, Header: nats.Header{}, Data: data}
+			var opts []jetstream.PublishOpt
+			if cas {
+				opts = append(opts, jetstream.WithExpectLastSequencePerSubject(rev))
+			}
+			f, err := s.js.PublishMsgAsync(m, opts...)
 			if err != nil {
 				continue // written alone
 			}

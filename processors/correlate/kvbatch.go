@@ -200,3 +200,46 @@ type multiLastRequest struct {
 func jsonMarshalMultiLast(subjects []string, upTo uint64) ([]byte, error) {
 	return json.Marshal(multiLastRequest{MultiLast: subjects, UpToSeq: upTo})
 }
+
+// values reads the values of KV keys kks many per request: by key, those
+// that exist (not deleted), and the keys to read alone (the answer was cut
+// short, or the server cannot answer many at once).
+func (mg *multiGet) values(ctx context.Context, kks []string) (map[string][]byte, []string, error) {
+	if mg == nil || mg.nc == nil || mg.off.Load() {
+		return nil, kks, nil
+	}
+	out := map[string][]byte{}
+	var alone []string
+	var upTo uint64
+	for len(kks) > 0 {
+		chunk := kks[:min(len(kks), batchGet)]
+		kks = kks[len(chunk):]
+		subjects := make([]string, len(chunk))
+		for i, kk := range chunk {
+			subjects[i] = mg.prefix + kk
+		}
+		answered, cut, seq, err := mg.get(ctx, subjects, upTo)
+		if errors.Is(err, errNoMultiGet) {
+			mg.off.Store(true)
+			return out, append(alone, append(chunk, kks...)...), nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if upTo == 0 {
+			upTo = seq
+		}
+		for i, subj := range subjects {
+			m, ok := answered[subj]
+			switch {
+			case !ok && cut:
+				alone = append(alone, chunk[i])
+			case !ok:
+			case m.Header.Get("KV-Operation") == "DEL" || m.Header.Get("KV-Operation") == "PURGE":
+			default:
+				out[chunk[i]] = m.Data
+			}
+		}
+	}
+	return out, alone, nil
+}
