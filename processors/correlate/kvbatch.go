@@ -6,12 +6,14 @@ package correlate
 // to the server per key (a batch of 500 events reads over a thousand), and
 // the server's work per request. JetStream's direct get answers a request
 // for the last message of many subjects at once (multi_last, NATS 2.11):
-// getMany asks for up to batchGet keys per request, the requests of one
-// call as of the same stream sequence (up_to_seq: the first answer's), so
-// the entries one call reads are one snapshot of the bucket. A key the
-// server did not answer for in an answer cut short (its byte limit) is
-// read alone, with Get; so is every key once the server refused a
-// multi_last request (a NATS older than 2.11).
+// getMany asks for up to batchGet keys per request. Each request reads as
+// of one stream sequence (the server holds writes off while it answers),
+// so the entries of one request are a snapshot of the bucket. The
+// requests of one call are not pinned to one sequence (up_to_seq): with
+// history 1, a key written since would look absent rather than older. A
+// key the server did not answer for in an answer cut short (its byte
+// limit) is read alone, with Get; so is every key once the server refused
+// a multi_last request (a NATS older than 2.11).
 
 import (
 	"context"
@@ -76,11 +78,10 @@ func (s *KVState) getMany(ctx context.Context, keys []Key) ([]got, error) {
 		idx[subj] = i
 		subjects = append(subjects, subj)
 	}
-	var upTo uint64
 	for len(subjects) > 0 {
 		chunk := subjects[:min(len(subjects), batchGet)]
 		subjects = subjects[len(chunk):]
-		answered, cut, seq, err := mg.get(ctx, chunk, upTo)
+		answered, cut, err := mg.get(ctx, chunk)
 		if errors.Is(err, errNoMultiGet) {
 			mg.off.Store(true)
 			for i := range alone {
@@ -90,9 +91,6 @@ func (s *KVState) getMany(ctx context.Context, keys []Key) ([]got, error) {
 		}
 		if err != nil {
 			return out, fmt.Errorf("correlate: read %d entries: %w", len(chunk), err)
-		}
-		if upTo == 0 {
-			upTo = seq
 		}
 		for _, subj := range chunk {
 			i := idx[subj]
@@ -134,24 +132,23 @@ func (s *KVState) getAlone(ctx context.Context, keys []Key, out []got, alone []b
 	})
 }
 
-// get sends one multi_last request for subjects (as of upTo, 0: now) and
-// returns the messages answered by subject, whether the answer was cut
-// short (some subjects not answered may exist), and the stream sequence
-// it is as of (0 when nothing was found).
-func (mg *multiGet) get(ctx context.Context, subjects []string, upTo uint64) (map[string]*nats.Msg, bool, uint64, error) {
+// get sends one multi_last request for subjects and returns the messages
+// answered by subject, and whether the answer was cut short (some
+// subjects not answered may exist).
+func (mg *multiGet) get(ctx context.Context, subjects []string) (map[string]*nats.Msg, bool, error) {
 	mg.reqs.Add(1)
-	req, err := jsonMarshalMultiLast(subjects, upTo)
+	req, err := json.Marshal(multiLastRequest{MultiLast: subjects})
 	if err != nil {
-		return nil, false, 0, err
+		return nil, false, err
 	}
 	inbox := mg.nc.NewRespInbox()
 	sub, err := mg.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, false, 0, err
+		return nil, false, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	if err := mg.nc.PublishRequest(mg.subject, inbox, req); err != nil {
-		return nil, false, 0, err
+		return nil, false, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -163,29 +160,28 @@ func (mg *multiGet) get(ctx context.Context, subjects []string, upTo uint64) (ma
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
 			if errors.Is(err, nats.ErrNoResponders) {
-				return nil, false, 0, errNoMultiGet
+				return nil, false, errNoMultiGet
 			}
-			return nil, false, 0, err
+			return nil, false, err
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
 			out[m.Header.Get(jetstream.SubjectHeader)] = m
 		case "204": // end of batch
-			seq, _ := strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
 			pending := m.Header.Get("Nats-Num-Pending")
-			return out, pending != "" && pending != "0", seq, nil
+			return out, pending != "" && pending != "0", nil
 		case "404":
 			if m.Header.Get("Description") == "No Results" && len(out) == 0 {
-				return out, false, 0, nil // none of the subjects has a message
+				return out, false, nil // none of the subjects has a message
 			}
-			return nil, false, 0, fmt.Errorf("direct get: status 404 %s", m.Header.Get("Description"))
+			return nil, false, fmt.Errorf("direct get: status 404 %s", m.Header.Get("Description"))
 		case "503":
-			return nil, false, 0, errNoMultiGet
+			return nil, false, errNoMultiGet
 		default:
 			if status == "408" || status == "400" {
-				return nil, false, 0, fmt.Errorf("%w: %s %s", errNoMultiGet, status, m.Header.Get("Description"))
+				return nil, false, fmt.Errorf("%w: %s %s", errNoMultiGet, status, m.Header.Get("Description"))
 			}
-			return nil, false, 0, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+			return nil, false, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
 		}
 	}
 }
@@ -194,11 +190,6 @@ func (mg *multiGet) get(ctx context.Context, subjects []string, upTo uint64) (ma
 // of each of many subjects.
 type multiLastRequest struct {
 	MultiLast []string `json:"multi_last"`
-	UpToSeq   uint64   `json:"up_to_seq,omitempty"`
-}
-
-func jsonMarshalMultiLast(subjects []string, upTo uint64) ([]byte, error) {
-	return json.Marshal(multiLastRequest{MultiLast: subjects, UpToSeq: upTo})
 }
 
 // values reads the values of KV keys kks many per request: by key, those
@@ -210,7 +201,6 @@ func (mg *multiGet) values(ctx context.Context, kks []string) (map[string][]byte
 	}
 	out := map[string][]byte{}
 	var alone []string
-	var upTo uint64
 	for len(kks) > 0 {
 		chunk := kks[:min(len(kks), batchGet)]
 		kks = kks[len(chunk):]
@@ -218,16 +208,13 @@ func (mg *multiGet) values(ctx context.Context, kks []string) (map[string][]byte
 		for i, kk := range chunk {
 			subjects[i] = mg.prefix + kk
 		}
-		answered, cut, seq, err := mg.get(ctx, subjects, upTo)
+		answered, cut, err := mg.get(ctx, subjects)
 		if errors.Is(err, errNoMultiGet) {
 			mg.off.Store(true)
 			return out, append(alone, append(chunk, kks...)...), nil
 		}
 		if err != nil {
 			return nil, nil, err
-		}
-		if upTo == 0 {
-			upTo = seq
 		}
 		for i, subj := range subjects {
 			m, ok := answered[subj]
