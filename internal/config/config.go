@@ -46,6 +46,9 @@ type Config struct {
 	// Correlate runs the correlation stage (every replica may) and serves
 	// change records and the gate from its live state.
 	Correlate bool
+	// CorrelateCacheFacts bounds the correlation state's cache of decoded
+	// KV entries, in facts (0: no cache).
+	CorrelateCacheFacts int
 	// PoliciesDir adds custom controls (*.rego) to the built-in pack.
 	PoliciesDir string
 	// Demo sends a continuous stream of demo evidence (internal/demo)
@@ -178,6 +181,7 @@ func (c *Config) flags() []Flag {
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
 		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
+		{Name: "correlate-cache-facts", Env: "EVIDENCE_CORRELATE_CACHE_FACTS", Default: "200000", Usage: "most facts the correlation stage keeps decoded in memory (the KV entries it read last; the rest are read again); 0: none", set: inum(&c.CorrelateCacheFacts)},
 		{Name: "demo", Env: "EVIDENCE_DEMO", Default: "false", Usage: "send a continuous stream of demo evidence (sources https://demo.evidence.invalid/...) for the live page", Bool: true, set: boolean(&c.Demo)},
 		{Name: "demo-seed", Env: "EVIDENCE_DEMO_SEED", Default: "1", Usage: "with --demo: the seed that decides the demo's changes (the same seed, the same story)", set: inum(&c.DemoSeed)},
 		{Name: "policies-dir", Env: "EVIDENCE_POLICIES_DIR", Usage: "directory of custom controls (*.rego) added to the built-in CM-1..CM-8 pack", set: str(&c.PoliciesDir)},
@@ -378,6 +382,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamMaxAge > 0 && c.DedupeWindow > c.StreamMaxAge {
 		return bad("dedupe-window", "EVIDENCE_DEDUPE_WINDOW", "%s is longer than --stream-max-age %s", c.DedupeWindow, c.StreamMaxAge)
+	}
+	if c.CorrelateCacheFacts < 0 {
+		return bad("correlate-cache-facts", "EVIDENCE_CORRELATE_CACHE_FACTS", "must be 0 or more, got %d", c.CorrelateCacheFacts)
 	}
 	if c.ArchiveBatchSize < 1 || c.ArchiveBatchSize > 1_000_000 {
 		return bad("archive-batch-size", "EVIDENCE_ARCHIVE_BATCH_SIZE", "must be between 1 and 1000000, got %d", c.ArchiveBatchSize)

@@ -10,11 +10,21 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 )
+
+// kvOptions are the correlation state's options from the configuration.
+func kvOptions(cfg *config.Config) correlate.KVOptions {
+	o := correlate.KVOptions{CacheFacts: cfg.CorrelateCacheFacts}
+	if o.CacheFacts == 0 {
+		o.CacheFacts = -1 // no cache
+	}
+	return o
+}
 
 // OutboxBucket holds the ids of change records whose ClickHouse rows are
 // behind the live state: written while ClickHouse was unavailable, and

@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	var changes correlate.Reader
 	var gate *evaluate.Engine
 	if cfg.Correlate {
-		if kv, err = correlate.NewKVState(ctx, d.js, correlate.KVOptions{}); err != nil {
+		if kv, err = correlate.NewKVState(ctx, d.js, kvOptions(cfg)); err != nil {
 			return nil, fmt.Errorf("correlation state: %w", err)
 		}
 		changes = correlate.KVReader{KV: kv}

@@ -182,3 +182,10 @@ func withExceptions(events []*ce.Event, seed uint64) []*ce.Event {
 	}
 	return out
 }
+
+// BatchedReads is how many multi_last requests kv sent.
+func BatchedReads(kv *KVState) int64 { return kv.multi.reqs.Load() }
+
+// NoBatchedReads makes kv read every key alone, as against a server
+// without multi_last.
+func NoBatchedReads(kv *KVState) { kv.multi.off.Store(true); kv.recordsMulti.off.Store(true) }

@@ -64,6 +64,7 @@ package correlate
 // later.
 
 import (
+	"container/list"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -75,6 +76,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -107,8 +109,9 @@ type KVOptions struct {
 	// 16).
 	Parallel int
 	// CacheFacts bounds the cache of decoded entries, in facts (default
-	// 200000; negative: no cache). An entry is decoded and its facts
-	// verified once per revision.
+	// 200000; negative: no cache): an entry is decoded and its facts
+	// verified once per revision while it stays in the cache, the least
+	// recently used forgotten first.
 	CacheFacts int
 }
 
@@ -141,12 +144,16 @@ func (o *KVOptions) defaults() {
 // and any number of KVStates (in any number of processes) may share a
 // bucket.
 type KVState struct {
+	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	records jetstream.KeyValue
 	stream  jetstream.Stream
 	opts    KVOptions
 	limit   int
 	cache   *entryCache
+	multi   *multiGet
+	// recordsMulti reads the records bucket many keys at a time.
+	recordsMulti *multiGet
 }
 
 // NewKVState creates the bucket, or binds to it and updates its
@@ -184,8 +191,10 @@ func NewKVState(ctx context.Context, js jetstream.JetStream, opts KVOptions) (*K
 	if err != nil {
 		return nil, fmt.Errorf("correlate: create or update KV bucket %s: %w", opts.RecordsBucket, err)
 	}
-	return &KVState{kv: kv, records: records, stream: stream, opts: opts, limit: limit,
-		cache: newEntryCache(opts.CacheFacts)}, nil
+	return &KVState{js: js, kv: kv, records: records, stream: stream, opts: opts, limit: limit,
+		cache:        newEntryCache(opts.CacheFacts),
+		multi:        &multiGet{nc: js.Conn(), subject: "$JS.API.DIRECT.GET.KV_" + opts.Bucket, prefix: "$KV." + opts.Bucket + "."},
+		recordsMulti: &multiGet{nc: js.Conn(), subject: "$JS.API.DIRECT.GET.KV_" + opts.RecordsBucket, prefix: "$KV." + opts.RecordsBucket + "."}}, nil
 }
 
 // recordKey is the records bucket's key of a record id.
@@ -214,7 +223,20 @@ func (s *KVState) markRetired(ctx context.Context, ids []string) error {
 }
 
 func (s *KVState) mark(ctx context.Context, ids []string, v []byte) error {
+	if v == nil {
+		v = []byte{}
+	}
+	// Every note at once; those that fail are noted again, one at a time.
+	done, err := s.writeAll(ctx, s.recordsMulti.prefix, false, len(ids), func(i int) (string, []byte, uint64) {
+		return recordKey(ids[i]), v, 0
+	})
+	if err != nil {
+		return err
+	}
 	return s.parallel(ctx, len(ids), func(i int) error {
+		if done[i] != 0 {
+			return nil
+		}
 		if _, err := s.records.Put(ctx, recordKey(ids[i]), v); err != nil {
 			return fmt.Errorf("correlate: note record %q: %w", ids[i], err)
 		}
@@ -226,8 +248,34 @@ func (s *KVState) mark(ctx context.Context, ids []string, v []byte) error {
 // since.
 func (s *KVState) live(ctx context.Context, ids []string) ([]string, error) {
 	found := make([]bool, len(ids))
-	err := s.parallel(ctx, len(ids), func(i int) error {
-		e, err := s.records.Get(ctx, recordKey(ids[i]))
+	kks := make([]string, len(ids))
+	for i, id := range ids {
+		kks[i] = recordKey(id)
+	}
+	vals, alone, err := s.recordsMulti.values(ctx, kks)
+	if err != nil {
+		return nil, fmt.Errorf("correlate: look up %d records: %w", len(ids), err)
+	}
+	var which []int
+	for i, kk := range kks {
+		if v, ok := vals[kk]; ok {
+			found[i] = len(v) == 0
+		}
+	}
+	if len(alone) > 0 {
+		a := map[string]bool{}
+		for _, kk := range alone {
+			a[kk] = true
+		}
+		for i, kk := range kks {
+			if a[kk] {
+				which = append(which, i)
+			}
+		}
+	}
+	err = s.parallel(ctx, len(which), func(j int) error {
+		i := which[j]
+		e, err := s.records.Get(ctx, kks[i])
 		switch {
 		case err == nil:
 			found[i] = len(e.Value()) == 0
@@ -438,44 +486,62 @@ func (s *KVState) Load(ctx context.Context, keys []Key) (*State, error) {
 
 // entries reads the entries of keys, in their order.
 func (s *KVState) entries(ctx context.Context, keys []Key) ([]Entry, error) {
+	gs, err := s.getMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Entry, len(keys))
-	err := s.parallel(ctx, len(keys), func(i int) error {
-		e, _, _, err := s.get(ctx, keys[i])
-		out[i] = e
-		return err
-	})
-	return out, err
+	for i, g := range gs {
+		out[i] = g.e
+	}
+	return out, nil
 }
 
 // get reads one entry, its revision (0: absent) and its encoded size. A
 // key that cannot be a KV key has no entry.
 func (s *KVState) get(ctx context.Context, key Key) (Entry, uint64, int, error) {
+	e, rev, raw, err := s.getRaw(ctx, key)
+	return e, rev, len(raw), err
+}
+
+// getRaw is get, with the value read: nil when absent.
+func (s *KVState) getRaw(ctx context.Context, key Key) (Entry, uint64, []byte, error) {
 	empty := Entry{Key: key, Facts: []Fact{}}
 	kk, err := KVKey(key)
 	if err != nil {
-		return empty, 0, 0, nil
+		return empty, 0, nil, nil
 	}
 	kve, err := s.kv.Get(ctx, kk)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return empty, 0, 0, nil
+		return empty, 0, nil, nil
 	}
 	if err != nil {
-		return empty, 0, 0, fmt.Errorf("correlate: read entry %q: %w", key, err)
+		return empty, 0, nil, fmt.Errorf("correlate: read entry %q: %w", key, err)
 	}
-	rev, size := kve.Revision(), len(kve.Value())
+	rev, raw := kve.Revision(), kve.Value()
+	e, err := s.decode(key, kk, rev, raw)
+	if err != nil {
+		return empty, 0, nil, err
+	}
+	return e, rev, raw, nil
+}
+
+// decode reads the value of key's entry (KV key kk) at revision rev,
+// through the cache.
+func (s *KVState) decode(key Key, kk string, rev uint64, raw []byte) (Entry, error) {
 	if facts, ok := s.cache.get(kk, rev); ok {
-		return Entry{Key: key, Facts: facts}, rev, size, nil
+		return Entry{Key: key, Facts: facts}, nil
 	}
 	var e Entry
-	if err := json.Unmarshal(kve.Value(), &e); err != nil {
-		return empty, 0, 0, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return Entry{}, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
 	}
 	if e.Key != key {
-		return empty, 0, 0, fmt.Errorf("correlate: entry %q (revision %d) holds key %q", key, rev, e.Key)
+		return Entry{}, fmt.Errorf("correlate: entry %q (revision %d) holds key %q", key, rev, e.Key)
 	}
 	for i := range e.Facts {
 		if err := e.Facts[i].Verify(); err != nil {
-			return empty, 0, 0, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
+			return Entry{}, fmt.Errorf("correlate: entry %q (revision %d): %w", key, rev, err)
 		}
 	}
 	if e.Facts == nil {
@@ -485,7 +551,7 @@ func (s *KVState) get(ctx context.Context, key Key) (Entry, uint64, int, error) 
 		e = Entry{Key: key}.Merge(e) // written by hand, or by another tool
 	}
 	s.cache.put(kk, rev, e.Facts)
-	return e, rev, size, nil
+	return e, nil
 }
 
 // Merge files each fact in the entry of each of its keys, and returns the
@@ -522,21 +588,28 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 	}
 	keys := sortedKeys(byKey)
 	type work struct {
-		cur  Entry
-		rev  uint64
-		size int    // of cur, encoded (0: absent)
-		next Entry  // cur with the facts
-		data []byte // next, encoded
+		cur   Entry
+		rev   uint64
+		size  int      // of cur, encoded (0: absent)
+		segs  [][]byte // cur's facts, encoded, when its value is of Merge's layout
+		whole bool     // its value is not: encode next whole
+		next  Entry    // cur with the facts
+		data  []byte   // next, encoded
 	}
 	ws := make([]work, len(keys))
-	err := s.parallel(ctx, len(keys), func(i int) error {
-		e, rev, size, err := s.get(ctx, keys[i])
-		ws[i].cur, ws[i].rev, ws[i].size = e, rev, size
-		return err
-	})
+	gs, err := s.getMany(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
+	for i, g := range gs {
+		ws[i].cur, ws[i].rev, ws[i].size = g.e, g.rev, len(g.raw)
+		if g.rev != 0 {
+			var ok bool
+			ws[i].segs, ok = splitEntry(keys[i], g.raw, g.e.Facts)
+			ws[i].whole = !ok
+		}
+	}
+	enc := factEncoder{}
 	// Admit the new facts of each entry in ID order while it stays within
 	// the limit and refuse the rest; a fact refused anywhere is taken out
 	// of every entry, which may make room in others, so repeat until
@@ -561,9 +634,9 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 			}
 			var fits []Fact
 			for _, f := range (Entry{Facts: add}).Merge(Entry{}).Facts {
-				b, err := json.Marshal(f)
+				b, err := enc.encode(&f)
 				if err != nil {
-					return nil, fmt.Errorf("correlate: encode fact %s: %w", f.ID, err)
+					return nil, err
 				}
 				if hasFact(w.cur, f.ID) {
 					fits = append(fits, f) // an earlier arrival of a fact there: no bigger
@@ -580,8 +653,14 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 			if len(fits) == 0 {
 				continue
 			}
-			w.next = w.cur.Merge(Entry{Key: k, Facts: fits})
 			var err error
+			if !w.whole {
+				if w.next, w.data, err = mergeEncoded(w.cur, w.segs, fits, enc); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			w.next = w.cur.Merge(Entry{Key: k, Facts: fits})
 			if w.data, err = json.Marshal(w.next); err != nil {
 				return nil, fmt.Errorf("correlate: encode entry %q: %w", k, err)
 			}
@@ -589,10 +668,24 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 	}
 	var mu sync.Mutex
 	var changed []Key
+	// Every write at once; those that fail are written again below, one
+	// at a time.
+	written, err := s.writeAll(ctx, s.multi.prefix, true, len(keys), func(i int) (string, []byte, uint64) {
+		return kvKeys[keys[i]], ws[i].data, ws[i].rev
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, rev := range written {
+		if rev != 0 {
+			s.cache.put(kvKeys[keys[i]], rev, ws[i].next.Facts)
+			changed = append(changed, keys[i])
+		}
+	}
 	err = s.parallel(ctx, len(keys), func(i int) error {
 		k := keys[i]
 		w := ws[i]
-		if w.data == nil {
+		if w.data == nil || written[i] != 0 {
 			return nil
 		}
 		add := slices.DeleteFunc(slices.Clone(byKey[k]), func(f Fact) bool {
@@ -677,6 +770,59 @@ func (s *KVState) write(ctx context.Context, kk string, data []byte, rev uint64)
 		return s.kv.Create(ctx, kk, data)
 	}
 	return s.kv.Update(ctx, kk, data, rev)
+}
+
+// writeAll writes values 0..n-1 (KV key under prefix, value, revision
+// read; no value: none to write), with compare-and-set on that revision
+// when cas, every write in flight at once (asynchronous JetStream
+// publishes, as KeyValue.Update and Put send them), and returns the
+// revision of each written, 0 for those not written: no value, a conflict,
+// or any other failure (the caller writes those again, alone). Its error
+// is ctx's.
+func (s *KVState) writeAll(ctx context.Context, prefix string, cas bool, n int, entry func(i int) (string, []byte, uint64)) ([]uint64, error) {
+	revs := make([]uint64, n)
+	if s.js == nil {
+		return revs, nil
+	}
+	const window = 1000 // below the publisher's limit of writes in flight
+	for lo := 0; lo < n; lo += window {
+		hi := min(n, lo+window)
+		futures := make([]jetstream.PubAckFuture, hi-lo)
+		for i := lo; i < hi; i++ {
+			kk, data, rev := entry(i)
+			if data == nil {
+				continue
+			}
+			m := &nats.Msg{Subject: prefix + kk, Header: nats.Header{}, Data: data}
+			var opts []jetstream.PublishOpt
+			if cas {
+				opts = append(opts, jetstream.WithExpectLastSequencePerSubject(rev))
+			}
+			f, err := s.js.PublishMsgAsync(m, opts...)
+			if err != nil {
+				continue // written alone
+			}
+			futures[i-lo] = f
+		}
+		timeout := time.NewTimer(30 * time.Second) // an ack lost: written alone
+		for j, f := range futures {
+			if f == nil {
+				continue
+			}
+			select {
+			case ack := <-f.Ok():
+				revs[lo+j] = ack.Sequence
+			case <-f.Err():
+			case <-timeout.C:
+				timeout.Reset(0)
+			case <-ctx.Done():
+				timeout.Stop()
+				return revs, ctx.Err()
+			}
+		}
+		timeout.Stop()
+	}
+	return revs, nil
 }
 
 // isConflict reports a compare-and-set conflict: the key was created, or
@@ -834,21 +980,24 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// entryCache keeps decoded, verified entries by KV key and revision.
+// entryCache keeps decoded, verified entries by KV key and revision, the
+// least recently used forgotten first once it holds more than max facts.
 type entryCache struct {
 	mu    sync.Mutex
-	m     map[string]cachedEntry
+	m     map[string]*list.Element // of *cachedEntry
+	lru   list.List                // most recently used first
 	facts int
 	max   int
 }
 
 type cachedEntry struct {
+	kk    string
 	rev   uint64
 	facts []Fact
 }
 
 func newEntryCache(max int) *entryCache {
-	return &entryCache{m: map[string]cachedEntry{}, max: max}
+	return &entryCache{m: map[string]*list.Element{}, max: max}
 }
 
 func (c *entryCache) get(kk string, rev uint64) ([]Fact, bool) {
@@ -857,11 +1006,12 @@ func (c *entryCache) get(kk string, rev uint64) ([]Fact, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[kk]
-	if !ok || e.rev != rev {
+	el, ok := c.m[kk]
+	if !ok || el.Value.(*cachedEntry).rev != rev {
 		return nil, false
 	}
-	return e.facts, true
+	c.lru.MoveToFront(el)
+	return el.Value.(*cachedEntry).facts, true
 }
 
 func (c *entryCache) put(kk string, rev uint64, facts []Fact) {
@@ -870,20 +1020,32 @@ func (c *entryCache) put(kk string, rev uint64, facts []Fact) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.m[kk]; ok {
-		if old.rev >= rev {
+	if el, ok := c.m[kk]; ok {
+		e := el.Value.(*cachedEntry)
+		if e.rev >= rev {
 			return
 		}
-		c.facts -= len(old.facts)
+		c.facts += len(facts) - len(e.facts)
+		e.rev, e.facts = rev, facts
+		c.lru.MoveToFront(el)
+	} else {
+		c.m[kk] = c.lru.PushFront(&cachedEntry{kk: kk, rev: rev, facts: facts})
+		c.facts += len(facts)
 	}
-	if c.facts+len(facts) > c.max {
-		// Forget everything: simpler than LRU, and entries are re-read
-		// from the bucket anyway.
-		c.m = map[string]cachedEntry{}
-		c.facts = 0
+	for c.facts > c.max {
+		el := c.lru.Back()
+		e := el.Value.(*cachedEntry)
+		c.lru.Remove(el)
+		delete(c.m, e.kk)
+		c.facts -= len(e.facts)
 	}
-	c.m[kk] = cachedEntry{rev: rev, facts: facts}
-	c.facts += len(facts)
+}
+
+// len is how many entries and facts the cache holds.
+func (c *entryCache) len() (entries, facts int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), c.facts
 }
 
 // KVReader is a Reader over the KV bucket: the live state, as the stage

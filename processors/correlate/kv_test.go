@@ -182,12 +182,31 @@ func TestKVState(t *testing.T) {
 	if err != nil || len(changed) != 0 || bucketSeq(t, env.JS) != seq {
 		t.Fatalf("merging facts already there changed %v (err %v)", changed, err)
 	}
-	loaded, err := kv.Load(ctx, whole.Keys())
+	// Load reads the entries many at a time (several requests of a
+	// snapshot), keys without an entry among them.
+	reads := correlate.BatchedReads(kv)
+	keys := append(whole.Keys(), correlate.TicketKey("NOPE-1"), correlate.CommitKey("acme/none", strings.Repeat("0", 40)))
+	loaded, err := kv.Load(ctx, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := encode(t, whole.Records()); !bytes.Equal(encode(t, loaded.Records()), want) {
 		t.Fatal("the records of the loaded state differ from the core's")
+	}
+	if got, min := correlate.BatchedReads(kv)-reads, int64(len(keys)/256); got < max(min, 1) {
+		t.Errorf("Load of %d keys sent %d batched reads, want at least %d", len(keys), got, max(min, 1))
+	}
+	// Read alone (a server without multi_last), the same.
+	alone := newKV(t, env.JS, correlate.KVOptions{})
+	correlate.NoBatchedReads(alone)
+	if loaded, err = alone.Load(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if want := encode(t, whole.Records()); !bytes.Equal(encode(t, loaded.Records()), want) {
+		t.Fatal("the records of the state loaded key by key differ from the core's")
+	}
+	if n := correlate.BatchedReads(alone); n != 0 {
+		t.Errorf("a KVState told to read alone sent %d batched reads", n)
 	}
 
 	// KVReader against StateReader.
