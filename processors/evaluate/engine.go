@@ -119,7 +119,7 @@ func (e *Engine) EvaluateArtifact(ctx context.Context, record correlate.Record, 
 	recHash := hex.EncodeToString(sum[:])
 	rv, ok := e.records.get(recHash)
 	if !ok {
-		v, err := policies.ParseJSON(normalize(record).Canonical())
+		v, err := policies.ValueOf(normalize(record).Canonical())
 		if err != nil {
 			return nil, fmt.Errorf("input of %s: %w", record.ID, err)
 		}
@@ -131,7 +131,7 @@ func (e *Engine) EvaluateArtifact(ctx context.Context, record correlate.Record, 
 	}
 	pv, ok := e.params.get(string(pj))
 	if !ok {
-		v, err := policies.ParseJSON(pj)
+		v, err := policies.ValueOf(pj)
 		if err != nil {
 			return nil, fmt.Errorf("params: %w", err)
 		}
