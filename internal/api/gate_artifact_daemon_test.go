@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/evidencepipeline/evidence/internal/config"
-	"github.com/evidencepipeline/evidence/internal/daemon"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/internal/testenv/evidenced"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -37,16 +35,7 @@ func TestGateArtifactThroughEvidenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	chURL := testenv.DatabaseURL(t)
-	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "d"),
-		"--clickhouse-url", chURL, "--verdict-delay", "1s"}, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	d := evidenced.Start(t, chURL, "--verdict-delay", "1s")
 	srv := &httptest.Server{URL: "http://" + d.Addr()} // askGate reads its URL only
 
 	h := &history{t: t, cat: cat}

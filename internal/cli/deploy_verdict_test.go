@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/evidencepipeline/evidence/internal/config"
-	"github.com/evidencepipeline/evidence/internal/daemon"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/internal/testenv/evidenced"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 )
 
@@ -37,19 +35,11 @@ func TestDeployVerdictsThroughEvidenced(t *testing.T) {
 			t.Parallel() // each case has its own evidenced and database
 			ctx := context.Background()
 			chURL := testenv.DatabaseURL(t)
-			args := []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "d"), "--clickhouse-url", chURL, "--verdict-delay", "0s"}
+			args := []string{"--verdict-delay", "0s"}
 			if tc.strict {
 				args = append(args, "--manual-trigger-by-author", "fail")
 			}
-			cfg, _, err := config.Parse("evidenced", args, func(string) string { return "" })
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+			d := evidenced.Start(t, chURL, args...)
 			server := "http://" + d.Addr()
 			resp, err := http.Post(server+"/v1/events", "application/cloudevents-batch+json", bytes.NewReader(batch))
 			if err != nil {
