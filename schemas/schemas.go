@@ -56,13 +56,10 @@ type Catalog struct {
 	schemas map[string]*jsonschema.Schema
 }
 
-// Problem is one reason the data of an event does not match its schema:
-// Path is a JSON path from the event ("data/commit"), Message says what is
-// wrong there.
-type Problem struct {
-	Path    string `json:"field"`
-	Message string `json:"message"`
-}
+// Problem is one reason the data of an event does not match its schema
+// (ce.Problem, where the CDEvents validator, which does not link the
+// JSON Schema library, declares its problems too).
+type Problem = ce.Problem
 
 // ValidationError lists every problem of one event's data.
 type ValidationError struct {

@@ -1,5 +1,4 @@
-// Package bus is the project's use of NATS JetStream: the embedded server,
-// the connection, the streams (events and dead letters) created or updated
+// Package bus is the project's use of NATS JetStream: the connection, the streams (events and dead letters) created or updated
 // idempotently at start, and the acknowledged publish of events.
 //
 // Subjects: every event is stored on evidence.events.<type tokens>; dead
@@ -11,13 +10,11 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -114,75 +111,6 @@ func Subject(eventType string) string {
 		}
 	}
 	return b.String()
-}
-
-// Embedded is an in-process NATS server with JetStream.
-type Embedded struct {
-	Server *server.Server
-}
-
-// EmbeddedConfig configures the embedded server.
-type EmbeddedConfig struct {
-	// StoreDir is the JetStream file store directory.
-	StoreDir string
-	// Listen is host:port for NATS clients; empty: no listener, in-process
-	// connections only. Port -1 picks a random port (tests).
-	Listen string
-	Log    *slog.Logger
-}
-
-// StartEmbedded starts a NATS server with JetStream in this process and
-// waits until it is ready.
-func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
-	opts := &server.Options{
-		ServerName: "evidenced-embedded",
-		JetStream:  true,
-		StoreDir:   c.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
-		// Webhook payloads are kept whole as evidence: allow up to 32 MiB.
-		MaxPayload: 32 << 20,
-	}
-	if c.Listen == "" {
-		opts.DontListen = true
-	} else {
-		host, port, err := splitHostPort(c.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("nats listen address %q: %w", c.Listen, err)
-		}
-		opts.Host, opts.Port = host, port
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("embedded nats: not ready after 30s")
-	}
-	if c.Log != nil {
-		c.Log.Info("embedded NATS started", "store_dir", c.StoreDir, "client_url", clientURL(s, c.Listen))
-	}
-	return &Embedded{Server: s}, nil
-}
-
-func clientURL(s *server.Server, listen string) string {
-	if listen == "" {
-		return "(in-process only)"
-	}
-	return s.ClientURL()
-}
-
-// Connect opens a client connection to the embedded server.
-func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1))
-}
-
-// Shutdown stops the server and waits for it to end.
-func (e *Embedded) Shutdown() {
-	e.Server.Shutdown()
-	e.Server.WaitForShutdown()
 }
 
 // Connect opens a connection to an external NATS server, reconnecting

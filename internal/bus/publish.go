@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -145,16 +144,4 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, stage string, orig 
 		return fmt.Errorf("dead-letter to %s: %w", m.Subject, err)
 	}
 	return nil
-}
-
-func splitHostPort(s string) (string, int, error) {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", 0, err
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < -1 || p > 65535 {
-		return "", 0, fmt.Errorf("bad port %q", port)
-	}
-	return host, p, nil
 }

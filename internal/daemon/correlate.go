@@ -209,7 +209,7 @@ func (d *Daemon) runCorrelation(ctx context.Context, kv *correlate.KVState, m *m
 	for {
 		stage, err := correlate.NewStage(d.js, kv, sink, correlate.StageConfig{
 			Extractor: &correlate.Extractor{Tickets: d.cfg.Tickets()},
-		}, d.log, m)
+		}, d.log, m.Stage("correlate"))
 		if err == nil {
 			err = stage.Run(ctx)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/api"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/bus/embedded"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/demo"
@@ -43,7 +44,7 @@ import (
 type Daemon struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	embedded *bus.Embedded
+	embedded *embedded.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	http     *http.Server
@@ -298,7 +299,7 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("--data-dir: %w", err)
 		}
-		d.embedded, err = bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: dir, Listen: d.cfg.NATSListen, Log: d.log})
+		d.embedded, err = embedded.Start(embedded.Config{StoreDir: dir, Listen: d.cfg.NATSListen, Log: d.log})
 		if err != nil {
 			return err
 		}

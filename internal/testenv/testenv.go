@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/bus/embedded"
 	"github.com/evidencepipeline/evidence/internal/chlocal"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/schemas"
@@ -190,7 +191,7 @@ func StoreAt(t testing.TB, url string) *store.Store {
 // JetStream is an embedded NATS server with JetStream on a random port and
 // a temporary store, with a client connection, the evidence streams created.
 type JetStream struct {
-	Server *bus.Embedded
+	Server *embedded.Server
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
 	URL    string
@@ -207,7 +208,7 @@ func NATS(t testing.TB) *JetStream {
 // server on the same store.
 func NATSAt(t testing.TB, storeDir string) *JetStream {
 	t.Helper()
-	e, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: storeDir, Listen: "127.0.0.1:-1"})
+	e, err := embedded.Start(embedded.Config{StoreDir: storeDir, Listen: "127.0.0.1:-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,8 @@ package correlate
 //
 // # Metrics
 //
-// Stage "correlate" of internal/metrics: received (messages), written
+// NewStage is given the stage's [Metrics]; evidenced passes stage
+// "correlate" of internal/metrics: received (messages), written
 // (messages acknowledged after their records were written), failed by
 // reason (dead_letter; unavailable: a retry of the KV or the sink;
 // contended: a retry after maxRounds of re-deriving), and the latency of
@@ -91,7 +92,6 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
-	"github.com/evidencepipeline/evidence/internal/metrics"
 )
 
 // Retirer is implemented by a Sink that keeps records until it is told
@@ -188,13 +188,30 @@ type Stage struct {
 	retirer Retirer
 	cfg     StageConfig
 	log     *slog.Logger
-	stage   *metrics.Stage
+	stage   Metrics
 }
+
+// Metrics counts the stage's work (internal/metrics' Stage implements
+// it): declared here so that the correlation code, which the policy
+// replay of the CLI reuses, does not link the metrics library.
+type Metrics interface {
+	Received(n int)
+	Written(n int)
+	Failed(reason string, n int)
+	Since(start time.Time)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Received(int)       {}
+func (noMetrics) Written(int)        {}
+func (noMetrics) Failed(string, int) {}
+func (noMetrics) Since(time.Time)    {}
 
 // NewStage returns a correlation stage reading js's event stream into kv
 // and writing records to sink (and retiring them, when sink is a
 // [Retirer]). log and m may be nil.
-func NewStage(js jetstream.JetStream, kv *KVState, sink Sink, cfg StageConfig, log *slog.Logger, m *metrics.Metrics) (*Stage, error) {
+func NewStage(js jetstream.JetStream, kv *KVState, sink Sink, cfg StageConfig, log *slog.Logger, m Metrics) (*Stage, error) {
 	cfg.defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
@@ -205,8 +222,11 @@ func NewStage(js jetstream.JetStream, kv *KVState, sink Sink, cfg StageConfig, l
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if m == nil {
+		m = noMetrics{}
+	}
 	r, _ := sink.(Retirer)
-	return &Stage{js: js, kv: kv, sink: sink, retirer: r, cfg: cfg, log: log.With("stage", "correlate"), stage: m.Stage("correlate")}, nil
+	return &Stage{js: js, kv: kv, sink: sink, retirer: r, cfg: cfg, log: log.With("stage", "correlate"), stage: m}, nil
 }
 
 // Run correlates until ctx ends, then returns nil, leaving the batch in

@@ -355,7 +355,7 @@ func TestStageDeadLetter(t *testing.T) {
 	kv := newKV(t, env.JS, correlate.KVOptions{MaxValueSize: 8 << 10})
 	sink := newSink()
 	reg := prometheus.NewRegistry()
-	st, err := correlate.NewStage(env.JS, kv, sink, correlate.StageConfig{}, nil, metrics.New(reg))
+	st, err := correlate.NewStage(env.JS, kv, sink, correlate.StageConfig{}, nil, metrics.New(reg).Stage("correlate"))
 	if err != nil {
 		t.Fatal(err)
 	}

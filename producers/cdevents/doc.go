@@ -8,7 +8,7 @@
 // whether a CloudEvents type has that form; Validate checks the data and
 // returns a *ValidationError that names each JSON path at fault
 // ("data/subject/content/environment"), in the shape of the project's
-// catalog validation (schemas.Problem).
+// catalog validation (ce.Problem).
 //
 // The official JSON Schemas are not fetched at run time: they are kept here
 // as Go data, one table per spec version:

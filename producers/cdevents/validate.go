@@ -2,7 +2,6 @@ package cdevents
 
 import (
 	"bytes"
-	"github.com/evidencepipeline/evidence/schemas"
 	"strings"
 
 	"github.com/evidencepipeline/evidence/internal/ce"
@@ -11,7 +10,7 @@ import (
 // Problem is one reason an event's data is not a valid CDEvent: Path is a
 // JSON path from the event ("data/subject/content/environment"), Message
 // says what is wrong there. It has the shape and JSON names of
-// schemas.Problem.
+// ce.Problem.
 type Problem struct {
 	Path    string `json:"field"`
 	Message string `json:"message"`
@@ -25,10 +24,10 @@ type ValidationError struct {
 
 // DataProblems lists the problems; the receiver reports catalog and
 // CDEvents validation errors alike through it.
-func (e *ValidationError) DataProblems() []schemas.Problem {
-	out := make([]schemas.Problem, len(e.Problems))
+func (e *ValidationError) DataProblems() []ce.Problem {
+	out := make([]ce.Problem, len(e.Problems))
 	for i, p := range e.Problems {
-		out[i] = schemas.Problem(p)
+		out[i] = ce.Problem(p)
 	}
 	return out
 }

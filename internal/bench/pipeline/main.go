@@ -59,6 +59,7 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/bench/benchkit"
 	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/bus/embedded"
 	"github.com/evidencepipeline/evidence/internal/chlocal"
 	"github.com/evidencepipeline/evidence/internal/demo"
 	"github.com/evidencepipeline/evidence/internal/store"
@@ -333,13 +334,13 @@ func report(o options, rs []roundResult, bareRates []float64, events int) {
 
 // baseline is the bench's own embedded NATS holding the round's events.
 type baseline struct {
-	emb *bus.Embedded
+	emb *embedded.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 }
 
 func newBaseline(ctx context.Context, storeDir string, items []item) (*baseline, error) {
-	emb, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: storeDir})
+	emb, err := embedded.Start(embedded.Config{StoreDir: storeDir})
 	if err != nil {
 		return nil, err
 	}
