@@ -132,6 +132,7 @@ func runPolicyReplay(ctx context.Context, args []string, env Env) int {
 	from := fs.String("from", "", "start of the period, included: RFC 3339 time or date (UTC); required")
 	to := fs.String("to", "", "end of the period, excluded: RFC 3339 time, or a date whose day is included; required")
 	format := fs.String("format", "text", "output: text or json")
+	delay := fs.Duration("verdict-delay", replay.DefaultVerdictDelay, "the --verdict-delay of the evidenced that decided the deployment verdicts: each is replayed on the record as it stood at the deployment's arrival plus it")
 	params := paramFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -173,7 +174,10 @@ func runPolicyReplay(ctx context.Context, args []string, env Env) int {
 		return fail(env, ExitUsage, "policy replay: --clickhouse-url %s: %v", store.Redacted(*chURL), err)
 	}
 	defer st.Close()
-	rep, err := replay.Run(ctx, st, b, p, start, end, time.Now())
+	if *delay < 0 {
+		return fail(env, ExitUsage, "policy replay: --verdict-delay must not be negative, got %s", *delay)
+	}
+	rep, err := replay.RunOptions(ctx, st, b, p, start, end, time.Now(), replay.Options{VerdictDelay: *delay})
 	if err != nil {
 		return fail(env, ExitUsage, "policy replay: %v", err)
 	}
@@ -186,7 +190,7 @@ func runPolicyReplay(ctx context.Context, args []string, env Env) int {
 	} else {
 		writeReplay(env.Stdout, rep, *dir)
 	}
-	if rep.Differing > 0 {
+	if rep.Differing > 0 || rep.VerdictsDiffering > 0 {
 		return ExitFail
 	}
 	return ExitOK
@@ -235,8 +239,25 @@ func writeReplay(w io.Writer, rep *replay.Report, dir string) {
 			}
 		}
 	}
+	for _, d := range rep.VerdictDiffs {
+		fmt.Fprintf(w, "\nverdict of %s %s %s (%s), deployed %s, evidence arrived by %s: %s -> %s\n", d.Environment, d.Service, d.DeploymentKey,
+			d.Change, d.DeployedAt.Format(time.RFC3339Nano), d.ArrivedBy.Format(time.RFC3339Nano), d.Recorded, d.Replayed)
+		if d.Note != "" {
+			fmt.Fprintf(w, "  note: %s\n", d.Note)
+		} else if !d.RecordMatches {
+			fmt.Fprintln(w, "  note: the record rebuilt as of the cutoff is not the one the verdict judged (another --verdict-delay?)")
+		}
+		for _, c := range d.Controls {
+			rec := string(c.Recorded)
+			if rec == "" {
+				rec = "not recorded"
+			}
+			fmt.Fprintf(w, "  %s %s: %s -> %s\n", c.Control, c.Title, rec, c.Replayed)
+		}
+	}
 	fmt.Fprintf(w, "\n%d changes replayed, %d would differ; %d controls differ in status; new controls: %s; removed controls: %s\n",
 		rep.Changes, rep.Differing, rep.ControlsDiffering, orNone(strings.Join(rep.NewControls, ", ")), orNone(strings.Join(rep.RemovedControls, ", ")))
+	fmt.Fprintf(w, "%d deployment verdicts replayed (verdict delay %s), %d would differ\n", rep.Verdicts, rep.VerdictDelay, rep.VerdictsDiffering)
 }
 
 func orNone(s string) string {

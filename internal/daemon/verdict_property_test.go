@@ -21,7 +21,11 @@ import (
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/daemon"
 	"github.com/evidencepipeline/evidence/internal/history"
+	"github.com/evidencepipeline/evidence/internal/replay"
+	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/evaluate/policies"
 )
 
 // verdictSkip are the columns of deployment_verdicts left out of the
@@ -52,6 +56,10 @@ type delivery struct {
 	// rate the events per second (0: as fast as possible).
 	batch, posters int
 	rate           float64
+	// replay: after the verdicts, `evidence policy replay`'s engine
+	// replays the period with the built-in bundle and must agree with
+	// every recorded verdict.
+	replay bool
 }
 
 // arrival is the window in which a posted event reached the stream: the
@@ -111,7 +119,7 @@ func TestVerdictProperty(t *testing.T) {
 			}
 			return evs
 		}, batch: 100, posters: 1},
-		{name: "backfill", order: timeOrder, batch: 1000, posters: 2},
+		{name: "backfill", order: timeOrder, batch: 1000, posters: 2, replay: true},
 		{name: "live", order: timeOrder, batch: 20, posters: 1, rate: liveRate},
 	}
 	judge := history.DefaultParams()
@@ -273,7 +281,77 @@ func deliver(t *testing.T, h *history.History, dl delivery, delay time.Duration,
 	if len(rows) != want {
 		t.Fatalf("%d verdicts, want %d", len(rows), want)
 	}
+	if dl.replay {
+		replayAgrees(t, st, h, delay, want)
+	}
 	return rows, cols
+}
+
+// replayAgrees replays the whole history's period as `evidence policy
+// replay` does (the built-in bundle, evidenced's default params, the same
+// verdict delay): every production deployment verdict is rebuilt from the
+// archive as of its arrival plus the delay and judged again, and none may
+// differ from deployment_verdicts, nor any change's current results.
+func replayAgrees(t *testing.T, st *store.Store, h *history.History, delay time.Duration, want int) {
+	t.Helper()
+	ctx := context.Background()
+	// The records reach ClickHouse's changes after the verdicts may have:
+	// wait until every event of the history is behind a current record.
+	testenv.Eventually(t, time.Minute, func() error {
+		res, err := st.Conn().Query(ctx, "SELECT record FROM changes FINAL WHERE retired = 0")
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		in := map[correlate.EventRef]bool{}
+		for res.Next() {
+			var raw string
+			var rec correlate.Record
+			if err := res.Scan(&raw); err != nil {
+				return err
+			}
+			if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+				return err
+			}
+			for _, e := range rec.EventRefs() {
+				in[e] = true
+			}
+		}
+		for _, e := range h.Events {
+			if !in[correlate.EventRef{Source: e.Source, ID: e.ID}] {
+				return fmt.Errorf("event %s of change %d is in no record of changes yet", e.ID, e.Change)
+			}
+		}
+		return res.Err()
+	})
+	b, err := policies.Load(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := h.Events[0].Time.Add(-time.Hour), h.Events[len(h.Events)-1].Time.Add(time.Hour)
+	began := time.Now()
+	rep, err := replay.RunOptions(ctx, st, b, policies.Params{}, from, to, time.Now(), replay.Options{VerdictDelay: delay})
+	if err != nil {
+		t.Fatalf("policy replay: %v", err)
+	}
+	for i, d := range rep.VerdictDiffs {
+		if i == 50 {
+			break
+		}
+		kind := "?"
+		for _, c := range h.Changes {
+			if strings.Contains(d.Change, c.Repository) && c.Deployment.ID != "" && strings.HasSuffix(d.DeploymentKey, c.Deployment.ID) {
+				kind = c.Kind
+			}
+		}
+		t.Errorf("policy replay (kind %q): %+v", kind, d)
+	}
+	if rep.Verdicts != want || rep.VerdictsDiffering != 0 || rep.Differing != 0 {
+		t.Errorf("policy replay of the backfill: %d verdicts replayed (want %d), %d differ, %d of %d changes' results differ; want none",
+			rep.Verdicts, want, rep.VerdictsDiffering, rep.Differing, rep.Changes)
+	}
+	t.Logf("policy replay of the backfill: %d changes and %d deployment verdicts replayed in %s, %d and %d differ",
+		rep.Changes, rep.Verdicts, time.Since(began).Round(time.Millisecond), rep.Differing, rep.VerdictsDiffering)
 }
 
 // postHistory posts evs in batches through POST /v1/events (batch mode) and

@@ -7,12 +7,22 @@
 // For each change deployed in the period (changes FINAL, retired = 0, a
 // deployment between from and to), the verdict recorded is the newest
 // control_results row of each control evaluated before the end of the
-// period. The change's current record (changes.record) is judged by the
-// new bundle as of the newest of those rows' evaluated_at (as of the end
-// of the period, or now if earlier, when nothing was recorded), with the
-// built-in controls' params given (evidenced's flags; the defaults unless
-// told), and each
-// control's status is compared with the recorded one.
+// period (none: a backfill, judged after the period; then its newest rows
+// whenever evaluated). The change's current record (changes.record) is
+// judged by the new bundle as of the newest of those rows' evaluated_at
+// (as of the end of the period, or now if earlier, when nothing was
+// recorded), with the built-in controls' params given (evidenced's flags;
+// the defaults unless told), and each control's status is compared with
+// the recorded one.
+//
+// Then each production deployment verdict of the period
+// (deployment_verdicts FINAL, deployed in [from, to)) is judged as the
+// evaluation stage decided it: on the record as it stood at the
+// deployment's first arrival in the stream plus the verdict delay
+// (Options.VerdictDelay, evidenced's --verdict-delay), rebuilt from the
+// archived events (events, with their JetStream arrival received_ns), as
+// of the deployment, on its own artifact; and compared with the verdict
+// and each control's recorded status.
 package replay
 
 import (
@@ -22,7 +32,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/verify"
+	"github.com/evidencepipeline/evidence/processors/correlate"
+	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
 	"github.com/evidencepipeline/evidence/processors/evaluate/policies"
 )
 
@@ -48,6 +63,15 @@ type Report struct {
 	RemovedControls []string `json:"removed_controls"`
 	// Diffs are the changes with a difference, by change id.
 	Diffs []ChangeDiff `json:"diffs"`
+	// Verdicts is the number of production deployment verdicts
+	// (deployment_verdicts) of the period replayed as the evaluation stage
+	// decided them; VerdictsDiffering of those whose replayed verdict or
+	// a control's status differs, listed in VerdictDiffs by deployment
+	// time. VerdictDelay is the verdict delay replayed.
+	Verdicts          int           `json:"verdicts"`
+	VerdictsDiffering int           `json:"verdicts_differing"`
+	VerdictDelay      string        `json:"verdict_delay"`
+	VerdictDiffs      []VerdictDiff `json:"verdict_diffs"`
 }
 
 // ChangeDiff is what differs for one change.
@@ -90,8 +114,20 @@ type change struct {
 
 // Run replays the changes deployed in [from, to) under bundle b with the
 // built-in controls' params p (zero fields take the defaults), reading st;
-// now bounds the as-of time of changes without recorded results.
+// now bounds the as-of time of changes without recorded results. The
+// deployment verdicts of the period are replayed with the default verdict
+// delay (RunOptions).
 func Run(ctx context.Context, st *store.Store, b *policies.Bundle, p policies.Params, from, to, now time.Time) (*Report, error) {
+	return RunOptions(ctx, st, b, p, from, to, now, Options{VerdictDelay: DefaultVerdictDelay})
+}
+
+// RunOptions is Run with options: the changes, then the production
+// deployment verdicts of the period (deployed in [from, to)), each judged
+// as the evaluation stage decides it — on the record as it stood at the
+// deployment's arrival in the stream plus opts.VerdictDelay, rebuilt from
+// the archived events (events.received_ns), as of the deployment, on its
+// own artifact — and compared with deployment_verdicts.
+func RunOptions(ctx context.Context, st *store.Store, b *policies.Bundle, p policies.Params, from, to, now time.Time, opts Options) (*Report, error) {
 	if !from.Before(to) {
 		return nil, fmt.Errorf("the period is empty: from %s is not before to %s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	}
@@ -112,7 +148,8 @@ func Run(ctx context.Context, st *store.Store, b *policies.Bundle, p policies.Pa
 		return nil, err
 	}
 	rep := &Report{From: from.UTC(), To: to.UTC(), BundleHash: b.Hash(), RecordedBundles: []string{},
-		NewControls: []string{}, RemovedControls: []string{}, Diffs: []ChangeDiff{}}
+		NewControls: []string{}, RemovedControls: []string{}, Diffs: []ChangeDiff{},
+		VerdictDelay: opts.VerdictDelay.String(), VerdictDiffs: []VerdictDiff{}}
 	inBundle := map[string]bool{}
 	for _, c := range b.Controls() {
 		inBundle[c.ID] = true
@@ -188,6 +225,9 @@ func Run(ctx context.Context, st *store.Store, b *policies.Bundle, p policies.Pa
 		rep.RecordedBundles = append(rep.RecordedBundles, h)
 	}
 	slices.Sort(rep.RecordedBundles)
+	if err := replayVerdicts(ctx, st, b, params, from, to, opts, rep); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
@@ -218,29 +258,329 @@ func readChanges(ctx context.Context, st *store.Store, from, to time.Time) ([]ch
 
 // readResults reads the newest control_results row, evaluated before to,
 // of each control of each change replayed: by change id, then control id.
+// A change with no row evaluated before to (a backfill: the period's
+// deployments were judged after its end) gets its newest rows, whenever
+// evaluated.
 func readResults(ctx context.Context, st *store.Store, from, to time.Time) (map[string]map[string]recorded, error) {
 	q := "SELECT change_id, control_id, status, reasons, bundle_hash, record_hash, evaluated_at_ns FROM control_results" +
-		" WHERE change_id IN (SELECT change_id FROM changes FINAL WHERE " + deployedIn + ") AND evaluated_at_ns < ?" +
+		" WHERE change_id IN (SELECT change_id FROM changes FINAL WHERE " + deployedIn + ")" +
 		" ORDER BY change_id, control_id, evaluated_at_ns"
-	rows, err := st.Conn().Query(ctx, q, from.UnixNano(), to.UnixNano(), to.UnixNano())
+	rows, err := st.Conn().Query(ctx, q, from.UnixNano(), to.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("read the recorded control results: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]map[string]recorded{}
+	before, after := map[string]map[string]recorded{}, map[string]map[string]recorded{}
 	for rows.Next() {
 		var change, control string
 		var r recorded
 		if err := rows.Scan(&change, &control, &r.status, &r.reasons, &r.bundle, &r.recordHash, &r.evaluatedNs); err != nil {
 			return nil, fmt.Errorf("read the recorded control results: %w", err)
 		}
-		if out[change] == nil {
-			out[change] = map[string]recorded{}
+		m := before
+		if r.evaluatedNs >= to.UnixNano() {
+			m = after
 		}
-		out[change][control] = r // ordered by evaluated_at_ns: the newest wins
+		if m[change] == nil {
+			m[change] = map[string]recorded{}
+		}
+		m[change][control] = r // ordered by evaluated_at_ns: the newest wins
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the recorded control results: %w", err)
 	}
+	for change, rs := range after {
+		if _, ok := before[change]; !ok {
+			before[change] = rs
+		}
+	}
+	return before, nil
+}
+
+// DefaultVerdictDelay is evidenced's default --verdict-delay.
+const DefaultVerdictDelay = time.Minute
+
+// Options are the settings of a replay beyond its period.
+type Options struct {
+	// VerdictDelay is the verdict delay of the evidenced that decided the
+	// deployment verdicts replayed (its --verdict-delay): each is replayed
+	// on the record as it stood at the deployment's arrival plus it.
+	VerdictDelay time.Duration
+}
+
+// VerdictDiff is a production deployment whose verdict, replayed as the
+// evaluation stage decided it, differs from the one recorded in
+// deployment_verdicts.
+type VerdictDiff struct {
+	Environment   string    `json:"environment"`
+	Service       string    `json:"service"`
+	DeploymentKey string    `json:"deployment_key"`
+	Change        string    `json:"change"`
+	DeployedAt    time.Time `json:"deployed_at"`
+	// ArrivedBy is the arrival cutoff replayed: the deployment's first
+	// arrival in the stream (events.received_ns) plus the verdict delay.
+	ArrivedBy time.Time       `json:"arrived_by"`
+	Recorded  policies.Status `json:"recorded"`
+	Replayed  policies.Status `json:"replayed"`
+	// RecordMatches: the record rebuilt as of the cutoff is the one the
+	// verdict judged (its record_hash).
+	RecordMatches bool          `json:"record_matches"`
+	Controls      []ControlDiff `json:"controls"`
+	// Note says why the verdict could not be replayed, if it could not.
+	Note string `json:"note,omitempty"`
+}
+
+// verdictRow is a deployment_verdicts row, with its results by control.
+type verdictRow struct {
+	env, service, key, change, verdict, results, recordHash, bundle string
+	deployedNs                                                      int64
+}
+
+// replayVerdicts compares each production deployment verdict of the
+// period (deployment_verdicts FINAL, deployed in [from, to)) with the
+// bundle's verdict judged as the evaluation stage judges: on the record
+// as it stood at the deployment's arrival plus the verdict delay (rebuilt
+// from the archived events and their arrival times), as of the
+// deployment, on its own artifact.
+func replayVerdicts(ctx context.Context, st *store.Store, b *policies.Bundle, params ast.Value, from, to time.Time, opts Options, rep *Report) error {
+	rows, err := readVerdicts(ctx, st, from, to)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	state, recorded, err := archivedState(ctx, st, rows)
+	if err != nil {
+		return err
+	}
+	reader := correlate.StateReader{State: state}
+	for _, row := range rows {
+		rep.Verdicts++
+		if !recorded[row.change] {
+			// The verdict was decided, the record not (yet) written: the
+			// correlation stage writes records to changes after handing
+			// them to evaluation, so right after a backfill it can lag.
+			rep.VerdictsDiffering++
+			rep.VerdictDiffs = append(rep.VerdictDiffs, VerdictDiff{Environment: row.env, Service: row.service, DeploymentKey: row.key,
+				Change: row.change, DeployedAt: time.Unix(0, row.deployedNs).UTC(), Recorded: policies.Status(row.verdict), Controls: []ControlDiff{},
+				Note: "changes holds no current record of this change: the correlation stage has not written it yet (replay again once it has caught up) or it was retired"})
+			continue
+		}
+		d, err := replayVerdict(ctx, reader, b, params, row, opts)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			rep.VerdictsDiffering++
+			rep.VerdictDiffs = append(rep.VerdictDiffs, *d)
+		}
+	}
+	return nil
+}
+
+func replayVerdict(ctx context.Context, reader correlate.StateReader, b *policies.Bundle, params ast.Value, row verdictRow, opts Options) (*VerdictDiff, error) {
+	d := &VerdictDiff{Environment: row.env, Service: row.service, DeploymentKey: row.key, Change: row.change,
+		DeployedAt: time.Unix(0, row.deployedNs).UTC(), Recorded: policies.Status(row.verdict), Controls: []ControlDiff{}}
+	rec, arr, ok, err := reader.ChangeArrivals(ctx, row.change)
+	if err != nil {
+		return nil, err
+	}
+	var dep correlate.Deployment
+	found := false
+	if ok {
+		for _, x := range rec.Deployments {
+			if x.Environment == row.env && x.Service == row.service && chsink.DeploymentKey(x) == row.key {
+				dep, found = x, true
+				break
+			}
+		}
+	}
+	if !found {
+		d.Note = "the change record and its deployment could not be rebuilt from the archived events"
+		return d, nil
+	}
+	arrived := arr.First(dep.Events)
+	if arrived.IsZero() {
+		arrived = deployedAt(dep)
+	}
+	d.ArrivedBy = arrived.Add(opts.VerdictDelay).UTC()
+	judged, jd, ok, err := reader.DeploymentAsOf(ctx, rec.ID, dep, d.ArrivedBy)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		judged, jd = rec, dep
+	}
+	d.RecordMatches = judged.Hash() == row.recordHash
+	at := deployedAt(jd)
+	artifact := jd.Digest
+	if artifact == "" {
+		artifact = jd.Purl
+	}
+	raw := judged.Canonical()
+	norm, err := policies.NormalizeRecord(raw)
+	if err != nil {
+		return nil, fmt.Errorf("change %s: %w", row.change, err)
+	}
+	rv, err := policies.ParseJSON(norm)
+	if err != nil {
+		return nil, fmt.Errorf("change %s: %w", row.change, err)
+	}
+	xs, err := policies.Exceptions(raw)
+	if err != nil {
+		return nil, fmt.Errorf("change %s: %w", row.change, err)
+	}
+	outs, err := b.Eval(ctx, policies.InputFor(rv, at, params, artifact), xs, at)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s as of %s: %w", row.key, at.Format(time.RFC3339Nano), err)
+	}
+	var recorded []struct {
+		Control string   `json:"control"`
+		Status  string   `json:"status"`
+		Reasons []string `json:"reasons"`
+	}
+	if err := json.Unmarshal([]byte(row.results), &recorded); err != nil {
+		return nil, fmt.Errorf("deployment %s: results: %w", row.key, err)
+	}
+	byControl := map[string]int{}
+	for i, r := range recorded {
+		byControl[r.Control] = i
+	}
+	d.Replayed = policies.Pass
+	for _, o := range outs {
+		switch {
+		case o.Status == policies.Fail:
+			d.Replayed = policies.Fail
+		case o.Status == policies.Pending && d.Replayed != policies.Fail:
+			d.Replayed = policies.Pending
+		}
+		i, ok := byControl[o.Control.ID]
+		if ok && recorded[i].Status == string(o.Status) {
+			continue
+		}
+		cd := ControlDiff{Control: o.Control.ID, Title: o.Control.Title, Replayed: o.Status, RecordedReasons: []string{}, Reasons: o.Reasons}
+		if ok {
+			cd.Recorded, cd.RecordedReasons, cd.RecordedBundle = policies.Status(recorded[i].Status), recorded[i].Reasons, row.bundle
+		}
+		d.Controls = append(d.Controls, cd)
+	}
+	if len(outs) == 0 {
+		d.Replayed = policies.Fail // no results at all is not a pass (evaluate.Overall)
+	}
+	if len(d.Controls) == 0 && d.Replayed == d.Recorded {
+		return nil, nil
+	}
+	return d, nil
+}
+
+// deployedAt is when a deployment happened: its start, else its finish
+// (the time its verdict is as of).
+func deployedAt(d correlate.Deployment) time.Time {
+	if !d.StartedAt.IsZero() {
+		return d.StartedAt
+	}
+	return d.FinishedAt
+}
+
+func readVerdicts(ctx context.Context, st *store.Store, from, to time.Time) ([]verdictRow, error) {
+	rows, err := st.Conn().Query(ctx, `SELECT environment, service, deployment_key, change_id, verdict, results, record_hash, bundle_hash, deployed_at_ns
+FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns < ?
+ORDER BY deployed_at_ns, environment, service, deployment_key`, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("read the deployment verdicts of the period: %w", err)
+	}
+	defer rows.Close()
+	var out []verdictRow
+	for rows.Next() {
+		var r verdictRow
+		if err := rows.Scan(&r.env, &r.service, &r.key, &r.change, &r.verdict, &r.results, &r.recordHash, &r.bundle, &r.deployedNs); err != nil {
+			return nil, fmt.Errorf("read the deployment verdicts of the period: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the deployment verdicts of the period: %w", err)
+	}
 	return out, nil
+}
+
+// archivedState is the correlator's state of the archived events behind
+// the verdicts' change records (changes.record, as they stand now), each
+// fact with its event's arrival in the stream (events.received_ns, the
+// JetStream timestamp the correlation stage stamps facts with), and the
+// ids of the changes whose record changes holds.
+func archivedState(ctx context.Context, st *store.Store, verdicts []verdictRow) (*correlate.State, map[string]bool, error) {
+	ids := []string{}
+	seen := map[string]bool{}
+	for _, v := range verdicts {
+		if !seen[v.change] {
+			seen[v.change] = true
+			ids = append(ids, v.change)
+		}
+	}
+	rows, err := st.Conn().Query(ctx, "SELECT record FROM changes FINAL WHERE has(?, change_id)", ids) // ids: never empty
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the change records of the verdicts: %w", err)
+	}
+	defer rows.Close()
+	recorded := map[string]bool{}
+	refs := map[correlate.EventRef]bool{}
+	eventIDs := []string{}
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, nil, fmt.Errorf("read the change records of the verdicts: %w", err)
+		}
+		var rec correlate.Record
+		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+			return nil, nil, fmt.Errorf("a change record of the verdicts: %w", err)
+		}
+		recorded[rec.ID] = true
+		for _, e := range rec.EventRefs() {
+			if !refs[e] {
+				refs[e] = true
+				eventIDs = append(eventIDs, e.ID)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read the change records of the verdicts: %w", err)
+	}
+	state := correlate.NewState()
+	if len(eventIDs) == 0 {
+		return state, recorded, nil
+	}
+	evs, err := st.Conn().Query(ctx, "SELECT "+store.EventColumns+" FROM events WHERE has(?, event_id) ORDER BY stream_seq", eventIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the archived events: %w", err)
+	}
+	defer evs.Close()
+	for evs.Next() {
+		var r store.EventRow
+		var et, ra time.Time
+		var data string
+		var b64 uint8
+		if err := evs.Scan(&r.StreamSeq, &r.EventID, &r.Source, &r.Type, &r.Subject, &et, &r.EventTimeNs,
+			&ra, &r.ReceivedNs, &r.DataContentType, &r.DataSchema, &r.Extensions, &data, &b64, &r.PrevHash, &r.Hash); err != nil {
+			return nil, nil, fmt.Errorf("read the archived events: %w", err)
+		}
+		if !refs[correlate.EventRef{Source: r.Source, ID: r.EventID}] {
+			continue
+		}
+		r.Data, r.DataBase64 = []byte(data), b64 == 1
+		e, err := verify.EventFromRow(&r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("archived event %s %s: %w", r.Source, r.EventID, err)
+		}
+		facts, err := correlate.Extract(e)
+		if err != nil {
+			return nil, nil, fmt.Errorf("archived event %s %s: %w", r.Source, r.EventID, err)
+		}
+		for i := range facts {
+			facts[i].Arrived = time.Unix(0, r.ReceivedNs).UTC()
+		}
+		state.Add(facts...)
+	}
+	if err := evs.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read the archived events: %w", err)
+	}
+	return state, recorded, nil
 }
