@@ -297,7 +297,7 @@ func replayAgrees(t *testing.T, st *store.Store, h *history.History, delay time.
 	ctx := context.Background()
 	// The records reach ClickHouse's changes after the verdicts may have:
 	// wait until every event of the history is behind a current record.
-	testenv.Eventually(t, time.Minute, func() error {
+	testenv.Eventually(t, time.Minute+time.Duration(len(h.Events))*time.Millisecond, func() error {
 		res, err := st.Conn().Query(ctx, "SELECT record FROM changes FINAL WHERE retired = 0")
 		if err != nil {
 			return err

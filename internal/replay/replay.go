@@ -347,31 +347,19 @@ func replayVerdicts(ctx context.Context, st *store.Store, b *policies.Bundle, pa
 	if err != nil || len(rows) == 0 {
 		return err
 	}
-	state, recorded, err := archivedState(ctx, st, rows)
-	if err != nil {
-		return err
-	}
-	reader := correlate.StateReader{State: state}
-	for _, row := range rows {
-		rep.Verdicts++
-		if !recorded[row.change] {
-			// The verdict was decided, the record not (yet) written: the
-			// correlation stage writes records to changes after handing
-			// them to evaluation, so right after a backfill it can lag.
-			rep.VerdictsDiffering++
-			rep.VerdictDiffs = append(rep.VerdictDiffs, VerdictDiff{Environment: row.env, Service: row.service, DeploymentKey: row.key,
-				Change: row.change, DeployedAt: time.Unix(0, row.deployedNs).UTC(), Recorded: policies.Status(row.verdict), Controls: []ControlDiff{},
-				Note: "changes holds no current record of this change: the correlation stage has not written it yet (replay again once it has caught up) or it was retired"})
-			continue
+	// The verdicts are replayed a group of changes at a time, each group's
+	// records rebuilt from their own events: memory is bounded by the
+	// group, not by the period.
+	for len(rows) > 0 {
+		n, changes := 0, map[string]bool{}
+		for n < len(rows) && (changes[rows[n].change] || len(changes) < replayGroup) {
+			changes[rows[n].change] = true
+			n++
 		}
-		d, err := replayVerdict(ctx, reader, b, params, row, opts)
-		if err != nil {
+		if err := replayGroupOf(ctx, st, b, params, rows[:n], opts, rep); err != nil {
 			return err
 		}
-		if d != nil {
-			rep.VerdictsDiffering++
-			rep.VerdictDiffs = append(rep.VerdictDiffs, *d)
-		}
+		rows = rows[n:]
 	}
 	return nil
 }
@@ -502,6 +490,63 @@ ORDER BY deployed_at_ns, environment, service, deployment_key`, from.UnixNano(),
 	return out, nil
 }
 
+// replayGroup is the number of changes whose verdicts are replayed on one
+// rebuilt state.
+const replayGroup = 256
+
+// maxQueryIDs bounds the bytes of the ids bound into one query: the
+// parameters are part of the query text, which ClickHouse limits
+// (max_query_size, 256 KiB by default).
+const maxQueryIDs = 128 << 10
+
+// chunks splits ids into runs of at most maxBytes bytes of ids (at least
+// one id each).
+func chunks(ids []string, maxBytes int) [][]string {
+	var out [][]string
+	for len(ids) > 0 {
+		n, size := 0, 0
+		for n < len(ids) && (n == 0 || size+len(ids[n])+4 <= maxBytes) {
+			size += len(ids[n]) + 4 // quotes and separator
+			n++
+		}
+		out = append(out, ids[:n])
+		ids = ids[n:]
+	}
+	return out
+}
+
+// replayGroupOf replays the verdicts rows (of at most replayGroup changes)
+// on the state rebuilt from their records' archived events.
+func replayGroupOf(ctx context.Context, st *store.Store, b *policies.Bundle, params ast.Value, rows []verdictRow, opts Options, rep *Report) error {
+	state, recorded, err := archivedState(ctx, st, rows)
+	if err != nil {
+		return err
+	}
+	reader := correlate.StateReader{State: state}
+	for _, row := range rows {
+		rep.Verdicts++
+		if !recorded[row.change] {
+			// The verdict was decided, the record not (yet) written: the
+			// correlation stage writes records to changes after handing
+			// them to evaluation, so right after a backfill it can lag.
+			rep.VerdictsDiffering++
+			rep.VerdictDiffs = append(rep.VerdictDiffs, VerdictDiff{Environment: row.env, Service: row.service, DeploymentKey: row.key,
+				Change: row.change, DeployedAt: time.Unix(0, row.deployedNs).UTC(), Recorded: policies.Status(row.verdict), Controls: []ControlDiff{},
+				Note: "changes holds no current record of this change: the correlation stage has not written it yet (replay again once it has caught up) or it was retired"})
+			continue
+		}
+		d, err := replayVerdict(ctx, reader, b, params, row, opts)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			rep.VerdictsDiffering++
+			rep.VerdictDiffs = append(rep.VerdictDiffs, *d)
+		}
+	}
+	return nil
+}
+
 // archivedState is the correlator's state of the archived events behind
 // the verdicts' change records (changes.record, as they stand now), each
 // fact with its event's arrival in the stream (events.received_ns, the
@@ -516,41 +561,80 @@ func archivedState(ctx context.Context, st *store.Store, verdicts []verdictRow) 
 			ids = append(ids, v.change)
 		}
 	}
-	rows, err := st.Conn().Query(ctx, "SELECT record FROM changes FINAL WHERE has(?, change_id)", ids) // ids: never empty
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the change records of the verdicts: %w", err)
-	}
-	defer rows.Close()
 	recorded := map[string]bool{}
 	refs := map[correlate.EventRef]bool{}
 	eventIDs := []string{}
+	for _, part := range chunks(ids, maxQueryIDs) {
+		if err := readRecords(ctx, st, part, func(rec *correlate.Record) {
+			recorded[rec.ID] = true
+			for _, e := range rec.EventRefs() {
+				if !refs[e] {
+					refs[e] = true
+					eventIDs = append(eventIDs, e.ID)
+				}
+			}
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	state := correlate.NewState()
+	slices.Sort(eventIDs)
+	eventIDs = slices.Compact(eventIDs) // one id may have several sources
+	for _, part := range chunks(eventIDs, maxQueryIDs) {
+		if err := readEvents(ctx, st, part, func(r *store.EventRow) error {
+			if !refs[correlate.EventRef{Source: r.Source, ID: r.EventID}] {
+				return nil
+			}
+			e, err := verify.EventFromRow(r)
+			if err != nil {
+				return fmt.Errorf("archived event %s %s: %w", r.Source, r.EventID, err)
+			}
+			facts, err := correlate.Extract(e)
+			if err != nil {
+				return fmt.Errorf("archived event %s %s: %w", r.Source, r.EventID, err)
+			}
+			for i := range facts {
+				facts[i].Arrived = time.Unix(0, r.ReceivedNs).UTC()
+			}
+			state.Add(facts...)
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return state, recorded, nil
+}
+
+// readRecords calls fn with the current record (changes FINAL) of each of
+// the changes ids that has one.
+func readRecords(ctx context.Context, st *store.Store, ids []string, fn func(*correlate.Record)) error {
+	rows, err := st.Conn().Query(ctx, "SELECT record FROM changes FINAL WHERE has(?, change_id)", ids)
+	if err != nil {
+		return fmt.Errorf("read the change records of the verdicts: %w", err)
+	}
+	defer rows.Close()
 	for rows.Next() {
 		var raw string
 		if err := rows.Scan(&raw); err != nil {
-			return nil, nil, fmt.Errorf("read the change records of the verdicts: %w", err)
+			return fmt.Errorf("read the change records of the verdicts: %w", err)
 		}
 		var rec correlate.Record
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-			return nil, nil, fmt.Errorf("a change record of the verdicts: %w", err)
+			return fmt.Errorf("a change record of the verdicts: %w", err)
 		}
-		recorded[rec.ID] = true
-		for _, e := range rec.EventRefs() {
-			if !refs[e] {
-				refs[e] = true
-				eventIDs = append(eventIDs, e.ID)
-			}
-		}
+		fn(&rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read the change records of the verdicts: %w", err)
+		return fmt.Errorf("read the change records of the verdicts: %w", err)
 	}
-	state := correlate.NewState()
-	if len(eventIDs) == 0 {
-		return state, recorded, nil
-	}
-	evs, err := st.Conn().Query(ctx, "SELECT "+store.EventColumns+" FROM events WHERE has(?, event_id) ORDER BY stream_seq", eventIDs)
+	return nil
+}
+
+// readEvents calls fn with each archived event whose id is one of ids.
+func readEvents(ctx context.Context, st *store.Store, ids []string, fn func(*store.EventRow) error) error {
+	evs, err := st.Conn().Query(ctx, "SELECT "+store.EventColumns+" FROM events WHERE has(?, event_id) ORDER BY stream_seq", ids)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read the archived events: %w", err)
+		return fmt.Errorf("read the archived events: %w", err)
 	}
 	defer evs.Close()
 	for evs.Next() {
@@ -560,27 +644,15 @@ func archivedState(ctx context.Context, st *store.Store, verdicts []verdictRow) 
 		var b64 uint8
 		if err := evs.Scan(&r.StreamSeq, &r.EventID, &r.Source, &r.Type, &r.Subject, &et, &r.EventTimeNs,
 			&ra, &r.ReceivedNs, &r.DataContentType, &r.DataSchema, &r.Extensions, &data, &b64, &r.PrevHash, &r.Hash); err != nil {
-			return nil, nil, fmt.Errorf("read the archived events: %w", err)
-		}
-		if !refs[correlate.EventRef{Source: r.Source, ID: r.EventID}] {
-			continue
+			return fmt.Errorf("read the archived events: %w", err)
 		}
 		r.Data, r.DataBase64 = []byte(data), b64 == 1
-		e, err := verify.EventFromRow(&r)
-		if err != nil {
-			return nil, nil, fmt.Errorf("archived event %s %s: %w", r.Source, r.EventID, err)
+		if err := fn(&r); err != nil {
+			return err
 		}
-		facts, err := correlate.Extract(e)
-		if err != nil {
-			return nil, nil, fmt.Errorf("archived event %s %s: %w", r.Source, r.EventID, err)
-		}
-		for i := range facts {
-			facts[i].Arrived = time.Unix(0, r.ReceivedNs).UTC()
-		}
-		state.Add(facts...)
 	}
 	if err := evs.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read the archived events: %w", err)
+		return fmt.Errorf("read the archived events: %w", err)
 	}
-	return state, recorded, nil
+	return nil
 }
