@@ -69,7 +69,7 @@ type options struct {
 	changes, window, batch, posters, rate, rounds int
 	paced                                         time.Duration
 	verdictDelay                                  string
-	evidenced, cpuprofile                         string
+	evidenced, cpuprofile, heapprofile            string
 	cpuprofileFor                                 time.Duration
 	seed                                          uint64
 	keep                                          bool
@@ -88,6 +88,7 @@ func main() {
 	flag.StringVar(&o.evidenced, "evidenced", "", "evidenced binary to run (default: go build ./cmd/evidenced into a temporary directory)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of evidenced (its --pprof-addr) during the first full-speed round to this file")
 	flag.DurationVar(&o.cpuprofileFor, "cpuprofile-for", 20*time.Second, "length of the -cpuprofile profile")
+	flag.StringVar(&o.heapprofile, "heapprofile", "", "write a heap profile of evidenced (its --pprof-addr, after a GC) once the first full-speed round is judged to this file")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the changes and of the shuffle")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (evidenced's logs) at the end")
 	flag.Parse()
@@ -558,6 +559,9 @@ func pipelineRound(ctx context.Context, o options, r int, bin, dir string, ch *c
 				if res.peakRSS, err = procPeakRSS(pid); err != nil {
 					return res, err
 				}
+				if o.heapprofile != "" && r == 0 {
+					fetchProfile("http://"+p.prof+"/debug/pprof/heap?gc=1", o.heapprofile)
+				}
 			}
 		}
 		if time.Since(lastLine) >= 5*time.Second {
@@ -622,21 +626,21 @@ func waitUntil(timeout time.Duration, f func() (bool, error)) error {
 func fetchProfile(url, path string) {
 	resp, err := http.Get(url)
 	if err != nil {
-		progress("cpuprofile: %v", err)
+		progress("profile: %v", err)
 		return
 	}
 	defer resp.Body.Close()
 	f, err := os.Create(path)
 	if err != nil {
-		progress("cpuprofile: %v", err)
+		progress("profile: %v", err)
 		return
 	}
 	defer f.Close()
 	if _, err := f.ReadFrom(resp.Body); err != nil {
-		progress("cpuprofile: %v", err)
+		progress("profile: %v", err)
 		return
 	}
-	progress("cpuprofile of evidenced written to %s (go tool pprof %s)", path, path)
+	progress("profile of evidenced written to %s (go tool pprof %s)", path, path)
 }
 
 // pacedRun posts new changes at o.rate events/s (posts of rate/10 every
