@@ -74,6 +74,13 @@ type Config struct {
 	ArchiveFlushInterval time.Duration
 	// ShutdownTimeout bounds the drain at SIGTERM.
 	ShutdownTimeout time.Duration
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit) in bytes: the garbage collector
+	// works harder as the heap nears it, so that RSS stays near the limit
+	// instead of twice the live heap. 0: none; MemoryLimitAuto: 90% of
+	// the cgroup's memory limit when there is one, unless GOMEMLIMIT is
+	// set (then the runtime's).
+	MemoryLimit int64
 	// PprofAddr, when set, serves net/http/pprof on its own listener:
 	// loopback only, unless a tokens file is set (then an admin token is
 	// required).
@@ -201,6 +208,7 @@ func (c *Config) flags() []Flag {
 		{Name: "checkpoint-every", Env: "EVIDENCE_CHECKPOINT_EVERY", Default: "10000", Usage: "sign the archive's chain every so many events", set: inum(&c.CheckpointEvery)},
 		{Name: "checkpoint-interval", Env: "EVIDENCE_CHECKPOINT_INTERVAL", Default: "1m", Usage: "sign the archive's chain at least this often while events arrive", set: dur(&c.CheckpointInterval)},
 		{Name: "shutdown-timeout", Env: "EVIDENCE_SHUTDOWN_TIMEOUT", Default: "30s", Usage: "how long SIGTERM waits for in-flight work", set: dur(&c.ShutdownTimeout)},
+		{Name: "memory-limit", Env: "EVIDENCE_MEMORY_LIMIT", Default: "auto", Usage: "soft limit of the Go heap (bytes, or with KiB/MiB/GiB): the GC works harder near it, keeping RSS near the limit; auto: 90% of the container's (cgroup) memory limit, or GOMEMLIMIT when set, else none; 0: none", set: memLimit(&c.MemoryLimit)},
 		{Name: "pprof-addr", Env: "EVIDENCE_PPROF_ADDR", Default: "", Usage: "host:port serving Go's profiler (net/http/pprof) on its own listener; empty: off; loopback only unless --tokens-file is set, which then requires an admin token", set: str(&c.PprofAddr)},
 		{Name: "log-level", Env: "EVIDENCE_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error", set: str(&c.LogLevel)},
 		{Name: "log-format", Env: "EVIDENCE_LOG_FORMAT", Default: "text", Usage: "text or json", set: str(&c.LogFormat)},
@@ -458,6 +466,27 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// MemoryLimitAuto is Config.MemoryLimit's "auto".
+const MemoryLimitAuto = -1
+
+func memLimit(p *int64) func(string) error {
+	return func(v string) error {
+		if strings.TrimSpace(v) == "auto" {
+			*p = MemoryLimitAuto
+			return nil
+		}
+		n, err := parseSize(v)
+		if err != nil {
+			return fmt.Errorf("not auto or a size (like 768MiB or 2GiB): %q", v)
+		}
+		if n > 0 && n < 64<<20 {
+			return fmt.Errorf("%q is below 64MiB: evidenced would spend its time collecting garbage", v)
+		}
+		*p = n
+		return nil
+	}
 }
 
 func parseSize(v string) (int64, error) {

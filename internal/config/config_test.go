@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	if c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || c.NATSURL != "" ||
 		c.ClickHouseURL != "clickhouse://127.0.0.1:9000/evidence" || c.TokensFile != "" ||
 		c.MaxBodyBytes != 10<<20 || c.DedupeWindow != 10*time.Minute || !c.Archive || c.ArchiveBatchSize != 10000 ||
-		c.CorrelateCacheFacts != 200_000 {
+		c.CorrelateCacheFacts != 200_000 || c.MemoryLimit != config.MemoryLimitAuto {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -81,6 +81,8 @@ func TestErrorsNameTheField(t *testing.T) {
 		{args: []string{"--archive-batch-size", "ten"}, want: "--archive-batch-size (EVIDENCE_ARCHIVE_BATCH_SIZE):"},
 		{args: []string{"--archive-batch-size", "0"}, want: "--archive-batch-size (EVIDENCE_ARCHIVE_BATCH_SIZE): must be between 1 and 1000000"},
 		{args: []string{"--correlate-cache-facts", "-1"}, want: "--correlate-cache-facts (EVIDENCE_CORRELATE_CACHE_FACTS): must be 0 or more"},
+		{env: map[string]string{"EVIDENCE_MEMORY_LIMIT": "lots"}, want: `--memory-limit (EVIDENCE_MEMORY_LIMIT): not auto or a size (like 768MiB or 2GiB): "lots"`},
+		{env: map[string]string{"EVIDENCE_MEMORY_LIMIT": "12MiB"}, want: `--memory-limit (EVIDENCE_MEMORY_LIMIT): "12MiB" is below 64MiB`},
 		{args: []string{"--log-level", "loud"}, want: "--log-level (EVIDENCE_LOG_LEVEL): want debug, info, warn or error"},
 		{args: []string{"--nats-url", "n:4222"}, want: "--nats-url (EVIDENCE_NATS_URL): want nats://host:port"},
 		{args: []string{"--nats-url", "nats://n:4222", "--nats-listen", "127.0.0.1:4222"}, want: "--nats-listen (EVIDENCE_NATS_LISTEN): only applies to the embedded NATS"},

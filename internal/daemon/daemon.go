@@ -81,6 +81,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	applyMemoryLimit(cfg, log)
 	d := &Daemon{cfg: cfg, log: log, Registry: prometheus.NewRegistry(), served: make(chan error, 2)}
 	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(d.Registry)
