@@ -49,6 +49,10 @@ type Config struct {
 	// CorrelateCacheFacts bounds the correlation state's cache of decoded
 	// KV entries, in facts (0: no cache).
 	CorrelateCacheFacts int
+	// CorrelateSinkCache bounds, in bytes of records, the rows the
+	// ClickHouse sink keeps of what it wrote last, so that retiring a
+	// record written recently does not read it back (chsink.KeepRecent).
+	CorrelateSinkCache int64
 	// PoliciesDir adds custom controls (*.rego) to the built-in pack.
 	PoliciesDir string
 	// Demo sends a continuous stream of demo evidence (internal/demo)
@@ -190,6 +194,7 @@ func (c *Config) flags() []Flag {
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
 		{Name: "correlate-cache-facts", Env: "EVIDENCE_CORRELATE_CACHE_FACTS", Default: "200000", Usage: "most facts the correlation stage keeps decoded in memory (the KV entries it read last; the rest are read again); 0: none", set: inum(&c.CorrelateCacheFacts)},
 		{Name: "demo", Env: "EVIDENCE_DEMO", Default: "false", Usage: "send a continuous stream of demo evidence (sources https://demo.evidence.invalid/...) for the live page", Bool: true, set: boolean(&c.Demo)},
+		{Name: "correlate-sink-cache", Env: "EVIDENCE_CORRELATE_SINK_CACHE", Default: "32MiB", Usage: "bytes of change records the ClickHouse sink keeps of what it wrote last, so that retiring a record it wrote recently does not read it back from changes; 0: none", set: num(&c.CorrelateSinkCache)},
 		{Name: "demo-seed", Env: "EVIDENCE_DEMO_SEED", Default: "1", Usage: "with --demo: the seed that decides the demo's changes (the same seed, the same story)", set: inum(&c.DemoSeed)},
 		{Name: "policies-dir", Env: "EVIDENCE_POLICIES_DIR", Usage: "directory of custom controls (*.rego) added to the built-in CM-1..CM-8 pack", set: str(&c.PoliciesDir)},
 		{Name: "production-environments", Env: "EVIDENCE_PRODUCTION_ENVIRONMENTS", Default: "production,prod", Usage: "comma-separated environments the controls apply to (case-insensitive)", set: list(&c.ProductionEnvironments)},

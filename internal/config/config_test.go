@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	if c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || c.NATSURL != "" ||
 		c.ClickHouseURL != "clickhouse://127.0.0.1:9000/evidence" || c.TokensFile != "" ||
 		c.MaxBodyBytes != 10<<20 || c.DedupeWindow != 10*time.Minute || !c.Archive || c.ArchiveBatchSize != 10000 ||
-		c.CorrelateCacheFacts != 200_000 || c.MemoryLimit != config.MemoryLimitAuto {
+		c.CorrelateCacheFacts != 200_000 || c.MemoryLimit != config.MemoryLimitAuto || c.CorrelateSinkCache != 32<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }

@@ -63,6 +63,7 @@ func (s *storeSink) get() (*chsink.Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	sink.KeepRecent(s.d.cfg.CorrelateSinkCache)
 	s.sink = sink
 	return sink, nil
 }

@@ -12,14 +12,30 @@ import (
 	"github.com/evidencepipeline/evidence/processors/correlate"
 )
 
-// Sink writes change records to the changes and deployments tables. It
-// holds no state of its own: it is safe for concurrent use, and several
-// replicas may write the same records.
+// Sink writes change records to the changes and deployments tables. It is
+// safe for concurrent use, and several replicas may write the same
+// records. Its only state is a bounded memory of the rows it wrote last
+// (KeepRecent), which spares Retire a read of changes.
 type Sink struct {
-	store *store.Store
-	log   *slog.Logger
-	now   func() time.Time
+	store  *store.Store
+	log    *slog.Logger
+	now    func() time.Time
+	recent *recent
 }
+
+// DefaultRecentBytes is how much of the rows it wrote last a new Sink
+// keeps (KeepRecent).
+const DefaultRecentBytes = 32 << 20
+
+// KeepRecent bounds the rows the sink keeps of what it wrote last to n
+// bytes of records (0: none). Retire writes the tombstone of a record
+// kept there from it, instead of from the newest row read from changes
+// FINAL. With several replicas writing, that row may be an older version
+// of the same class than another replica's newest: the tombstone then
+// keeps that older content, and retires the record all the same (its
+// version outranks every version of its class; a record another replica
+// wrote in a higher class, a merge's, stays live, as it must).
+func (s *Sink) KeepRecent(n int64) { s.recent = newRecent(n) }
 
 // New returns a Sink writing through st. log may be nil.
 func New(st *store.Store, log *slog.Logger) (*Sink, error) {
@@ -29,7 +45,7 @@ func New(st *store.Store, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{store: st, log: log, now: time.Now}, nil
+	return &Sink{store: st, log: log, now: time.Now, recent: newRecent(DefaultRecentBytes)}, nil
 }
 
 // Put writes the current version of each record: one row in changes, and
@@ -54,6 +70,7 @@ func (s *Sink) Put(ctx context.Context, records []correlate.Record) error {
 	if err := s.store.InsertChanges(ctx, changes); err != nil {
 		return fmt.Errorf("chsink: %w", err)
 	}
+	s.recent.put(changes)
 	if err := s.store.InsertDeployments(ctx, deps); err != nil {
 		return fmt.Errorf("chsink: %w", err)
 	}
@@ -76,11 +93,19 @@ func (s *Sink) Retire(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	latest, err := s.store.LatestChanges(ctx, ids)
+	byID := make(map[string]store.ChangeRow, len(ids))
+	var ask []string
+	for _, id := range ids {
+		if r, ok := s.recent.get(id); ok {
+			byID[id] = r
+		} else {
+			ask = append(ask, id)
+		}
+	}
+	latest, err := s.store.LatestChanges(ctx, ask)
 	if err != nil {
 		return fmt.Errorf("chsink: retire: %w", err)
 	}
-	byID := make(map[string]store.ChangeRow, len(latest))
 	for _, r := range latest {
 		byID[r.ChangeID] = r
 	}
@@ -107,6 +132,7 @@ func (s *Sink) Retire(ctx context.Context, ids []string) error {
 	if err := s.store.InsertChanges(ctx, rows); err != nil {
 		return fmt.Errorf("chsink: retire: %w", err)
 	}
+	s.recent.put(rows)
 	return nil
 }
 

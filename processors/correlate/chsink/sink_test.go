@@ -3,6 +3,7 @@ package chsink_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -17,11 +18,19 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newSink(t *testing.T) (*chsink.Sink, *store.Store) {
 	t.Helper()
+	return newSinkKeeping(t, chsink.DefaultRecentBytes)
+}
+
+// newSinkKeeping is newSink keeping n bytes of the rows it wrote last
+// (0: none, so that Retire always reads changes).
+func newSinkKeeping(t *testing.T, n int64) (*chsink.Sink, *store.Store) {
+	t.Helper()
 	st := testenv.Store(t) // a fresh database, every migration applied
 	s, err := chsink.New(st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.KeepRecent(n)
 	return s, st
 }
 
@@ -235,7 +244,6 @@ func TestNewestWinsWhateverTheWriteOrder(t *testing.T) {
 // merge arrives and the deployment belongs to its change. The stage Puts
 // the change's record and retires the unmatched one's id.
 func TestUnmatchedDeploymentRelinked(t *testing.T) {
-	ctx := context.Background()
 	events := scenarioFacts(t, "unmatched_relinked")
 	early := recordsOf(events[:1])
 	final := recordsOf(events)
@@ -243,6 +251,14 @@ func TestUnmatchedDeploymentRelinked(t *testing.T) {
 		t.Fatalf("scenario changed: early %d records, final %d", len(early), len(final))
 	}
 	u, r := early[0], final[0]
+	for _, keep := range []int64{chsink.DefaultRecentBytes, 0} {
+		t.Run(fmt.Sprintf("keep=%d", keep), func(t *testing.T) { unmatchedRelinked(t, u, r, keep) })
+	}
+}
+
+func unmatchedRelinked(t *testing.T, u, r correlate.Record, keep int64) {
+	ctx := context.Background()
+	newSink := func(t *testing.T) (*chsink.Sink, *store.Store) { return newSinkKeeping(t, keep) }
 
 	t.Run("in order", func(t *testing.T) {
 		s, st := newSink(t)
@@ -312,6 +328,46 @@ func checkRelinked(t *testing.T, st *store.Store, u, r correlate.Record) {
 	}
 	if n := liveCount(t, st); n != 1 {
 		t.Errorf("population query counts %d changes, want 1", n)
+	}
+}
+
+// TestRetireFromRecentRows: the tombstone of a record the sink wrote
+// recently is made from the row it kept, not read back from changes. Seen
+// through the documented difference: another replica's newer version of
+// the same class (more events) is in changes; the sink keeping its rows
+// retires the record with its own last content, the sink keeping none
+// with the newest row's. Both retire it.
+func TestRetireFromRecentRows(t *testing.T) {
+	ctx := context.Background()
+	u := recordsOf(scenarioFacts(t, "unmatched_relinked")[:1])[0]
+	for _, c := range []struct {
+		keep        int64
+		wantNewest  bool
+		description string
+	}{{chsink.DefaultRecentBytes, false, "from the row it kept"}, {0, true, "from changes FINAL"}} {
+		t.Run(fmt.Sprintf("keep=%d", c.keep), func(t *testing.T) {
+			s, st := newSinkKeeping(t, c.keep)
+			put(t, s, u)
+			other := latest(t, st, u.ID)
+			other.Version += 1 << 32 // one event more: newer, same class
+			other.Record, other.RecordHash = `{"id":"`+u.ID+`","written_by":"another replica"}`, "ff"
+			if err := st.InsertChanges(ctx, []store.ChangeRow{other}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Retire(ctx, []string{u.ID}); err != nil {
+				t.Fatal(err)
+			}
+			got := latest(t, st, u.ID)
+			canon, _ := json.Marshal(u)
+			want := string(canon)
+			if c.wantNewest {
+				want = other.Record
+			}
+			if !got.Retired || got.Version != chsink.Tombstone(chsink.ClassUnmatched) || got.Record != want {
+				t.Errorf("tombstone %s: retired %v, version %#x, record %s; want retired, %#x, %s",
+					c.description, got.Retired, got.Version, got.Record, chsink.Tombstone(chsink.ClassUnmatched), want)
+			}
+		})
 	}
 }
 
