@@ -601,28 +601,6 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 	if lw, ok := s.w.(LateWriter); ok && werr == nil && len(late) > 0 {
 		werr = lw.WriteLate(wctx, late)
 	}
-	// The entries settle side by side (each is its own keys: its verdicts,
-	// its last results, its queue entry), so that a batch costs a few
-	// round trips to the buckets, not a few per record one after another.
-	settled := make([]error, len(outs))
-	if werr == nil {
-		var sg sync.WaitGroup
-		work := make(chan int)
-		for range min(settlers, len(outs)) {
-			sg.Go(func() {
-				for i := range work {
-					settled[i] = s.settle(wctx, &outs[i])
-				}
-			})
-		}
-		for i := range outs {
-			if outs[i].err == nil {
-				work <- i
-			}
-		}
-		close(work)
-		sg.Wait()
-	}
 	now := s.cfg.Now()
 	written := 0
 	for i := range outs {
@@ -634,10 +612,12 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 			}
 		case werr != nil:
 			o.err = werr
-		case settled[i] != nil:
-			o.err = settled[i]
-			if ctx.Err() == nil {
-				s.log.Warn("evaluate: settling a queue entry failed; will retry", "change", o.e.id, "err", o.err)
+		default:
+			if err := s.settle(wctx, o); err != nil {
+				o.err = err
+				if ctx.Err() == nil {
+					s.log.Warn("evaluate: settling a queue entry failed; will retry", "change", o.e.id, "err", err)
+				}
 			}
 		}
 		if o.err != nil {
@@ -666,9 +646,6 @@ func (s *Stage) process(ctx context.Context, due []*entry, pending map[string]*e
 	s.stage.Written(written)
 	s.stage.Since(start)
 }
-
-// settlers is how many queue entries of a batch settle at once.
-const settlers = 16
 
 // settle notes what was written and removes or re-schedules the queue
 // entry. An entry re-queued meanwhile (its revision moved on) is left
