@@ -41,6 +41,12 @@ type Config struct {
 	StreamMaxAge time.Duration
 	// DedupeWindow is JetStream's duplicate window for retried posts.
 	DedupeWindow time.Duration
+	// StreamReplicas is the least number of replicas of the streams
+	// (more needs a NATS cluster); existing streams are never lowered.
+	StreamReplicas int
+	// KVReplicas is the least number of replicas of the key-value
+	// buckets; existing buckets are never lowered.
+	KVReplicas int
 	// Archive runs the archive stage in this process.
 	Archive bool
 	// Correlate runs the correlation stage (every replica may) and serves
@@ -179,6 +185,8 @@ func (c *Config) flags() []Flag {
 		{Name: "max-body-bytes", Env: "EVIDENCE_MAX_BODY_BYTES", Default: "10MiB", Usage: "largest request body (bytes, or with KiB/MiB)", set: num(&c.MaxBodyBytes)},
 		{Name: "stream-max-age", Env: "EVIDENCE_STREAM_MAX_AGE", Default: "720h", Usage: "how long events stay in JetStream (0: forever); the archive must catch up within it", set: dur(&c.StreamMaxAge)},
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
+		{Name: "stream-replicas", Env: "EVIDENCE_STREAM_REPLICAS", Default: "1", Usage: "least number of replicas of the JetStream streams (1 to 5; above 1 needs a NATS cluster); an existing stream is never lowered", set: inum(&c.StreamReplicas)},
+		{Name: "kv-replicas", Env: "EVIDENCE_KV_REPLICAS", Default: "1", Usage: "least number of replicas of the JetStream key-value buckets (1 to 5; above 1 needs a NATS cluster); an existing bucket is never lowered", set: inum(&c.KVReplicas)},
 		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
 		{Name: "correlate-cache-facts", Env: "EVIDENCE_CORRELATE_CACHE_FACTS", Default: "200000", Usage: "most facts the correlation stage keeps decoded in memory (the KV entries it read last; the rest are read again); 0: none", set: inum(&c.CorrelateCacheFacts)},
@@ -382,6 +390,12 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamMaxAge > 0 && c.DedupeWindow > c.StreamMaxAge {
 		return bad("dedupe-window", "EVIDENCE_DEDUPE_WINDOW", "%s is longer than --stream-max-age %s", c.DedupeWindow, c.StreamMaxAge)
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		return bad("stream-replicas", "EVIDENCE_STREAM_REPLICAS", "must be between 1 and 5 (JetStream's limit), got %d", c.StreamReplicas)
+	}
+	if c.KVReplicas < 1 || c.KVReplicas > 5 {
+		return bad("kv-replicas", "EVIDENCE_KV_REPLICAS", "must be between 1 and 5 (JetStream's limit), got %d", c.KVReplicas)
 	}
 	if c.CorrelateCacheFacts < 0 {
 		return bad("correlate-cache-facts", "EVIDENCE_CORRELATE_CACHE_FACTS", "must be 0 or more, got %d", c.CorrelateCacheFacts)

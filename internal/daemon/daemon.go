@@ -325,10 +325,13 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 		default:
 		}
 	})
-	d.js, err = jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(16384))
+	js, err := jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	// Every stream and bucket any stage creates gets the replicas asked
+	// and keeps what an operator set stronger (docs/scale-out.md).
+	d.js = bus.NeverWeaken(js, bus.Replication{Streams: d.cfg.StreamReplicas, KV: d.cfg.KVReplicas})
 	return nil
 }
 
