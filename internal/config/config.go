@@ -49,6 +49,9 @@ type Config struct {
 	KVReplicas int
 	// Archive runs the archive stage in this process.
 	Archive bool
+	// ArchiveLeaseTTL: the archive's writer that has not renewed its
+	// lease for this long is replaced by a standby replica.
+	ArchiveLeaseTTL time.Duration
 	// Correlate runs the correlation stage (every replica may) and serves
 	// change records and the gate from its live state.
 	Correlate bool
@@ -187,7 +190,8 @@ func (c *Config) flags() []Flag {
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
 		{Name: "stream-replicas", Env: "EVIDENCE_STREAM_REPLICAS", Default: "1", Usage: "least number of replicas of the JetStream streams (1 to 5; above 1 needs a NATS cluster); an existing stream is never lowered", set: inum(&c.StreamReplicas)},
 		{Name: "kv-replicas", Env: "EVIDENCE_KV_REPLICAS", Default: "1", Usage: "least number of replicas of the JetStream key-value buckets (1 to 5; above 1 needs a NATS cluster); an existing bucket is never lowered", set: inum(&c.KVReplicas)},
-		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
+		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse) and sign its checkpoints; with several replicas one writes at a time (a lease), the others stand by", set: boolean(&c.Archive)},
+		{Name: "archive-lease-ttl", Env: "EVIDENCE_ARCHIVE_LEASE_TTL", Default: "10s", Usage: "with several --archive replicas: one writes, the others take over within this time after it dies (at once when it stops)", set: dur(&c.ArchiveLeaseTTL)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
 		{Name: "correlate-cache-facts", Env: "EVIDENCE_CORRELATE_CACHE_FACTS", Default: "200000", Usage: "most facts the correlation stage keeps decoded in memory (the KV entries it read last; the rest are read again); 0: none", set: inum(&c.CorrelateCacheFacts)},
 		{Name: "demo", Env: "EVIDENCE_DEMO", Default: "false", Usage: "send a continuous stream of demo evidence (sources https://demo.evidence.invalid/...) for the live page", Bool: true, set: boolean(&c.Demo)},
@@ -390,6 +394,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamMaxAge > 0 && c.DedupeWindow > c.StreamMaxAge {
 		return bad("dedupe-window", "EVIDENCE_DEDUPE_WINDOW", "%s is longer than --stream-max-age %s", c.DedupeWindow, c.StreamMaxAge)
+	}
+	if c.ArchiveLeaseTTL < time.Second {
+		return bad("archive-lease-ttl", "EVIDENCE_ARCHIVE_LEASE_TTL", "at least 1s, got %s", c.ArchiveLeaseTTL)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		return bad("stream-replicas", "EVIDENCE_STREAM_REPLICAS", "must be between 1 and 5 (JetStream's limit), got %d", c.StreamReplicas)

@@ -69,6 +69,11 @@ type Daemon struct {
 type Options struct {
 	// ArchiveHooks observe the archive.
 	ArchiveHooks archive.Hooks
+	// ArchiveStandby and ArchiveAcquired, when set, are called when this
+	// replica finds the archive lease held by another (holder), and when
+	// it takes it.
+	ArchiveStandby  func(holder string)
+	ArchiveAcquired func()
 	// Demo, with --demo, sets the demo's run, history, pace and limit
 	// (server, token and log are the daemon's).
 	Demo *demo.Config
@@ -375,35 +380,8 @@ func (d *Daemon) runStorage(ctx context.Context, m *metrics.Metrics, opts Option
 			return
 		}
 	}
-	if !d.cfg.Archive {
-		return
-	}
-	// The checkpointer signs the chain as the archive commits it; at stop
-	// it signs the head and flushes, once the archive has stopped.
-	cp := checkpoint.New(d.js, d.Store(), d.signer, checkpoint.Config{Every: uint64(d.cfg.CheckpointEvery), Interval: d.cfg.CheckpointInterval}, d.log)
-	cpDone := make(chan struct{})
-	go func() { defer close(cpDone); cp.Run(ctx) }()
-	defer func() {
-		<-cpDone
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := cp.Stop(sctx); err != nil {
-			d.log.Warn("checkpoint at stop", "err", err)
-		}
-	}()
-	hooks := opts.ArchiveHooks
-	hooks.Committed = cp.Hook(opts.ArchiveHooks.Committed)
-	backoff = time.Second
-	for {
-		a := archive.New(d.js, d.Store(), archive.Config{BatchSize: d.cfg.ArchiveBatchSize, FlushInterval: d.cfg.ArchiveFlushInterval}, d.log, m, hooks)
-		err := a.Run(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		d.log.Error("archive stopped; restarting", "err", err, "retry_in", backoff)
-		if !wait() {
-			return
-		}
+	if d.cfg.Archive {
+		d.runArchive(ctx, m, opts)
 	}
 }
 
