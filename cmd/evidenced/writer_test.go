@@ -256,13 +256,18 @@ func TestArchiveWriterTakeover(t *testing.T) {
 	close(stop)
 	<-produced
 	want := acked.Load()
-	testenv.WaitForRows(t, st, uint64(want), 60*time.Second)
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if r := rowsNow(); r < uint64(want) {
+			return fmt.Errorf("%d rows archived, want %d", r, want)
+		}
+		return nil
+	})
 
 	rows := testenv.ArchivedRows(t, st)
 	seen := map[string]bool{}
 	for i, r := range rows {
 		if seen[r.EventID] {
-			t.Fatalf("event %s archived twice", r.EventID)
+			t.Fatalf("event %s archived twice (row %d, stream_seq %d, %d rows for %d events)", r.EventID, i, r.StreamSeq, len(rows), want)
 		}
 		seen[r.EventID] = true
 		if r.StreamSeq != uint64(i+1) {

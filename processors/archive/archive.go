@@ -319,6 +319,9 @@ func monthOf(ns int64) int64 {
 // reachable) and returns the durable consumer positioned right after it.
 func (a *Archive) position(ctx context.Context) (jetstream.Consumer, error) {
 	err := a.retry(ctx, "read resume point", nil, func() error {
+		if err := a.awaitInflight(ctx); err != nil {
+			return err
+		}
 		seq, hash, err := a.st.LastEvent(ctx)
 		if errors.Is(err, store.ErrEmpty) {
 			seq, hash, err = 0, GenesisHash, nil
@@ -332,6 +335,9 @@ func (a *Archive) position(ctx context.Context) (jetstream.Consumer, error) {
 	stream, err := a.js.Stream(ctx, bus.EventStream)
 	if err != nil {
 		return nil, fmt.Errorf("archive: stream %s: %w", bus.EventStream, err)
+	}
+	if err := a.checkStream(ctx, stream); err != nil {
+		return nil, err
 	}
 	if err := a.mayWrite(); err != nil {
 		return nil, err
