@@ -119,6 +119,7 @@ func Subject(eventType string) string {
 // Embedded is an in-process NATS server with JetStream.
 type Embedded struct {
 	Server *server.Server
+	users  *Users
 }
 
 // EmbeddedConfig configures the embedded server.
@@ -128,7 +129,11 @@ type EmbeddedConfig struct {
 	// Listen is host:port for NATS clients; empty: no listener, in-process
 	// connections only. Port -1 picks a random port (tests).
 	Listen string
-	Log    *slog.Logger
+	// Users, when set, are the only clients the server accepts, each
+	// with its role's permissions; the in-process connection is
+	// evidenced's user.
+	Users *Users
+	Log   *slog.Logger
 }
 
 // StartEmbedded starts a NATS server with JetStream in this process and
@@ -152,6 +157,9 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 		}
 		opts.Host, opts.Port = host, port
 	}
+	if c.Users != nil {
+		opts.Users = c.Users.ServerUsers()
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -164,7 +172,7 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	if c.Log != nil {
 		c.Log.Info("embedded NATS started", "store_dir", c.StoreDir, "client_url", clientURL(s, c.Listen))
 	}
-	return &Embedded{Server: s}, nil
+	return &Embedded{Server: s, users: c.Users}, nil
 }
 
 func clientURL(s *server.Server, listen string) string {
@@ -176,7 +184,11 @@ func clientURL(s *server.Server, listen string) string {
 
 // Connect opens a client connection to the embedded server.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1)}
+	if e.users != nil {
+		opts = append(opts, nats.UserInfo(UserEvidenced, e.users.Password(UserEvidenced)))
+	}
+	return nats.Connect("", opts...)
 }
 
 // Shutdown stops the server and waits for it to end.

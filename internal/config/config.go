@@ -182,7 +182,7 @@ func (c *Config) flags() []Flag {
 		{Name: "http-addr", Env: "EVIDENCE_HTTP_ADDR", Default: "127.0.0.1:8080", Usage: "address of the HTTP API", set: str(&c.HTTPAddr)},
 		{Name: "data-dir", Env: "EVIDENCE_DATA_DIR", Default: "./data", Usage: "directory of local state (the embedded NATS store)", set: str(&c.DataDir)},
 		{Name: "nats-url", Env: "EVIDENCE_NATS_URL", Default: "", Usage: "external NATS server URL; empty runs an embedded NATS with JetStream", set: str(&c.NATSURL)},
-		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on; empty: in-process only", set: str(&c.NATSListen)},
+		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on, with the users generated in DATA_DIR/nats-users (evidenced, producer); empty: in-process only", set: str(&c.NATSListen)},
 		{Name: "clickhouse-url", Env: "EVIDENCE_CLICKHOUSE_URL", Default: "clickhouse://127.0.0.1:9000/evidence", Usage: "ClickHouse, native protocol: clickhouse://[user[:password]@]host[:port]/database", Secret: true, set: str(&c.ClickHouseURL)},
 		{Name: "tokens-file", Env: "EVIDENCE_TOKENS_FILE", Default: "", Usage: "bearer tokens (ROLE SHA256 NAME per line); without it the API is open and listens on loopback only", set: str(&c.TokensFile)},
 		{Name: "max-body-bytes", Env: "EVIDENCE_MAX_BODY_BYTES", Default: "10MiB", Usage: "largest request body (bytes, or with KiB/MiB)", set: num(&c.MaxBodyBytes)},

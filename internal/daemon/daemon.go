@@ -303,7 +303,17 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("--data-dir: %w", err)
 		}
-		d.embedded, err = bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: dir, Listen: d.cfg.NATSListen, Log: d.log})
+		ec := bus.EmbeddedConfig{StoreDir: dir, Listen: d.cfg.NATSListen, Log: d.log}
+		if d.cfg.NATSListen != "" {
+			// A bus others can reach has users (docs/scale-out.md).
+			users, created, err := bus.LoadOrCreateUsers(filepath.Join(d.cfg.DataDir, bus.UsersFile))
+			if err != nil {
+				return fmt.Errorf("--nats-listen: %w", err)
+			}
+			ec.Users = users
+			d.log.Info("embedded NATS requires its users", "users_file", users.Path, "created", created)
+		}
+		d.embedded, err = bus.StartEmbedded(ec)
 		if err != nil {
 			return err
 		}
