@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evidencepipeline/evidence/internal/bus"
@@ -121,5 +122,68 @@ func TestNeverWeakenRefusesWhatItCannot(t *testing.T) {
 		if err := bus.EnsureStreams(ctx, n.JS, bus.StreamConfig{Duplicates: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestNeverWeakenOnACluster: on a three-node cluster, an event stream an
+// operator made R3 stays R3 when evidenced starts with the default
+// --stream-replicas 1 (it used to be set back to 1), and the flag raises
+// what is below it: the dead letters and a bucket from 1 to 3 replicas;
+// a bucket an operator made R3 stays so with --kv-replicas 1.
+func TestNeverWeakenOnACluster(t *testing.T) {
+	ctx := context.Background()
+	cl := testenv.NATSCluster(t, 3)
+	nc, err := nats.Connect(cl.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, js, bus.StreamConfig{Duplicates: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := streamConfig(t, js, bus.EventStream)
+	cfg.Replicas = 3
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "OPS_R3", Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "R1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := bus.EnsureStreams(ctx, bus.NeverWeaken(js, bus.Replication{}), bus.StreamConfig{Duplicates: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.NeverWeaken(js, bus.Replication{}).CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "OPS_R3"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{bus.EventStream: 3, bus.DLQStream: 1, "KV_OPS_R3": 3} {
+		if got := streamConfig(t, js, name).Replicas; got != want {
+			t.Errorf("with the flags at 1: %s has %d replicas, want %d", name, got, want)
+		}
+	}
+
+	strong := bus.NeverWeaken(js, bus.Replication{Streams: 3, KV: 3})
+	if err := bus.EnsureStreams(ctx, strong, bus.StreamConfig{Duplicates: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := strong.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "R1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{bus.EventStream, bus.DLQStream, "KV_R1"} {
+		if got := streamConfig(t, js, name).Replicas; got != 3 {
+			t.Errorf("with the flags at 3: %s has %d replicas, want 3", name, got)
+		}
+	}
+	// Four replicas on three nodes: refused, naming the flag.
+	err = bus.EnsureStreams(ctx, bus.NeverWeaken(js, bus.Replication{Streams: 4}), bus.StreamConfig{Duplicates: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), "4 replicas asked (--stream-replicas 4)") {
+		t.Errorf("4 replicas on 3 nodes: %v", err)
 	}
 }
