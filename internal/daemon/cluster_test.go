@@ -129,7 +129,6 @@ func TestNATSClusterR3(t *testing.T) {
 		}
 	}
 
-
 	// The event stream's leader node goes.
 	s, err := d2.JetStream().Stream(ctx, bus.EventStream)
 	if err != nil {
