@@ -41,8 +41,17 @@ type Config struct {
 	StreamMaxAge time.Duration
 	// DedupeWindow is JetStream's duplicate window for retried posts.
 	DedupeWindow time.Duration
+	// StreamReplicas is the least number of replicas of the streams
+	// (more needs a NATS cluster); existing streams are never lowered.
+	StreamReplicas int
+	// KVReplicas is the least number of replicas of the key-value
+	// buckets; existing buckets are never lowered.
+	KVReplicas int
 	// Archive runs the archive stage in this process.
 	Archive bool
+	// ArchiveLeaseTTL: the archive's writer that has not renewed its
+	// lease for this long is replaced by a standby replica.
+	ArchiveLeaseTTL time.Duration
 	// Correlate runs the correlation stage (every replica may) and serves
 	// change records and the gate from its live state.
 	Correlate bool
@@ -184,13 +193,16 @@ func (c *Config) flags() []Flag {
 		{Name: "http-addr", Env: "EVIDENCE_HTTP_ADDR", Default: "127.0.0.1:8080", Usage: "address of the HTTP API", set: str(&c.HTTPAddr)},
 		{Name: "data-dir", Env: "EVIDENCE_DATA_DIR", Default: "./data", Usage: "directory of local state (the embedded NATS store)", set: str(&c.DataDir)},
 		{Name: "nats-url", Env: "EVIDENCE_NATS_URL", Default: "", Usage: "external NATS server URL; empty runs an embedded NATS with JetStream", set: str(&c.NATSURL)},
-		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on; empty: in-process only", set: str(&c.NATSListen)},
+		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on, with the users generated in DATA_DIR/nats-users (evidenced, producer); empty: in-process only", set: str(&c.NATSListen)},
 		{Name: "clickhouse-url", Env: "EVIDENCE_CLICKHOUSE_URL", Default: "clickhouse://127.0.0.1:9000/evidence", Usage: "ClickHouse, native protocol: clickhouse://[user[:password]@]host[:port]/database", Secret: true, set: str(&c.ClickHouseURL)},
 		{Name: "tokens-file", Env: "EVIDENCE_TOKENS_FILE", Default: "", Usage: "bearer tokens (ROLE SHA256 NAME per line); without it the API is open and listens on loopback only", set: str(&c.TokensFile)},
 		{Name: "max-body-bytes", Env: "EVIDENCE_MAX_BODY_BYTES", Default: "10MiB", Usage: "largest request body (bytes, or with KiB/MiB)", set: num(&c.MaxBodyBytes)},
 		{Name: "stream-max-age", Env: "EVIDENCE_STREAM_MAX_AGE", Default: "720h", Usage: "how long events stay in JetStream (0: forever); the archive must catch up within it", set: dur(&c.StreamMaxAge)},
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
-		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse); one replica at a time", set: boolean(&c.Archive)},
+		{Name: "stream-replicas", Env: "EVIDENCE_STREAM_REPLICAS", Default: "1", Usage: "least number of replicas of the JetStream streams (1 to 5; above 1 needs a NATS cluster); an existing stream is never lowered", set: inum(&c.StreamReplicas)},
+		{Name: "kv-replicas", Env: "EVIDENCE_KV_REPLICAS", Default: "1", Usage: "least number of replicas of the JetStream key-value buckets (1 to 5; above 1 needs a NATS cluster); an existing bucket is never lowered", set: inum(&c.KVReplicas)},
+		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse) and sign its checkpoints; with several replicas one writes at a time (a lease), the others stand by", set: boolean(&c.Archive)},
+		{Name: "archive-lease-ttl", Env: "EVIDENCE_ARCHIVE_LEASE_TTL", Default: "10s", Usage: "with several --archive replicas: one writes, the others take over within this time after it dies (at once when it stops)", set: dur(&c.ArchiveLeaseTTL)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
 		{Name: "correlate-cache-facts", Env: "EVIDENCE_CORRELATE_CACHE_FACTS", Default: "200000", Usage: "most facts the correlation stage keeps decoded in memory (the KV entries it read last; the rest are read again); 0: none", set: inum(&c.CorrelateCacheFacts)},
 		{Name: "demo", Env: "EVIDENCE_DEMO", Default: "false", Usage: "send a continuous stream of demo evidence (sources https://demo.evidence.invalid/...) for the live page", Bool: true, set: boolean(&c.Demo)},
@@ -395,6 +407,15 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamMaxAge > 0 && c.DedupeWindow > c.StreamMaxAge {
 		return bad("dedupe-window", "EVIDENCE_DEDUPE_WINDOW", "%s is longer than --stream-max-age %s", c.DedupeWindow, c.StreamMaxAge)
+	}
+	if c.ArchiveLeaseTTL < time.Second {
+		return bad("archive-lease-ttl", "EVIDENCE_ARCHIVE_LEASE_TTL", "at least 1s, got %s", c.ArchiveLeaseTTL)
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		return bad("stream-replicas", "EVIDENCE_STREAM_REPLICAS", "must be between 1 and 5 (JetStream's limit), got %d", c.StreamReplicas)
+	}
+	if c.KVReplicas < 1 || c.KVReplicas > 5 {
+		return bad("kv-replicas", "EVIDENCE_KV_REPLICAS", "must be between 1 and 5 (JetStream's limit), got %d", c.KVReplicas)
 	}
 	if c.CorrelateCacheFacts < 0 {
 		return bad("correlate-cache-facts", "EVIDENCE_CORRELATE_CACHE_FACTS", "must be 0 or more, got %d", c.CorrelateCacheFacts)

@@ -70,6 +70,11 @@ type Daemon struct {
 type Options struct {
 	// ArchiveHooks observe the archive.
 	ArchiveHooks archive.Hooks
+	// ArchiveStandby and ArchiveAcquired, when set, are called when this
+	// replica finds the archive lease held by another (holder), and when
+	// it takes it.
+	ArchiveStandby  func(holder string)
+	ArchiveAcquired func()
 	// Demo, with --demo, sets the demo's run, history, pace and limit
 	// (server, token and log are the daemon's).
 	Demo *demo.Config
@@ -300,7 +305,17 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("--data-dir: %w", err)
 		}
-		d.embedded, err = embedded.Start(embedded.Config{StoreDir: dir, Listen: d.cfg.NATSListen, Log: d.log})
+		ec := embedded.Config{StoreDir: dir, Listen: d.cfg.NATSListen, Log: d.log}
+		if d.cfg.NATSListen != "" {
+			// A bus others can reach has users (docs/scale-out.md).
+			users, created, err := embedded.LoadOrCreateUsers(filepath.Join(d.cfg.DataDir, embedded.UsersFile))
+			if err != nil {
+				return fmt.Errorf("--nats-listen: %w", err)
+			}
+			ec.Users = users
+			d.log.Info("embedded NATS requires its users", "users_file", users.Path, "created", created)
+		}
+		d.embedded, err = embedded.Start(ec)
 		if err != nil {
 			return err
 		}
@@ -327,10 +342,13 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 		default:
 		}
 	})
-	d.js, err = jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(16384))
+	js, err := jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	// Every stream and bucket any stage creates gets the replicas asked
+	// and keeps what an operator set stronger (docs/scale-out.md).
+	d.js = bus.NeverWeaken(js, bus.Replication{Streams: d.cfg.StreamReplicas, KV: d.cfg.KVReplicas})
 	return nil
 }
 
@@ -374,35 +392,8 @@ func (d *Daemon) runStorage(ctx context.Context, m *metrics.Metrics, opts Option
 			return
 		}
 	}
-	if !d.cfg.Archive {
-		return
-	}
-	// The checkpointer signs the chain as the archive commits it; at stop
-	// it signs the head and flushes, once the archive has stopped.
-	cp := checkpoint.New(d.js, d.Store(), d.signer, checkpoint.Config{Every: uint64(d.cfg.CheckpointEvery), Interval: d.cfg.CheckpointInterval}, d.log)
-	cpDone := make(chan struct{})
-	go func() { defer close(cpDone); cp.Run(ctx) }()
-	defer func() {
-		<-cpDone
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := cp.Stop(sctx); err != nil {
-			d.log.Warn("checkpoint at stop", "err", err)
-		}
-	}()
-	hooks := opts.ArchiveHooks
-	hooks.Committed = cp.Hook(opts.ArchiveHooks.Committed)
-	backoff = time.Second
-	for {
-		a := archive.New(d.js, d.Store(), archive.Config{BatchSize: d.cfg.ArchiveBatchSize, FlushInterval: d.cfg.ArchiveFlushInterval}, d.log, m, hooks)
-		err := a.Run(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		d.log.Error("archive stopped; restarting", "err", err, "retry_in", backoff)
-		if !wait() {
-			return
-		}
+	if d.cfg.Archive {
+		d.runArchive(ctx, m, opts)
 	}
 }
 

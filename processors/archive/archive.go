@@ -3,8 +3,8 @@
 // each row hash-chained to the one before it.
 //
 // One archive writes at a time: the hash chain has a single writer. With
-// several evidenced replicas, run the archive in one of them
-// (--archive=false elsewhere).
+// several evidenced replicas, the daemon runs the archive under a lease
+// (bus.RunLeased) and fences every INSERT with it (Config.Fence).
 //
 // Exactly once: ClickHouse is the record of progress. At start the archive
 // reads the newest archived stream sequence and its hash, and recreates its
@@ -56,6 +56,10 @@ type Config struct {
 	// redelivering (default 2m). While ClickHouse is down the archive
 	// keeps its batch in progress.
 	AckWait time.Duration
+	// Fence, when set, is asked before each INSERT whether the archive may
+	// write, and until when (the archive lease: bus.Held.Valid); a refusal
+	// stops Run.
+	Fence func() (time.Time, error)
 }
 
 func (c *Config) defaults() {
@@ -315,6 +319,9 @@ func monthOf(ns int64) int64 {
 // reachable) and returns the durable consumer positioned right after it.
 func (a *Archive) position(ctx context.Context) (jetstream.Consumer, error) {
 	err := a.retry(ctx, "read resume point", nil, func() error {
+		if err := a.awaitInflight(ctx); err != nil {
+			return err
+		}
 		seq, hash, err := a.st.LastEvent(ctx)
 		if errors.Is(err, store.ErrEmpty) {
 			seq, hash, err = 0, GenesisHash, nil
@@ -328,6 +335,12 @@ func (a *Archive) position(ctx context.Context) (jetstream.Consumer, error) {
 	stream, err := a.js.Stream(ctx, bus.EventStream)
 	if err != nil {
 		return nil, fmt.Errorf("archive: stream %s: %w", bus.EventStream, err)
+	}
+	if err := a.checkStream(ctx, stream); err != nil {
+		return nil, err
+	}
+	if err := a.mayWrite(); err != nil {
+		return nil, err
 	}
 	// The consumer is recreated at every start, positioned by ClickHouse:
 	// an existing one may hold messages delivered to the previous run and
@@ -368,7 +381,7 @@ func (a *Archive) flush(ctx context.Context, batch []pending) error {
 	attempts := 0
 	err := a.retry(ctx, "insert batch", batch, func() error {
 		attempts++
-		err := a.st.InsertEvents(ctx, rows)
+		err := a.insert(ctx, rows)
 		if err != nil && store.IsPermanent(err) && attempts >= 3 {
 			return errPermanent{err}
 		}
@@ -436,7 +449,7 @@ func (a *Archive) insertOneByOne(ctx context.Context, batch []pending) ([]store.
 		attempts := 0
 		err := a.retry(ctx, "insert row", nil, func() error {
 			attempts++
-			err := a.st.InsertEvents(ctx, rows)
+			err := a.insert(ctx, rows)
 			if err != nil && store.IsPermanent(err) && attempts >= 2 {
 				return errPermanent{err}
 			}
@@ -472,7 +485,8 @@ func (a *Archive) retry(ctx context.Context, what string, batch []pending, op fu
 			return nil
 		}
 		var perm errPermanent
-		if errors.As(err, &perm) {
+		var fenced errFenced
+		if errors.As(err, &perm) || errors.As(err, &fenced) {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -391,11 +391,12 @@ func (b *baseline) close() {
 type proc struct {
 	cmd              *exec.Cmd
 	http, nats, prof string
+	dataDir          string // its NATS users file is there
 	exited           chan error
 }
 
 func startEvidenced(o options, bin, dataDir, logPath, chURL string) (*proc, error) {
-	p := &proc{exited: make(chan error, 1)}
+	p := &proc{exited: make(chan error, 1), dataDir: dataDir}
 	var err error
 	for _, a := range []*string{&p.http, &p.nats, &p.prof} {
 		if *a, err = freePort(); err != nil {
@@ -458,7 +459,13 @@ func pipelineRound(ctx context.Context, o options, r int, bin, dir string, ch *c
 		return res, err
 	}
 	defer st.Close()
-	nc, err := nats.Connect("nats://"+p.nats, nats.Name("bench-pipeline"))
+	// The embedded NATS listening for clients has users: connect as
+	// evidenced (it reads the stage's consumers).
+	users, _, err := embedded.LoadOrCreateUsers(filepath.Join(p.dataDir, embedded.UsersFile))
+	if err != nil {
+		return res, err
+	}
+	nc, err := nats.Connect("nats://"+p.nats, nats.Name("bench-pipeline"), nats.UserInfo(embedded.UserEvidenced, users.Password(embedded.UserEvidenced)))
 	if err != nil {
 		return res, err
 	}

@@ -19,6 +19,7 @@ import (
 // Server is an in-process NATS server with JetStream.
 type Server struct {
 	Server *server.Server
+	users  *Users
 }
 
 // Config configures the embedded server.
@@ -28,7 +29,11 @@ type Config struct {
 	// Listen is host:port for NATS clients; empty: no listener, in-process
 	// connections only. Port -1 picks a random port (tests).
 	Listen string
-	Log    *slog.Logger
+	// Users, when set, are the only clients the server accepts, each
+	// with its role's permissions; the in-process connection is
+	// evidenced's user.
+	Users *Users
+	Log   *slog.Logger
 }
 
 // Start starts a NATS server with JetStream in this process and
@@ -52,6 +57,9 @@ func Start(c Config) (*Server, error) {
 		}
 		opts.Host, opts.Port = host, port
 	}
+	if c.Users != nil {
+		opts.Users = c.Users.ServerUsers()
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -64,7 +72,7 @@ func Start(c Config) (*Server, error) {
 	if c.Log != nil {
 		c.Log.Info("embedded NATS started", "store_dir", c.StoreDir, "client_url", clientURL(s, c.Listen))
 	}
-	return &Server{Server: s}, nil
+	return &Server{Server: s, users: c.Users}, nil
 }
 
 func clientURL(s *server.Server, listen string) string {
@@ -76,7 +84,11 @@ func clientURL(s *server.Server, listen string) string {
 
 // Connect opens a client connection to the embedded server.
 func (e *Server) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1)}
+	if e.users != nil {
+		opts = append(opts, nats.UserInfo(UserEvidenced, e.users.Password(UserEvidenced)))
+	}
+	return nats.Connect("", opts...)
 }
 
 // Shutdown stops the server and waits for it to end.
