@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -12,8 +13,9 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/config"
+	"github.com/evidencepipeline/evidence/internal/daemon"
 	"github.com/evidencepipeline/evidence/internal/testenv"
-	"github.com/evidencepipeline/evidence/internal/testenv/evidenced"
 	"github.com/evidencepipeline/evidence/internal/verify"
 	"github.com/evidencepipeline/evidence/processors/archive"
 	"github.com/evidencepipeline/evidence/producers/emitter"
@@ -55,8 +57,28 @@ func TestNATSClusterR3(t *testing.T) {
 	args := []string{"--nats-url", cl.URL, "--stream-replicas", "3", "--kv-replicas", "3", "--signing-key", priv,
 		"--archive-lease-ttl", "2s", "--archive-batch-size", "200", "--archive-flush-interval", "20ms",
 		"--checkpoint-every", "300", "--correlate=false"}
-	d1 := evidenced.Start(t, chURL, append([]string{"--data-dir", filepath.Join(t.TempDir(), "d1")}, args...)...)
-	d2 := evidenced.Start(t, chURL, append([]string{"--data-dir", filepath.Join(t.TempDir(), "d2")}, args...)...)
+	var logs lockedBuffer // both replicas' logs, shown when the test fails
+	t.Cleanup(func() {
+		if t.Failed() {
+			l := logs.String()
+			t.Logf("evidenced logs (last 8000 bytes):\n%s", l[max(0, len(l)-8000):])
+		}
+	})
+	start := func(name string) *daemon.Daemon {
+		all := append([]string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), name), "--clickhouse-url", chURL}, args...)
+		cfg, _, err := config.Parse("evidenced", all, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", name)
+		d, err := daemon.Start(ctx, cfg, log, daemon.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+		return d
+	}
+	d1, d2 := start("d1"), start("d2")
 
 	// The producer posts each batch until one replica acknowledges it.
 	var mu sync.Mutex
@@ -204,4 +226,21 @@ func TestNATSClusterR3(t *testing.T) {
 	mu.Lock()
 	t.Logf("%d events, %d checkpoints; longest pause between two acknowledged posts: %s", len(all), res.Checkpoints, longest.Round(time.Millisecond))
 	mu.Unlock()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -153,6 +153,7 @@ func (a *Archive) Run(ctx context.Context) error {
 	w := a.startWriter()
 	defer w.close()
 
+	watch := stallWatch{last: time.Now(), log: a.log}
 	readSeq := a.lastSeq // highest sequence taken into a batch
 	batch := make([]pending, 0, a.cfg.BatchSize)
 	var month int64 = -1
@@ -197,12 +198,15 @@ func (a *Archive) Run(ctx context.Context) error {
 			} else if skipped != nil {
 				_ = skipped.Ack()
 				skipped = nil
+			} else if err := watch.idle(ctx, cons); err != nil {
+				return a.stopErr(ctx, err)
 			}
 			continue
 		default:
 			return fmt.Errorf("archive: next message: %w", err)
 		}
 
+		watch.received()
 		md, err := msg.Metadata()
 		if err != nil {
 			a.deadLetter(ctx, msg, "no JetStream metadata: "+err.Error())
@@ -212,6 +216,24 @@ func (a *Archive) Run(ctx context.Context) error {
 		if seq <= readSeq {
 			skipped = msg // already archived (a replay after a crash or a redelivery)
 			continue
+		}
+		if seq > readSeq+1 && readSeq > 0 {
+			// A sequence skipped: make sure it was not an event lost
+			// between JetStream and here (a client-side drop when a
+			// cluster fails over), else the batch's AckAll would
+			// acknowledge it unarchived.
+			if err := a.checkSkipped(ctx, readSeq+1, seq-1); err != nil {
+				if len(batch) > 0 {
+					if herr := hand(ctx); herr != nil {
+						return a.stopErr(ctx, herr)
+					}
+				}
+				w.close()
+				if werr := w.failed(); werr != nil {
+					return a.stopErr(ctx, werr)
+				}
+				return a.stopErr(ctx, err)
+			}
 		}
 		readSeq = seq
 		a.stage.Received(1)

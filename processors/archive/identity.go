@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,4 +77,41 @@ func (a *Archive) checkStream(ctx context.Context, stream jetstream.Stream) erro
 	}
 	return fmt.Errorf("archive: %w: at stream_seq %d ClickHouse holds %s, but stream %s (created %s) holds %s: the stream was replaced (a new --data-dir, another NATS server, a stream created again). %s",
 		ErrStreamReplaced, a.lastSeq, archived, bus.EventStream, created, found, howToContinue)
+}
+
+// maxSkipCheck bounds how many skipped sequences checkSkipped looks up one
+// by one; a longer jump is taken as lost messages.
+const maxSkipCheck = 10000
+
+// checkSkipped is called when the consumer delivers a sequence after from
+// to (inclusive) without them. The consumer takes every event subject, so
+// a skipped sequence holding an event was lost on the way (a slow-consumer
+// drop in the client when a cluster's leader changes): the archive must
+// stop and resume from ClickHouse, which redelivers it. Sequences holding
+// another subject (a stream an operator gave more subjects) are skipped
+// rightly.
+func (a *Archive) checkSkipped(ctx context.Context, from, to uint64) error {
+	lost := func() error {
+		return fmt.Errorf("archive: stream_seq %d to %d were not delivered; resuming from ClickHouse so that they are archived", from, to)
+	}
+	if to-from >= maxSkipCheck {
+		return lost()
+	}
+	stream, err := a.js.Stream(ctx, bus.EventStream)
+	if err != nil {
+		return fmt.Errorf("archive: stream %s: %w", bus.EventStream, err)
+	}
+	for seq := from; seq <= to; seq++ {
+		msg, err := stream.GetMsg(ctx, seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			continue
+		case err != nil:
+			return fmt.Errorf("archive: read skipped stream_seq %d: %w", seq, err)
+		case strings.HasPrefix(msg.Subject, "evidence.events."):
+			a.log.Warn("archive: an event was not delivered; resuming from ClickHouse", "stream_seq", seq, "skipped_from", from, "skipped_to", to)
+			return lost()
+		}
+	}
+	return nil
 }
