@@ -12,6 +12,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/internal/version"
 )
 
 // Env is what a command may touch of the outside world.
@@ -54,6 +56,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 		}
 		return ExitOK
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(env.Stdout, "evidence "+version.Get().String())
+		return ExitOK
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(env.Stderr, "evidence: unknown command %q\n\n", args[0])
@@ -78,7 +84,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "changes, emit and gate talk to evidenced: --server (EVIDENCE_SERVER, default")
 	fmt.Fprintln(w, "http://127.0.0.1:8080), the API token from EVIDENCE_TOKEN. report, verify and policy replay")
 	fmt.Fprintln(w, "read ClickHouse directly (--clickhouse-url, EVIDENCE_CLICKHOUSE_URL; auditors use the read-only")
-	fmt.Fprintln(w, "auditor user). Run evidence COMMAND -help for its flags.")
+	fmt.Fprintln(w, "auditor user). Run evidence COMMAND -help for its flags; evidence --version prints the version.")
 }
 
 // flagSet returns a flag set writing its messages to env.Stderr.
