@@ -207,14 +207,14 @@ func TestGitHubAction(t *testing.T) {
 			if approved {
 				res, out := j.uses(map[string]string{"version": version, "release-url": rel.URL, "gate": "production",
 					"gate-args": "--wait 60s --poll-interval 200ms"})
-				if res.code != 0 || out["gate.decision"] != "allow" || !strings.HasPrefix(res.stdout, "ALLOW: "+repo+"@"+commit+" to production") {
+				if res.code != 0 || out["gate.decision"] != "allow" || !strings.Contains("\n"+res.stdout, "\nALLOW: "+repo+"@"+commit+" to production\n") {
 					t.Fatalf("gate: decision %q, %+v", out["gate.decision"], res)
 				}
 				return
 			}
 			waitAllButApproval(t, server)
 			res, out := j.uses(map[string]string{"version": version, "release-url": rel.URL, "gate": "production"})
-			if res.code != 1 || out["gate.decision"] != "deny" || !strings.HasPrefix(res.stdout, "DENY: ") ||
+			if res.code != 1 || out["gate.decision"] != "deny" || !strings.Contains("\n"+res.stdout, "\nDENY: ") ||
 				!strings.Contains(res.stdout, "ticket PAY-123 has no approval") {
 				t.Fatalf("gate without approval: exit %d, decision %q, %+v", res.code, out["gate.decision"], res)
 			}
