@@ -1,6 +1,6 @@
 # The README's commands. Go 1.26+ is the only prerequisite; ClickHouse is
 # installed from Debian's packages when missing.
-.PHONY: run test build bench-ingest bench-pipeline lint verify-verdicts
+.PHONY: run test build bench-ingest bench-pipeline lint verify-verdicts release-check release-snapshot
 
 run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
 	scripts/quickstart.sh
@@ -27,3 +27,14 @@ bench-pipeline: ## the verdict core: realistic changes posted -> archived, corre
 lint:
 	gofmt -l . | (! grep .)
 	go vet ./...
+
+# Releases (.goreleaser.yaml). goreleaser runs at a pinned version with go
+# run, outside the main module's go.mod.
+GORELEASER = go run github.com/goreleaser/goreleaser/v2@v2.15.1
+
+release-check:    ## validate .goreleaser.yaml
+	$(GORELEASER) check
+
+release-snapshot: ## snapshot build of the CLI for this machine into dist/ (no SBOM, nothing published)
+	$(GORELEASER) build --snapshot --clean --single-target --id evidence
+	./dist/evidence_*/evidence --version

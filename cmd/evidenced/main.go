@@ -28,6 +28,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/daemon"
 	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/version"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -36,6 +37,10 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		fmt.Println("evidenced " + version.Get().String())
+		return 0
+	}
 	cmd := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]

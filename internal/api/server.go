@@ -29,6 +29,8 @@ import (
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/producers/webhook"
 	"github.com/evidencepipeline/evidence/schemas"
+
+	"github.com/evidencepipeline/evidence/internal/version"
 )
 
 // Check is one readiness check: nil when the dependency is usable.
@@ -156,7 +158,7 @@ func (s *Server) authorize(role auth.Role, h http.Handler) http.Handler {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version.Get().Version})
 }
 
 // readyz answers 200 when every Required check passes, else 503, with

@@ -24,6 +24,8 @@ import (
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/schemas"
+
+	"github.com/evidencepipeline/evidence/internal/version"
 )
 
 // wholeServer is the API as evidenced builds it: the receiver on a real
@@ -307,8 +309,9 @@ func TestReadyzDetails(t *testing.T) {
 				t.Errorf("%s: failing %v while ready", what, failing)
 			}
 		}
-		if a := get(t, withTokens, "/healthz", ""); a.code != 200 || string(a.body) != "{\"status\":\"ok\"}\n" {
-			t.Errorf("/healthz with nats down=%v: %d %s, want 200 {\"status\":\"ok\"}", down, a.code, a.body)
+		wantHealth := `{"status":"ok","version":"` + version.Get().Version + `"}` + "\n"
+		if a := get(t, withTokens, "/healthz", ""); a.code != 200 || string(a.body) != wantHealth {
+			t.Errorf("/healthz with nats down=%v: %d %s, want 200 %s", down, a.code, a.body, wantHealth)
 		}
 	}
 }

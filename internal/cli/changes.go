@@ -96,7 +96,7 @@ func runChangesShow(ctx context.Context, args []string, env Env) int {
 		}
 		body, err := getChanges(ctx, *o.server, "/v1/changes/"+url.PathEscape(id), token)
 		if err != nil {
-			return fail(env, ExitFail, "changes show: %v", err)
+			return fail(env, errorCode(err), "changes show: %v", err)
 		}
 		if *o.output == "json" {
 			return printIndented(env, body)
@@ -116,7 +116,7 @@ func runChangesShow(ctx context.Context, args []string, env Env) int {
 	q := url.Values{"repo": {repo}, "commit": {commit}}
 	body, err := getChanges(ctx, *o.server, "/v1/changes?"+q.Encode(), token)
 	if err != nil {
-		return fail(env, ExitFail, "changes show: %v", err)
+		return fail(env, errorCode(err), "changes show: %v", err)
 	}
 	var list struct {
 		Changes []changeRecord `json:"changes"`
@@ -200,6 +200,23 @@ func (o changesShowOpts) resolve(env Env) (repo, commit string, err error) {
 	return repo, commit, nil
 }
 
+// unreachableError is a request that got no answer from evidenced (a
+// connection error): exit 2, as a usage error, not 1 (an answer saying
+// no).
+type unreachableError struct{ error }
+
+func (e unreachableError) Unwrap() error { return e.error }
+
+// errorCode is the exit code of a failed request: 2 when evidenced could
+// not be reached, else 1.
+func errorCode(err error) int {
+	var u unreachableError
+	if errors.As(err, &u) {
+		return ExitUsage
+	}
+	return ExitFail
+}
+
 // getChanges asks evidenced and returns the body of a 200 answer; any
 // other answer is an error with evidenced's message.
 func getChanges(ctx context.Context, server, path, token string) ([]byte, error) {
@@ -214,7 +231,7 @@ func getChanges(ctx context.Context, server, path, token string) ([]byte, error)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach evidenced at %s: %w", base, err)
+		return nil, unreachableError{fmt.Errorf("cannot reach evidenced at %s: %w", base, err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

@@ -317,7 +317,7 @@ func TestChangesShowServerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = run(t, nil, "", "changes", "show", "--server", "http://127.0.0.1:"+strconv.Itoa(port), id)
-	if r.code != cli.ExitFail || !strings.Contains(r.stderr, "evidence: changes show: cannot reach evidenced at http://127.0.0.1:") {
+	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "evidence: changes show: cannot reach evidenced at http://127.0.0.1:") {
 		t.Errorf("unreachable: %+v", r)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/internal/version"
 )
 
 // Env is what a command may touch of the outside world.
@@ -45,13 +47,26 @@ var commands = map[string]command{
 	"verify":     {"check the archive against its signed checkpoints (verify --from --to), or an evidence package (verify package FILE.zip)", runVerify},
 }
 
+func init() {
+	// Apart from the literal: completion lists the commands.
+	commands["completion"] = command{"print a shell completion script: completion bash|zsh|fish", runCompletion}
+}
+
 // Run runs the command line args (without the program name).
 func Run(ctx context.Context, args []string, env Env) int {
+	if len(args) > 1 && args[0] == "help" {
+		// evidence help CMD [SUB]: the command's own -h.
+		return Run(ctx, append(append([]string{}, args[1:]...), "-h"), env)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(env.Stderr)
 		if len(args) == 0 {
 			return ExitUsage
 		}
+		return ExitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(env.Stdout, "evidence "+version.Get().String())
 		return ExitOK
 	}
 	c, ok := commands[args[0]]
@@ -78,7 +93,12 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "changes, emit and gate talk to evidenced: --server (EVIDENCE_SERVER, default")
 	fmt.Fprintln(w, "http://127.0.0.1:8080), the API token from EVIDENCE_TOKEN. report, verify and policy replay")
 	fmt.Fprintln(w, "read ClickHouse directly (--clickhouse-url, EVIDENCE_CLICKHOUSE_URL; auditors use the read-only")
-	fmt.Fprintln(w, "auditor user). Run evidence COMMAND -help for its flags.")
+	fmt.Fprintln(w, "auditor user). Run evidence COMMAND -help for its flags; evidence --version prints the version.")
+}
+
+// isHelp reports whether args ask for help: -h, -help, --help or help.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help")
 }
 
 // flagSet returns a flag set writing its messages to env.Stderr.

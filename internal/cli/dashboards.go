@@ -21,8 +21,16 @@ import (
 
 // runDashboards: evidence dashboards push --grafana-url URL [--folder NAME].
 func runDashboards(ctx context.Context, args []string, env Env) int {
-	if len(args) == 0 || args[0] != "push" {
-		return fail(env, ExitUsage, "usage: evidence dashboards push --grafana-url URL [--folder NAME] (token from GRAFANA_TOKEN)")
+	const use = "usage: evidence dashboards push --grafana-url URL [--folder NAME] (token from GRAFANA_TOKEN)"
+	if isHelp(args) {
+		fmt.Fprintln(env.Stderr, use)
+		return ExitOK
+	}
+	if len(args) == 0 {
+		return fail(env, ExitUsage, use)
+	}
+	if args[0] != "push" {
+		return fail(env, ExitUsage, "dashboards: unknown subcommand %q: want push\n%s", args[0], use)
 	}
 	fs := flag.NewFlagSet("dashboards push", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -31,8 +39,8 @@ func runDashboards(ctx context.Context, args []string, env Env) int {
 	folder := fs.String("folder", evdash.FolderTitle, "title of the folder the dashboards go to")
 	folderUID := fs.String("folder-uid", evdash.FolderUID, "uid of that folder (created when missing)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each request to Grafana")
-	if err := fs.Parse(args[1:]); err != nil {
-		return ExitUsage
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return fail(env, ExitUsage, "evidence dashboards push: unexpected argument %q", fs.Arg(0))

@@ -9,8 +9,16 @@ import (
 )
 
 func runToken(ctx context.Context, args []string, env Env) int {
-	if len(args) == 0 || args[0] != "new" {
-		return fail(env, ExitUsage, "usage: evidence token new --role producer|gate|auditor|admin --name NAME")
+	const use = "usage: evidence token new --role producer|gate|auditor|admin --name NAME"
+	if isHelp(args) {
+		fmt.Fprintln(env.Stderr, use)
+		return ExitOK
+	}
+	if len(args) == 0 {
+		return fail(env, ExitUsage, use)
+	}
+	if args[0] != "new" {
+		return fail(env, ExitUsage, "token: unknown subcommand %q: want new\n%s", args[0], use)
 	}
 	fs := flagSet("token new", env)
 	role := fs.String("role", "", "producer, gate, auditor or admin (required)")

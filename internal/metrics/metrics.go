@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidencepipeline/evidence/internal/version"
 )
 
 // Metrics holds the stage metrics of one registry.
@@ -38,7 +40,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"stage"}),
 	}
-	reg.MustRegister(m.received, m.written, m.failed, m.latency)
+	v := version.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "evidence_build_info", Help: "Always 1; the labels say which build of evidenced runs.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Commit, "goversion": v.GoVersion},
+	})
+	build.Set(1)
+	reg.MustRegister(m.received, m.written, m.failed, m.latency, build)
 	return m
 }
 

@@ -19,6 +19,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/evidencepipeline/evidence/internal/version"
 )
 
 // Store is a connection pool to one ClickHouse database.
@@ -107,7 +109,7 @@ func open(o Options, database string) (driver.Conn, error) {
 		MaxIdleConns:    4,
 		ConnMaxLifetime: time.Hour,
 		ClientInfo: clickhouse.ClientInfo{Products: []struct{ Name, Version string }{
-			{Name: "evidence", Version: "1"},
+			{Name: "evidence", Version: version.Get().Version},
 		}},
 	}
 	if o.Secure {
