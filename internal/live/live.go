@@ -128,6 +128,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /live/{$}", h.page)
 	h.mux.HandleFunc("GET /live/posture", h.postureFragment)
 	h.mux.HandleFunc("GET /live/api/posture", h.postureJSON)
+	h.mux.HandleFunc("GET /live/trend", h.trendFragment)
+	h.mux.HandleFunc("GET /live/api/trend", h.trendJSON)
 	h.mux.HandleFunc("GET /live/events", h.events)
 	h.mux.HandleFunc("GET /live/changes", h.changes)
 	h.mux.HandleFunc("GET /live/changes/{id...}", h.trace)

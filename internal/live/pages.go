@@ -77,9 +77,15 @@ func (h *Handler) render(w http.ResponseWriter, code int, name string, data any)
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
+	tr, terr := h.trend(ctx, r.URL.Query().Get("range"))
+	if terr != nil {
+		http.Error(w, terr.Error(), http.StatusBadRequest)
+		return
+	}
 	p := h.posture(ctx)
 	changes, err := h.searchChanges(ctx, "", 20)
 	h.render(w, http.StatusOK, "index.html", map[string]any{
+		"TrendData":   trendData(tr),
 		"Title":       "Compliance posture",
 		"Posture":     p,
 		"Stream":      toStreamItems(h.broker.recent(50)),
