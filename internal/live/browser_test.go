@@ -346,6 +346,9 @@ func TestBrowserLivePage(t *testing.T) {
 		t.Errorf("trace of %s: title %q, controls %q", sc.Change, title, controls)
 	}
 
+	checkBreakdowns(t, e, ctx, append(scs, sc))
+	checkFits(t, e, ctx)
+
 	lateEvidence(t, e, ctx, text, poll)
 }
 

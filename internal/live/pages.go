@@ -26,6 +26,15 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"join": strings.Join,
+	// shortID shortens a long id for the eye; the link and the title
+	// beside it keep the full id.
+	"shortID": func(s string) string {
+		r := []rune(s)
+		if len(r) <= 44 {
+			return s
+		}
+		return string(r[:28]) + "…" + string(r[len(r)-12:])
+	},
 	"who": func(id *correlate.Identity) string {
 		if id == nil || id.Login == "" {
 			return "–"
@@ -39,6 +48,9 @@ var funcs = template.FuncMap{
 		return ss[0]
 	},
 	"changeURL": func(id string) string { return "/live/changes/" + id },
+	"breakdown": func(title, id, what string, shares bool, rows []Breakdown) map[string]any {
+		return map[string]any{"Title": title, "ID": id, "What": what, "Shares": shares, "Rows": rows}
+	},
 }
 
 // streamItem is a verdict as the page shows it in the stream.
@@ -83,7 +95,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := h.posture(ctx)
-	changes, err := h.searchChanges(ctx, "", 20)
+	changes, err := h.searchChanges(ctx, Filter{}, 20)
 	h.render(w, http.StatusOK, "index.html", map[string]any{
 		"TrendData":   trendData(tr),
 		"Title":       "Compliance posture",
@@ -120,10 +132,11 @@ func (h *Handler) postureJSON(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) changes(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
-	q := r.URL.Query().Get("q")
-	changes, err := h.searchChanges(ctx, q, 200)
+	v := r.URL.Query()
+	f := Filter{Q: v.Get("q"), Service: v.Get("service"), Team: v.Get("team"), Control: v.Get("control")}
+	changes, err := h.searchChanges(ctx, f, 200)
 	h.render(w, http.StatusOK, "changes.html", map[string]any{
-		"Title": "Changes", "Changes": changes, "ChangesErr": errText(err), "Query": q,
+		"Title": "Changes", "Changes": changes, "ChangesErr": errText(err), "Query": f.Q, "Filter": f,
 	})
 }
 

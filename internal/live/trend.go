@@ -66,6 +66,107 @@ type Trend struct {
 	Days      []TrendDay `json:"days"`
 	// Controls are the controls failing on some day of the range, sorted.
 	Controls []string `json:"controls"`
+	// The range's deployments by service and by team (most failing
+	// first), and its failing deployments by control.
+	Services  []Breakdown `json:"services"`
+	Teams     []Breakdown `json:"teams"`
+	ByControl []Breakdown `json:"by_control"`
+}
+
+// Breakdown is one row of a breakdown: the range's production deployments
+// of a service, a team or failing a control, and the filtered list of
+// changes it links to.
+type Breakdown struct {
+	Name        string `json:"name"`
+	Deployments int    `json:"deployments"`
+	Passing     int    `json:"passing"`
+	Failing     int    `json:"failing"`
+	Link        string `json:"link"`
+}
+
+// ShareText is the share passing every control for people.
+func (b Breakdown) ShareText() string {
+	if b.Deployments == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(b.Passing)/float64(b.Deployments))
+}
+
+// readBreakdowns groups the range's verdicts by service (and through
+// service_teams, or the repository's owner, by team); the controls come
+// from the days' failures.
+func readBreakdowns(ctx context.Context, st *store.Store, fromNs, toNs int64, t *Trend) error {
+	teamOf := map[string]string{}
+	rows, err := st.Conn().Query(ctx, "SELECT service, team FROM service_teams FINAL")
+	if err != nil {
+		return fmt.Errorf("read service_teams: %w", err)
+	}
+	for rows.Next() {
+		var s, tm string
+		if err := rows.Scan(&s, &tm); err != nil {
+			rows.Close()
+			return fmt.Errorf("read service_teams: %w", err)
+		}
+		teamOf[s] = tm
+	}
+	rows.Close()
+	rows, err = st.Conn().Query(ctx, `SELECT service, repository, count(), countIf(verdict = 'pass'), countIf(verdict = 'fail')
+FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns < ? GROUP BY service, repository`, fromNs, toNs)
+	if err != nil {
+		return fmt.Errorf("read deployment_verdicts by service: %w", err)
+	}
+	defer rows.Close()
+	svc, team := map[string]*Breakdown{}, map[string]*Breakdown{}
+	add := func(m map[string]*Breakdown, name, link string, n, p, f uint64) {
+		b := m[name]
+		if b == nil {
+			b = &Breakdown{Name: name, Link: link}
+			m[name] = b
+		}
+		b.Deployments += int(n)
+		b.Passing += int(p)
+		b.Failing += int(f)
+	}
+	for rows.Next() {
+		var s, repo string
+		var n, p, f uint64
+		if err := rows.Scan(&s, &repo, &n, &p, &f); err != nil {
+			return fmt.Errorf("read deployment_verdicts by service: %w", err)
+		}
+		add(svc, s, "/live/changes?"+Filter{Service: s}.Query(), n, p, f)
+		tm, ok := teamOf[s]
+		if !ok {
+			tm = ownerOf(repo)
+		}
+		add(team, tm, "/live/changes?"+Filter{Team: tm}.Query(), n, p, f)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read deployment_verdicts by service: %w", err)
+	}
+	t.Services, t.Teams = sortBreakdown(svc), sortBreakdown(team)
+	ctl := map[string]*Breakdown{}
+	for _, d := range t.Days {
+		for _, f := range d.Failures {
+			add(ctl, f.Control, "/live/changes?"+Filter{Control: f.Control}.Query(), uint64(f.Count), 0, uint64(f.Count))
+		}
+	}
+	t.ByControl = sortBreakdown(ctl)
+	return nil
+}
+
+// sortBreakdown orders rows by failing deployments, most first, then name.
+func sortBreakdown(m map[string]*Breakdown) []Breakdown {
+	out := make([]Breakdown, 0, len(m))
+	for _, b := range m {
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(a, b Breakdown) int {
+		if a.Failing != b.Failing {
+			return b.Failing - a.Failing
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
 }
 
 // trend reads the posture per day of the named range.
@@ -77,7 +178,8 @@ func (h *Handler) trend(ctx context.Context, name string) (Trend, error) {
 	if name == "" {
 		name = "30d"
 	}
-	t := Trend{Range: name, From: from.Format(time.DateOnly), To: from.AddDate(0, 0, n-1).Format(time.DateOnly), Days: make([]TrendDay, n), Controls: []string{}}
+	t := Trend{Range: name, From: from.Format(time.DateOnly), To: from.AddDate(0, 0, n-1).Format(time.DateOnly), Days: make([]TrendDay, n), Controls: []string{},
+		Services: []Breakdown{}, Teams: []Breakdown{}, ByControl: []Breakdown{}}
 	for i := range t.Days {
 		t.Days[i] = TrendDay{Day: from.AddDate(0, 0, i).Format(time.DateOnly), Share: -1, Failures: []ControlCount{}}
 	}
@@ -87,6 +189,10 @@ func (h *Handler) trend(ctx context.Context, name string) (Trend, error) {
 		return t, nil
 	}
 	if err := readTrend(ctx, st, from.UnixNano(), n, &t); err != nil {
+		t.Error = err.Error()
+		return t, nil
+	}
+	if err := readBreakdowns(ctx, st, from.UnixNano(), from.UnixNano()+int64(n)*nsPerDay, &t); err != nil {
 		t.Error = err.Error()
 		return t, nil
 	}

@@ -1,11 +1,17 @@
 package live_test
 
 import (
+	"context"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/evidencepipeline/evidence/internal/demo"
 	"github.com/evidencepipeline/evidence/internal/live"
@@ -140,5 +146,83 @@ func checkTrendJSON(t *testing.T, e *env, want []live.TrendDay) {
 	e.get(t, "/live/api/trend?range=quarter", &q)
 	if first, _ := time.Parse(time.DateOnly, q.From); first.Day() != 1 || (first.Month()-1)%3 != 0 || q.To != want[29].Day {
 		t.Errorf("the quarter's trend runs %s to %s, want the first day of a quarter to %s", q.From, q.To, want[29].Day)
+	}
+}
+
+// rowsOf is the change ids the open list shows.
+func rowsOf(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	ids, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#changes tbody tr")).map(function (r) { return r.dataset.change; })`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// checkBreakdowns follows a control's and a service's breakdown row from
+// the page to the filtered list and compares the list with the changes of
+// scs the row stands for: those failing the control now (the hand-worked
+// violations), and those of the service (the scenarios' own service).
+func checkBreakdowns(t *testing.T, e *env, ctx context.Context, scs []demo.Scenario) {
+	t.Helper()
+	for _, c := range []struct{ table, name string }{{"by-control", "CM-4"}, {"by-service", scs[0].Service}} {
+		var want []string
+		for _, sc := range scs {
+			if c.table == "by-control" && slices.Contains(violations[sc.Kind], c.name) || c.table == "by-service" && sc.Service == c.name {
+				want = append(want, sc.Change)
+			}
+		}
+		slices.Sort(want)
+		link := fmt.Sprintf(`#%s tr[data-name=%q] a`, c.table, c.name)
+		if err := chromedp.Do(ctx,
+			chromedp.Navigate(e.base+"/live/"),
+			chromedp.WaitVisible(chromedp.CSS(link)),
+			chromedp.Click(chromedp.CSS(link)),
+			chromedp.WaitVisible(chromedp.CSS(`#changes-title`)),
+		); err != nil {
+			t.Fatalf("follow the %s row %s: %v", c.table, c.name, err)
+		}
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		u, _ := url.Parse(loc)
+		key := map[string]string{"by-control": "control", "by-service": "service"}[c.table]
+		if u.Path != "/live/changes" || u.Query().Get(key) != c.name {
+			t.Errorf("the %s row %s links to %s, want /live/changes?%s=%s", c.table, c.name, loc, key, c.name)
+		}
+		if got := rowsOf(t, ctx); !slices.Equal(got, want) {
+			t.Errorf("the %s row %s lists %q, want %q", c.table, c.name, got, want)
+		}
+	}
+}
+
+// checkFits opens the page at each width and requires no horizontal
+// scroll: the document's scroll width within its client width. A
+// screenshot of each is kept.
+func checkFits(t *testing.T, e *env, ctx context.Context) {
+	t.Helper()
+	for _, w := range []int64{1024, 1400} {
+		if err := chromedp.Do(ctx,
+			chromedp.EmulateViewport(w, 900),
+			chromedp.Navigate(e.base+"/live/"),
+			chromedp.WaitVisible(chromedp.CSS(`#posture-body`)),
+		); err != nil {
+			t.Fatal(err)
+		}
+		dims, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dims[0] > dims[1] {
+			t.Errorf("at %d px the page is %d px wide in a %d px window: it scrolls sideways", w, dims[0], dims[1])
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(artifactsDir(t), fmt.Sprintf("live-page-%d.png", w))
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("at %d px: scroll width %d, client width %d; screenshot %s", w, dims[0], dims[1], path)
 	}
 }
