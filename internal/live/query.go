@@ -282,6 +282,20 @@ func sortLate(l *LateVerdict) {
 func (h *Handler) states(ctx context.Context, st *store.Store, where, order string, limit int, args ...any) ([]ControlState, error) {
 	q := "SELECT " + stateColumns + " FROM (" + latestResults + " GROUP BY change_id, control_id) WHERE " + where +
 		" ORDER BY " + order + fmt.Sprintf(" LIMIT %d", limit)
+	return h.readStates(ctx, st, q, args...)
+}
+
+// statesOf is states of the changes that changeWhere (over control_results'
+// columns, change_id alone) selects: the filter is applied before the
+// grouping, so only those changes' rows are read (a change's rows are all
+// in or all out, so the newest row per control is the same).
+func (h *Handler) statesOf(ctx context.Context, st *store.Store, changeWhere, order string, limit int, args ...any) ([]ControlState, error) {
+	q := "SELECT " + stateColumns + " FROM (" + latestResults + " AND " + changeWhere + " GROUP BY change_id, control_id)" +
+		" ORDER BY " + order + fmt.Sprintf(" LIMIT %d", limit)
+	return h.readStates(ctx, st, q, args...)
+}
+
+func (h *Handler) readStates(ctx context.Context, st *store.Store, q string, args ...any) ([]ControlState, error) {
 	rows, err := st.Conn().Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read control_results: %w", err)
@@ -429,7 +443,7 @@ FROM changes FINAL WHERE retired = 0`
 	for i, c := range out {
 		ids[i] = c.ID
 	}
-	states, err := h.states(ctx, st, "has(?, change_id)", "change_id, control_id", 100*len(ids), ids)
+	states, err := h.statesOf(ctx, st, "has(?, change_id)", "change_id, control_id", 100*len(ids), ids)
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +495,7 @@ type DeploymentVerdict struct {
 
 // controlsOf is the current result of every control on one change.
 func (h *Handler) controlsOf(ctx context.Context, st *store.Store, id string) ([]ControlState, error) {
-	return h.states(ctx, st, "change_id = ?", "control_id", 1000, id)
+	return h.statesOf(ctx, st, "change_id = ?", "control_id", 1000, id)
 }
 
 // verdictsOf is the verdict at each production deployment of one change.
