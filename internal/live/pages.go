@@ -2,9 +2,11 @@ package live
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,6 +139,7 @@ func (h *Handler) changes(w http.ResponseWriter, r *http.Request) {
 	changes, err := h.searchChanges(ctx, f, 200)
 	h.render(w, http.StatusOK, "changes.html", map[string]any{
 		"Title": "Changes", "Changes": changes, "ChangesErr": errText(err), "Query": f.Q, "Filter": f,
+		"CSV": "/live/changes.csv?" + f.Query(),
 	})
 }
 
@@ -190,4 +193,35 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// changesCSV is the filtered list of changes as CSV (the same filters as
+// /live/changes, up to 10,000 rows), for the compliance meeting.
+func (h *Handler) changesCSV(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.queryCtx(r)
+	defer cancel()
+	v := r.URL.Query()
+	f := Filter{Q: v.Get("q"), Service: v.Get("service"), Team: v.Get("team"), Control: v.Get("control")}
+	changes, err := h.searchChanges(ctx, f, 10000)
+	if err != nil {
+		http.Error(w, "changes unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="changes.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"change", "status", "failing", "repository", "pr", "title", "author", "commit", "tickets", "environments", "services", "at"})
+	for _, c := range changes {
+		pr := ""
+		if c.PR > 0 {
+			pr = strconv.FormatInt(c.PR, 10)
+		}
+		at := ""
+		if !c.At.IsZero() {
+			at = c.At.Format(time.RFC3339)
+		}
+		_ = cw.Write([]string{c.ID, c.Status, strings.Join(c.Failing, " "), c.Repository, pr, c.Title, c.Author, c.Commit,
+			strings.Join(c.Tickets, " "), strings.Join(c.Environments, " "), strings.Join(c.Services, " "), at})
+	}
+	cw.Flush()
 }

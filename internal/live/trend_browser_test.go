@@ -2,7 +2,9 @@ package live_test
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -191,6 +193,30 @@ func checkBreakdowns(t *testing.T, e *env, ctx context.Context, scs []demo.Scena
 		}
 		if got := rowsOf(t, ctx); !slices.Equal(got, want) {
 			t.Errorf("the %s row %s lists %q, want %q", c.table, c.name, got, want)
+		}
+		// The export is the same list.
+		href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("csv").getAttribute("href")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", e.base+href, nil)
+		req.Header.Set("Authorization", "Bearer "+e.auditor)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(resp.Body).ReadAll()
+		resp.Body.Close()
+		if err != nil || len(recs) == 0 || recs[0][0] != "change" {
+			t.Fatalf("CSV of %s: %v %q", href, err, recs)
+		}
+		var ids []string
+		for _, r := range recs[1:] {
+			ids = append(ids, r[0])
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, want) {
+			t.Errorf("the CSV export %s lists %q, want %q", href, ids, want)
 		}
 	}
 }
