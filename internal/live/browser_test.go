@@ -218,6 +218,9 @@ func TestBrowserLivePage(t *testing.T) {
 		t.Errorf("failing changes %d, unmatched %d; want %d and 1", p.FailingChanges, p.Unmatched, wantChanges)
 	}
 
+	wantTrend := expectTrend(t, scs, time.Now())
+	checkTrendJSON(t, e, wantTrend)
+
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("headless", true), chromedp.Flag("disable-background-networking", true), chromedp.WindowSize(1400, 1800))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -257,12 +260,29 @@ func TestBrowserLivePage(t *testing.T) {
 		t.Errorf("page shows 24 h %q, 7 d %q, open violations %q, unmatched %q; want 50%%, 44%%, %d, 1", share24, share7, violations, unmatched, wantFails)
 	}
 
+	// The chart's points, read from the page, are the independent ones.
+	chart, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#trend-chart g.day")).map(function (g) {
+  var d = g.dataset; return d.day + " " + d.deployments + "/" + d.passing + "/" + d.failing + "/" + d.pending + " " + d.share + " [" + d.failures + "]"; })`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantChart []string
+	for _, d := range wantTrend {
+		wantChart = append(wantChart, dayAttrs(d))
+	}
+	if !slices.Equal(chart, wantChart) {
+		t.Errorf("the chart's days:\n%s\nwant:\n%s", strings.Join(chart, "\n"), strings.Join(wantChart, "\n"))
+	}
+	if legend := text("#trend-body .legend"); !strings.Contains(legend, "CM-4 failing") || !strings.Contains(legend, "share passing") {
+		t.Errorf("the chart's legend %q does not label its colours", legend)
+	}
+
 	// A new violation, posted while the page is open.
 	sc := demo.BuildKind(1, "browser", 100, demo.FailingTests, time.Now().Add(-time.Minute), time.Second)
 	posted := time.Now()
 	e.send(t, sc)
 	sel := fmt.Sprintf(`#stream li.verdict.st-fail[data-change=%q]`, sc.Change)
-	err := poll(fmt.Sprintf(`document.querySelector(%q) !== null`, sel), 2*time.Second)
+	err = poll(fmt.Sprintf(`document.querySelector(%q) !== null`, sel), 2*time.Second)
 	seen := time.Since(posted)
 	if err != nil {
 		t.Fatalf("the new violation did not appear on the open page within 2 s of its post (%v)", err)
@@ -275,6 +295,26 @@ func TestBrowserLivePage(t *testing.T) {
 	want := fmt.Sprint(wantFails + newFails)
 	if err := poll(fmt.Sprintf(`document.getElementById("open-violations").textContent.trim() === %q`, want), 10*time.Second); err != nil {
 		t.Errorf("open violations on the page: %q, want %s without a reload", text("#open-violations"), want)
+	}
+
+	// The trend follows: today's point counts the new deployment, failing CM-4.
+	today := wantTrend[29]
+	today.Deployments++
+	today.Failing++
+	today.Share = 100 * float64(today.Passing) / float64(today.Deployments)
+	cm4 := slices.IndexFunc(today.Failures, func(c live.ControlCount) bool { return c.Control == "CM-4" })
+	today.Failures = slices.Clone(today.Failures)
+	if cm4 < 0 {
+		today.Failures = append(today.Failures, live.ControlCount{Control: "CM-4", Count: 1})
+		slices.SortFunc(today.Failures, func(a, b live.ControlCount) int { return strings.Compare(a.Control, b.Control) })
+	} else {
+		today.Failures[cm4].Count++
+	}
+	if at := deployedAt(t, sc).UTC().Format(time.DateOnly); at == today.Day {
+		if err := poll(fmt.Sprintf(`(function () { var d = document.querySelector('#trend-chart g.day[data-day="%s"]'); return d !== null && d.dataset.deployments === "%d" && d.dataset.failures === %q; })()`,
+			today.Day, today.Deployments, strings.Trim(strings.SplitN(dayAttrs(today), "[", 2)[1], "]")), 10*time.Second); err != nil {
+			t.Errorf("the trend's %s did not follow the new verdict without a reload (want %s)", today.Day, dayAttrs(today))
+		}
 	}
 
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -305,6 +345,9 @@ func TestBrowserLivePage(t *testing.T) {
 	if !strings.Contains(title, sc.Ticket) || !strings.Contains(controls, "CM-4") || !strings.Contains(controls, "fail") {
 		t.Errorf("trace of %s: title %q, controls %q", sc.Change, title, controls)
 	}
+
+	checkBreakdowns(t, e, ctx, append(scs, sc))
+	checkFits(t, e, ctx)
 
 	lateEvidence(t, e, ctx, text, poll)
 }

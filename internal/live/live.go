@@ -128,8 +128,11 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /live/{$}", h.page)
 	h.mux.HandleFunc("GET /live/posture", h.postureFragment)
 	h.mux.HandleFunc("GET /live/api/posture", h.postureJSON)
+	h.mux.HandleFunc("GET /live/trend", h.trendFragment)
+	h.mux.HandleFunc("GET /live/api/trend", h.trendJSON)
 	h.mux.HandleFunc("GET /live/events", h.events)
 	h.mux.HandleFunc("GET /live/changes", h.changes)
+	h.mux.HandleFunc("GET /live/changes.csv", h.changesCSV)
 	h.mux.HandleFunc("GET /live/changes/{id...}", h.trace)
 	return h, nil
 }

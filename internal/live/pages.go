@@ -2,9 +2,11 @@ package live
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,15 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"join": strings.Join,
+	// shortID shortens a long id for the eye; the link and the title
+	// beside it keep the full id.
+	"shortID": func(s string) string {
+		r := []rune(s)
+		if len(r) <= 44 {
+			return s
+		}
+		return string(r[:28]) + "…" + string(r[len(r)-12:])
+	},
 	"who": func(id *correlate.Identity) string {
 		if id == nil || id.Login == "" {
 			return "–"
@@ -39,6 +50,9 @@ var funcs = template.FuncMap{
 		return ss[0]
 	},
 	"changeURL": func(id string) string { return "/live/changes/" + id },
+	"breakdown": func(title, id, what string, shares bool, rows []Breakdown) map[string]any {
+		return map[string]any{"Title": title, "ID": id, "What": what, "Shares": shares, "Rows": rows}
+	},
 }
 
 // streamItem is a verdict as the page shows it in the stream.
@@ -77,9 +91,15 @@ func (h *Handler) render(w http.ResponseWriter, code int, name string, data any)
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
+	tr, terr := h.trend(ctx, r.URL.Query().Get("range"))
+	if terr != nil {
+		http.Error(w, terr.Error(), http.StatusBadRequest)
+		return
+	}
 	p := h.posture(ctx)
-	changes, err := h.searchChanges(ctx, "", 20)
+	changes, err := h.searchChanges(ctx, Filter{}, 20)
 	h.render(w, http.StatusOK, "index.html", map[string]any{
+		"TrendData":   trendData(tr),
 		"Title":       "Compliance posture",
 		"Posture":     p,
 		"Stream":      toStreamItems(h.broker.recent(50)),
@@ -114,10 +134,12 @@ func (h *Handler) postureJSON(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) changes(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
-	q := r.URL.Query().Get("q")
-	changes, err := h.searchChanges(ctx, q, 200)
+	v := r.URL.Query()
+	f := Filter{Q: v.Get("q"), Service: v.Get("service"), Team: v.Get("team"), Control: v.Get("control")}
+	changes, err := h.searchChanges(ctx, f, 200)
 	h.render(w, http.StatusOK, "changes.html", map[string]any{
-		"Title": "Changes", "Changes": changes, "ChangesErr": errText(err), "Query": q,
+		"Title": "Changes", "Changes": changes, "ChangesErr": errText(err), "Query": f.Q, "Filter": f,
+		"CSV": "/live/changes.csv?" + f.Query(),
 	})
 }
 
@@ -171,4 +193,35 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// changesCSV is the filtered list of changes as CSV (the same filters as
+// /live/changes, up to 10,000 rows), for the compliance meeting.
+func (h *Handler) changesCSV(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.queryCtx(r)
+	defer cancel()
+	v := r.URL.Query()
+	f := Filter{Q: v.Get("q"), Service: v.Get("service"), Team: v.Get("team"), Control: v.Get("control")}
+	changes, err := h.searchChanges(ctx, f, 10000)
+	if err != nil {
+		http.Error(w, "changes unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="changes.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"change", "status", "failing", "repository", "pr", "title", "author", "commit", "tickets", "environments", "services", "at"})
+	for _, c := range changes {
+		pr := ""
+		if c.PR > 0 {
+			pr = strconv.FormatInt(c.PR, 10)
+		}
+		at := ""
+		if !c.At.IsZero() {
+			at = c.At.Format(time.RFC3339)
+		}
+		_ = cw.Write([]string{c.ID, c.Status, strings.Join(c.Failing, " "), c.Repository, pr, c.Title, c.Author, c.Commit,
+			strings.Join(c.Tickets, " "), strings.Join(c.Environments, " "), strings.Join(c.Services, " "), at})
+	}
+	cw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -281,6 +282,20 @@ func sortLate(l *LateVerdict) {
 func (h *Handler) states(ctx context.Context, st *store.Store, where, order string, limit int, args ...any) ([]ControlState, error) {
 	q := "SELECT " + stateColumns + " FROM (" + latestResults + " GROUP BY change_id, control_id) WHERE " + where +
 		" ORDER BY " + order + fmt.Sprintf(" LIMIT %d", limit)
+	return h.readStates(ctx, st, q, args...)
+}
+
+// statesOf is states of the changes that changeWhere (over control_results'
+// columns, change_id alone) selects: the filter is applied before the
+// grouping, so only those changes' rows are read (a change's rows are all
+// in or all out, so the newest row per control is the same).
+func (h *Handler) statesOf(ctx context.Context, st *store.Store, changeWhere, order string, limit int, args ...any) ([]ControlState, error) {
+	q := "SELECT " + stateColumns + " FROM (" + latestResults + " AND " + changeWhere + " GROUP BY change_id, control_id)" +
+		" ORDER BY " + order + fmt.Sprintf(" LIMIT %d", limit)
+	return h.readStates(ctx, st, q, args...)
+}
+
+func (h *Handler) readStates(ctx context.Context, st *store.Store, q string, args ...any) ([]ControlState, error) {
 	rows, err := st.Conn().Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read control_results: %w", err)
@@ -322,9 +337,52 @@ type ChangeRow struct {
 	Failing []string `json:"failing"`
 }
 
-// searchChanges lists the newest live change records whose id, repository,
-// title, author, commit or ticket keys contain q (any case), newest first.
-func (h *Handler) searchChanges(ctx context.Context, q string, limit int) ([]ChangeRow, error) {
+// Filter narrows the list of changes; every field set must hold.
+type Filter struct {
+	// Q: the id, repository, title, author, commit or ticket keys contain
+	// it (any case).
+	Q string
+	// Service: the change deployed (or is to deploy) this service.
+	Service string
+	// Team: one of its services belongs to the team (service_teams, or
+	// the repository's owner for a service with no row there).
+	Team string
+	// Control: the control fails on the change now.
+	Control string
+}
+
+// Query is the filter as the list's address query.
+func (f Filter) Query() string {
+	v := url.Values{}
+	for k, s := range map[string]string{"q": f.Q, "service": f.Service, "team": f.Team, "control": f.Control} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return v.Encode()
+}
+
+// Text describes the filter for people ("" when empty).
+func (f Filter) Text() string {
+	var parts []string
+	if f.Q != "" {
+		parts = append(parts, "matching “"+f.Q+"”")
+	}
+	if f.Service != "" {
+		parts = append(parts, "of service "+f.Service)
+	}
+	if f.Team != "" {
+		parts = append(parts, "of team "+f.Team)
+	}
+	if f.Control != "" {
+		parts = append(parts, "failing "+f.Control)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// searchChanges lists the newest live change records the filter holds for,
+// newest first.
+func (h *Handler) searchChanges(ctx context.Context, f Filter, limit int) ([]ChangeRow, error) {
 	st := h.cfg.Store()
 	if st == nil {
 		return nil, errNoStore
@@ -333,9 +391,27 @@ func (h *Handler) searchChanges(ctx context.Context, q string, limit int) ([]Cha
 	direct_push, unmatched, greatest(merged_at_ns, last_deployed_at_ns) AS at
 FROM changes FINAL WHERE retired = 0`
 	var args []any
-	if q = strings.ToLower(strings.TrimSpace(q)); q != "" {
+	if q := strings.ToLower(strings.TrimSpace(f.Q)); q != "" {
 		sql += ` AND position(lower(concat(change_id, ' ', repository, ' ', pr_title, ' ', author, ' ', commit, ' ', arrayStringConcat(ticket_keys, ' '))), ?) > 0`
 		args = append(args, q)
+	}
+	if f.Service != "" {
+		sql += ` AND has(services, ?)`
+		args = append(args, f.Service)
+	}
+	if f.Team != "" {
+		owned, mapped, err := teamServices(ctx, st, f.Team)
+		if err != nil {
+			return nil, err
+		}
+		// A service mapped to the team, or an unmapped one of a repository
+		// the team owns (its second path segment).
+		sql += ` AND (hasAny(services, ?) OR (splitByChar('/', repository)[2] = ? AND NOT hasAny(services, ?)))`
+		args = append(args, owned, f.Team, mapped)
+	}
+	if f.Control != "" {
+		sql += ` AND change_id IN (SELECT change_id FROM (` + latestResults + ` GROUP BY change_id, control_id) WHERE control_id = ? AND st = 'fail')`
+		args = append(args, f.Control)
 	}
 	sql += fmt.Sprintf(" ORDER BY at DESC, change_id LIMIT %d", limit)
 	rows, err := st.Conn().Query(ctx, sql, args...)
@@ -367,7 +443,7 @@ FROM changes FINAL WHERE retired = 0`
 	for i, c := range out {
 		ids[i] = c.ID
 	}
-	states, err := h.states(ctx, st, "has(?, change_id)", "change_id, control_id", 100*len(ids), ids)
+	states, err := h.statesOf(ctx, st, "has(?, change_id)", "change_id, control_id", 100*len(ids), ids)
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +495,7 @@ type DeploymentVerdict struct {
 
 // controlsOf is the current result of every control on one change.
 func (h *Handler) controlsOf(ctx context.Context, st *store.Store, id string) ([]ControlState, error) {
-	return h.states(ctx, st, "change_id = ?", "control_id", 1000, id)
+	return h.statesOf(ctx, st, "change_id = ?", "control_id", 1000, id)
 }
 
 // verdictsOf is the verdict at each production deployment of one change.
@@ -463,4 +539,36 @@ func recordFromStore(ctx context.Context, st *store.Store, id string) (correlate
 		return correlate.Record{}, false, fmt.Errorf("change %s in ClickHouse: %w", id, err)
 	}
 	return rec, true, nil
+}
+
+// teamServices reads service_teams: the services mapped to team, and every
+// mapped service.
+func teamServices(ctx context.Context, st *store.Store, team string) (owned, mapped []string, err error) {
+	rows, err := st.Conn().Query(ctx, "SELECT service, team FROM service_teams FINAL")
+	if err != nil {
+		return nil, nil, fmt.Errorf("read service_teams: %w", err)
+	}
+	defer rows.Close()
+	owned, mapped = []string{}, []string{}
+	for rows.Next() {
+		var s, t string
+		if err := rows.Scan(&s, &t); err != nil {
+			return nil, nil, fmt.Errorf("read service_teams: %w", err)
+		}
+		mapped = append(mapped, s)
+		if t == team {
+			owned = append(owned, s)
+		}
+	}
+	return owned, mapped, rows.Err()
+}
+
+// ownerOf is a repository's owner, its second path segment
+// (github.com/acme/payments: acme); "" when it has none.
+func ownerOf(repo string) string {
+	parts := strings.Split(repo, "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[1]
 }

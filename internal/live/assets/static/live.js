@@ -1,6 +1,6 @@
 // The live page: the verdict stream (server-sent events from /live/events)
 // is prepended to #stream as verdicts arrive, and the posture summary is
-// re-read from /live/posture after each one. No reload, no external code.
+// re-read from /live/posture after each one, the trend from /live/trend. No reload, no external code.
 (function () {
   "use strict";
   var stream = document.getElementById("stream");
@@ -89,6 +89,18 @@
           tpl.innerHTML = html.trim();
           var fresh = tpl.content.getElementById("posture-body");
           if (fresh) { posture.replaceWith(fresh); posture = fresh; }
+        })
+        .catch(function () { /* kept as is; the next verdict tries again */ });
+      var trend = document.getElementById("trend-body");
+      if (!trend) return;
+      fetch("/live/trend?range=" + encodeURIComponent(trend.dataset.range || "30d"), { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+        .then(function (html) {
+          var tpl = document.createElement("template");
+          tpl.innerHTML = html.trim();
+          var fresh = tpl.content.getElementById("trend-body");
+          var now = document.getElementById("trend-body");
+          if (fresh && now) now.replaceWith(fresh);
         })
         .catch(function () { /* kept as is; the next verdict tries again */ });
     }, 150);
