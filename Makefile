@@ -1,6 +1,6 @@
 # The README's commands. Go 1.26+ is the only prerequisite; ClickHouse is
 # installed from Debian's packages when missing.
-.PHONY: run test build bench-ingest bench-pipeline lint verify-verdicts release-check release-snapshot
+.PHONY: run test build bench-ingest bench-pipeline bench-live lint verify-verdicts release-check release-snapshot
 
 run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
 	scripts/quickstart.sh
@@ -23,6 +23,10 @@ bench-ingest:   ## sustained ingest benchmark: HTTP -> JetStream -> ClickHouse, 
 bench-pipeline: ## the verdict core: realistic changes posted -> archived, correlated, judged; freshness; beside the bare baseline
 	scripts/install-clickhouse.sh
 	go run ./internal/bench/pipeline $(BENCH_FLAGS)
+
+bench-live:     ## the live page's endpoints with 100,000 deployments in history (LIVE_BENCH_DEPLOYMENTS): p50/p99 each
+	scripts/install-clickhouse.sh
+	go test -count=1 -run '^$$' -bench PageEndpoints -benchtime 50x ./internal/live/
 
 lint:
 	gofmt -l . | (! grep .)

@@ -22,7 +22,7 @@ import (
 // endpoint b.N times, one at a time; reported: p50 and p99 in ms.
 //
 //	go test -run '^$' -bench PageEndpoints -benchtime 50x ./internal/live/
-//	(make live-bench)
+//	(make bench-live)
 func BenchmarkPageEndpoints(b *testing.B) {
 	n := 100_000
 	if s := os.Getenv("LIVE_BENCH_DEPLOYMENTS"); s != "" {
