@@ -7,8 +7,8 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
-	"github.com/evidencepipeline/evidence/processors/archive"
 	"github.com/evidencepipeline/evidence/internal/tlog"
+	"github.com/evidencepipeline/evidence/processors/archive"
 )
 
 // checkLog checks that the transparency log covers every archived row, in
