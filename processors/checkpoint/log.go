@@ -3,10 +3,12 @@ package checkpoint
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/tlog"
@@ -96,4 +98,25 @@ func LatestLogCheckpoint(ctx context.Context, st *store.Store) (note []byte, ok 
 		return nil, false, err
 	}
 	return []byte(s), true, nil
+}
+
+// LogSource serves the log routes of the HTTP API (api.LogSource) from
+// the store Store returns (nil while ClickHouse is not connected).
+type LogSource struct{ Store func() *store.Store }
+
+// Conn is the store's connection, or nil.
+func (s LogSource) Conn() driver.Conn {
+	if st := s.Store(); st != nil {
+		return st.Conn()
+	}
+	return nil
+}
+
+// Latest is the newest signed log checkpoint.
+func (s LogSource) Latest(ctx context.Context) ([]byte, bool, error) {
+	st := s.Store()
+	if st == nil {
+		return nil, false, errors.New("ClickHouse not connected yet")
+	}
+	return LatestLogCheckpoint(ctx, st)
 }
