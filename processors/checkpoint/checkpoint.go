@@ -125,7 +125,9 @@ func New(js jetstream.JetStream, st *store.Store, key *verify.SigningKey, cfg Co
 	if err != nil {
 		panic(err) // a key id is hex: the origin is always valid
 	}
-	return &Checkpointer{js: js, st: st, key: key, cfg: cfg, log: log.With("stage", "checkpoint"), wake: make(chan struct{}, 1), logSigner: ls}
+	log = log.With("stage", "checkpoint")
+	log.Info("transparency log checkpoints signed: auditors check them with the log key (evidence verify inclusion|consistency --log-key)", "origin", ls.Origin(), "log_key", ls.VerifierKey())
+	return &Checkpointer{js: js, st: st, key: key, cfg: cfg, log: log, wake: make(chan struct{}, 1), logSigner: ls}
 }
 
 // LogVerifierKey is the note verifier key of the log's checkpoints: what
