@@ -20,6 +20,7 @@ require (
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/xuri/excelize/v2 v2.11.1
 	go.yaml.in/yaml/v4 v4.0.0-rc.4
+	golang.org/x/mod v0.43.0
 	golang.org/x/text v0.43.0
 )
 

@@ -82,6 +82,9 @@ type Config struct {
 	Watermark func(ctx context.Context) (time.Time, error)
 	// GateCatchUp bounds that wait (default 10s).
 	GateCatchUp time.Duration
+	// TLog serves the transparency log's checkpoint and proofs under
+	// /v1/log (role auditor; log.go); nil leaves those routes out.
+	TLog LogSource
 }
 
 // Server is the HTTP API.
@@ -111,6 +114,11 @@ func New(cfg Config) *Server {
 	if cfg.Changes != nil {
 		s.Handle("GET /v1/changes", auth.Auditor, http.HandlerFunc(s.listChanges))
 		s.Handle("GET /v1/changes/{id...}", auth.Auditor, http.HandlerFunc(s.getChange))
+	}
+	if cfg.TLog != nil {
+		s.Handle("GET /v1/log/checkpoint", auth.Auditor, http.HandlerFunc(s.logCheckpoint))
+		s.Handle("GET /v1/log/proof/inclusion", auth.Auditor, http.HandlerFunc(s.logInclusion))
+		s.Handle("GET /v1/log/proof/consistency", auth.Auditor, http.HandlerFunc(s.logConsistency))
 	}
 	if cfg.Changes != nil && cfg.Gate != nil {
 		s.Handle("GET /v1/gate", auth.Gate, http.HandlerFunc(s.gate))

@@ -6,8 +6,15 @@ import "context"
 // evidence package offline; otherwise it checks the archive's hash chain
 // against its signed checkpoints.
 func runVerify(ctx context.Context, args []string, env Env) int {
-	if len(args) > 0 && args[0] == "package" {
-		return runVerifyPackage(ctx, args[1:], env)
+	if len(args) > 0 {
+		switch args[0] {
+		case "package":
+			return runVerifyPackage(ctx, args[1:], env)
+		case "inclusion":
+			return runVerifyInclusion(ctx, args[1:], env)
+		case "consistency":
+			return runVerifyConsistency(ctx, args[1:], env)
+		}
 	}
 	return runVerifyChain(ctx, args, env)
 }

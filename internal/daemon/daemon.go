@@ -186,6 +186,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 			return st.Ping(ctx)
 		}},
 		Changes:    changes,
+		TLog:       checkpoint.LogSource{Store: d.Store},
 		Gate:       gate,
 		GateParams: d.controlParams(),
 		Watermark:  correlate.StreamWatermark{JS: d.js}.Watermark,

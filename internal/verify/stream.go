@@ -71,7 +71,7 @@ func ReadStream(ctx context.Context, js jetstream.JetStream) (*StreamCheckpoints
 	if info.State.Msgs == 0 {
 		return out, nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{MaxResetAttempts: 3})
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{MaxResetAttempts: 3, FilterSubjects: []string{CheckpointSubject}})
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: create a consumer: %w", CheckpointStream, err)
 	}

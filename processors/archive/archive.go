@@ -36,6 +36,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/store"
+	"github.com/evidencepipeline/evidence/internal/tlog"
 )
 
 // Config tunes the archive. Zero values take the defaults.
@@ -102,6 +103,7 @@ type Archive struct {
 	lastSeq  uint64
 	lastHash string
 	canon    bytes.Buffer // the writer's scratch for canonical encodings
+	tlog     *tlog.Log    // the transparency log, opened at the first batch (log.go)
 }
 
 // New returns an archive reading js's event stream into st. log and m may
@@ -415,6 +417,9 @@ func (a *Archive) flush(ctx context.Context, batch []pending) error {
 		rows, err = a.insertOneByOne(ctx, batch)
 	}
 	if err != nil {
+		return err
+	}
+	if err := a.appendLog(ctx, rows); err != nil {
 		return err
 	}
 	if a.hooks.AfterInsert != nil {

@@ -125,6 +125,7 @@ func TestArchivesInOrderWithChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkArchive(t, st, evs)
+	checkLog(t, st)
 
 	// A tampered row is found by the chain check at that row.
 	rows := readAll(t, st)
@@ -172,6 +173,7 @@ func TestCrashBetweenInsertAndAckIsExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkArchive(t, st, evs)
+	checkLog(t, st) // the crashed batch is in the tree once
 }
 
 func TestInvalidMessageIsDeadLettered(t *testing.T) {

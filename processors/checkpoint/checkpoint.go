@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evidencepipeline/evidence/internal/store"
+	itlog "github.com/evidencepipeline/evidence/internal/tlog"
 	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
@@ -51,7 +52,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) err
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        Stream,
 		Description: "Signed checkpoints of the archive's hash chain (JSON); evidence verify checks the chain against them.",
-		Subjects:    []string{Subject},
+		Subjects:    []string{Subject, LogSubject},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Replicas:    replicas,
@@ -106,6 +107,11 @@ type Checkpointer struct {
 	queue    []verify.Checkpoint // made, not yet stored and published
 	wake     chan struct{}
 	failures int
+	// logSigner signs the transparency log's checkpoints (log.go);
+	// chainDone: queue[0]'s chain checkpoint is written, its log
+	// checkpoint is not yet.
+	logSigner *itlog.Signer
+	chainDone bool
 }
 
 // New returns a checkpointer signing with key, storing into st and
@@ -115,8 +121,18 @@ func New(js jetstream.JetStream, st *store.Store, key *verify.SigningKey, cfg Co
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Checkpointer{js: js, st: st, key: key, cfg: cfg, log: log.With("stage", "checkpoint"), wake: make(chan struct{}, 1)}
+	ls, err := itlog.NewSigner(Origin(key), key.Private)
+	if err != nil {
+		panic(err) // a key id is hex: the origin is always valid
+	}
+	log = log.With("stage", "checkpoint")
+	log.Info("transparency log checkpoints signed: auditors check them with the log key (evidence verify inclusion|consistency --log-key)", "origin", ls.Origin(), "log_key", ls.VerifierKey())
+	return &Checkpointer{js: js, st: st, key: key, cfg: cfg, log: log, wake: make(chan struct{}, 1), logSigner: ls}
 }
+
+// LogVerifierKey is the note verifier key of the log's checkpoints: what
+// auditors give evidence verify (and any C2SP note reader) to check them.
+func (c *Checkpointer) LogVerifierKey() string { return c.logSigner.VerifierKey() }
 
 // Committed is the archive's Committed hook: rows were stored and
 // acknowledged, in chain order. It never blocks on ClickHouse for long: at
@@ -308,6 +324,7 @@ func (c *Checkpointer) flush(ctx context.Context) bool {
 			return false
 		}
 		c.failures = 0
+		c.chainDone = false
 		c.mu.Lock()
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
@@ -318,6 +335,20 @@ func (c *Checkpointer) flush(ctx context.Context) bool {
 // publish is de-duplicated by message id, so a retry after a failed insert
 // does not publish it twice.
 func (c *Checkpointer) write(ctx context.Context, cp verify.Checkpoint) error {
+	if !c.chainDone {
+		if err := c.writeChain(ctx, cp); err != nil {
+			return err
+		}
+		c.chainDone = true
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.writeLog(pctx, cp)
+}
+
+// writeChain writes the chain's checkpoint (the JSON format of
+// internal/verify).
+func (c *Checkpointer) writeChain(ctx context.Context, cp verify.Checkpoint) error {
 	body, err := json.Marshal(cp)
 	if err != nil {
 		return err

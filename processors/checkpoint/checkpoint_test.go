@@ -125,6 +125,9 @@ func published(t *testing.T, js jetstream.JetStream) []verify.Checkpoint {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if m.Subject != checkpoint.Subject {
+			continue // the log's checkpoints (publishedLog)
+		}
 		var c verify.Checkpoint
 		if err := json.Unmarshal(m.Data, &c); err != nil {
 			t.Fatalf("stream message %d: %v", seq, err)
@@ -185,7 +188,7 @@ func TestCheckpointsEveryN(t *testing.T) {
 	if err := s.Purge(ctx); err == nil {
 		t.Fatal("the checkpoint stream was purged")
 	}
-	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 5 || !info.Config.DenyDelete || !info.Config.DenyPurge {
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 10 || !info.Config.DenyDelete || !info.Config.DenyPurge {
 		t.Fatalf("stream after the attempts: %+v %v", info, err)
 	}
 
@@ -200,6 +203,7 @@ func TestCheckpointsEveryN(t *testing.T) {
 	if n := len(published(t, js.JS)); n != 8 {
 		t.Fatalf("stream holds %d checkpoints, want 8", n)
 	}
+	checkLogCheckpoints(t, js.JS, st, key, []int64{5, 10, 15, 20, 23, 28, 33, 35})
 	res, err := verify.Verify(ctx, st.Conn(), verify.Options{Keys: keys})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,160 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/mod/sumdb/tlog"
+
+	itlog "github.com/evidencepipeline/evidence/internal/tlog"
+)
+
+// The transparency log's routes (role auditor; docs/tamper-evidence.md):
+//
+//	GET /v1/log/checkpoint                                 the newest signed checkpoint (C2SP note)
+//	GET /v1/log/proof/inclusion?seq=STREAM_SEQ&size=N      the row's leaf and its inclusion proof
+//	GET /v1/log/proof/consistency?old=M&size=N             tree N extends tree M
+//
+// size defaults to the newest checkpoint's size.
+
+// LogSource is where the log routes read: ClickHouse (nil while not
+// connected) and the newest signed checkpoint.
+type LogSource interface {
+	Conn() driver.Conn
+	Latest(ctx context.Context) (note []byte, ok bool, err error)
+}
+
+func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
+	note, ok, err := s.cfg.TLog.Latest(r.Context())
+	switch {
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "reading the log's checkpoints: "+err.Error())
+	case !ok:
+		writeError(w, http.StatusNotFound, "the log has no checkpoint yet")
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write(note)
+	}
+}
+
+// logTree is the tree a proof is asked against: size (default: the newest
+// checkpoint's), its root from the tiles.
+func (s *Server) logTree(w http.ResponseWriter, r *http.Request, tiles *itlog.Tiles) (tlog.Tree, bool) {
+	var n int64
+	if v := r.URL.Query().Get("size"); v != "" {
+		x, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || x < 1 {
+			writeError(w, http.StatusBadRequest, "size "+strconv.Quote(v)+": want a tree size, a positive integer")
+			return tlog.Tree{}, false
+		}
+		n = x
+	} else {
+		note, ok, err := s.cfg.TLog.Latest(r.Context())
+		if err != nil || !ok {
+			writeError(w, http.StatusNotFound, "no size given and the log has no checkpoint yet")
+			return tlog.Tree{}, false
+		}
+		c, err := itlog.ParseCheckpoint(noteText(note))
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "the newest checkpoint: "+err.Error())
+			return tlog.Tree{}, false
+		}
+		n = c.Tree.N
+	}
+	size, _, err := tiles.State(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return tlog.Tree{}, false
+	}
+	if n > size {
+		writeError(w, http.StatusNotFound, "size "+strconv.FormatInt(n, 10)+": the log has "+strconv.FormatInt(size, 10)+" leaves")
+		return tlog.Tree{}, false
+	}
+	root, err := tiles.RootAt(r.Context(), n)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return tlog.Tree{}, false
+	}
+	return tlog.Tree{N: n, Hash: root}, true
+}
+
+func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
+	conn := s.cfg.TLog.Conn()
+	if conn == nil {
+		writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+		return
+	}
+	v := r.URL.Query().Get("seq")
+	seq, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || seq == 0 {
+		writeError(w, http.StatusBadRequest, "seq "+strconv.Quote(v)+": want the row's stream sequence, a positive integer")
+		return
+	}
+	tiles := itlog.NewTiles(conn)
+	tree, ok := s.logTree(w, r, tiles)
+	if !ok {
+		return
+	}
+	idx, rowHash, err := itlog.Leaf(r.Context(), conn, seq)
+	if errors.Is(err, itlog.ErrNoRow) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	if idx >= tree.N {
+		writeError(w, http.StatusNotFound, "row "+v+" is leaf "+strconv.FormatInt(idx, 10)+", not in the tree of "+strconv.FormatInt(tree.N, 10)+" leaves (ask a larger size)")
+		return
+	}
+	p, err := tiles.InclusionProof(r.Context(), tree, idx)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, itlog.InclusionProof{TreeSize: tree.N, LeafIndex: idx, StreamSeq: seq, RowHash: rowHash, Proof: p})
+}
+
+func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) {
+	conn := s.cfg.TLog.Conn()
+	if conn == nil {
+		writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+		return
+	}
+	v := r.URL.Query().Get("old")
+	old, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || old < 1 {
+		writeError(w, http.StatusBadRequest, "old "+strconv.Quote(v)+": want the older tree size, a positive integer")
+		return
+	}
+	tiles := itlog.NewTiles(conn)
+	tree, ok := s.logTree(w, r, tiles)
+	if !ok {
+		return
+	}
+	if old > tree.N {
+		writeError(w, http.StatusBadRequest, "old "+v+" is larger than size "+strconv.FormatInt(tree.N, 10))
+		return
+	}
+	p, err := tiles.ConsistencyProof(r.Context(), tree, old)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, itlog.ConsistencyProof{OldSize: old, TreeSize: tree.N, Proof: p})
+}
+
+// noteText is the text of a signed note: up to the blank line before the
+// signatures.
+func noteText(note []byte) string {
+	for i := 0; i+1 < len(note); i++ {
+		if note[i] == '\n' && note[i+1] == '\n' {
+			return string(note[:i+1])
+		}
+	}
+	return string(note)
+}

@@ -1,0 +1,83 @@
+package tlog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// InclusionProof is the answer of GET /v1/log/proof/inclusion and the
+// input of evidence verify inclusion: the leaf (its index, its row's
+// stream sequence and chain hash) and the proof against the tree of
+// TreeSize leaves. Hashes are standard base64, as in checkpoints.
+type InclusionProof struct {
+	TreeSize  int64       `json:"tree_size"`
+	LeafIndex int64       `json:"leaf_index"`
+	StreamSeq uint64      `json:"stream_seq"`
+	RowHash   string      `json:"row_hash"`
+	Proof     []tlog.Hash `json:"proof"`
+}
+
+// ConsistencyProof is the answer of GET /v1/log/proof/consistency and the
+// input of evidence verify consistency: the tree of TreeSize leaves
+// extends the tree of its first OldSize.
+type ConsistencyProof struct {
+	OldSize  int64       `json:"old_size"`
+	TreeSize int64       `json:"tree_size"`
+	Proof    []tlog.Hash `json:"proof"`
+}
+
+// ErrNoRow means no archived row has the stream sequence asked for.
+var ErrNoRow = errors.New("no archived row with that stream sequence")
+
+// Leaf finds the leaf of the row of stream sequence seq: its index (the
+// rows before it) and its chain hash.
+func Leaf(ctx context.Context, conn driver.Conn, seq uint64) (index int64, rowHash string, err error) {
+	err = conn.QueryRow(ctx, "SELECT hash FROM events WHERE stream_seq = ? LIMIT 1", seq).Scan(&rowHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", fmt.Errorf("%w: %d", ErrNoRow, seq)
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read the row of stream sequence %d: %w", seq, err)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM events WHERE stream_seq < ?", seq).Scan(&n); err != nil {
+		return 0, "", fmt.Errorf("count the rows before stream sequence %d: %w", seq, err)
+	}
+	return int64(n), rowHash, nil
+}
+
+// VerifyInclusion checks p against the tree of a checkpoint: the proof
+// is for that size, and the leaf of p.RowHash at p.LeafIndex hashes up to
+// the checkpoint's root.
+func VerifyInclusion(c Checkpoint, p InclusionProof) error {
+	if p.TreeSize != c.Tree.N {
+		return fmt.Errorf("the proof is for a tree of %d leaves, the checkpoint signs %d", p.TreeSize, c.Tree.N)
+	}
+	h, err := LeafHash(p.RowHash)
+	if err != nil {
+		return err
+	}
+	if err := tlog.CheckRecord(p.Proof, c.Tree.N, c.Tree.Hash, p.LeafIndex, h); err != nil {
+		return fmt.Errorf("row of stream sequence %d (leaf %d) is not in the tree of %d leaves the checkpoint signs: %w", p.StreamSeq, p.LeafIndex, c.Tree.N, err)
+	}
+	return nil
+}
+
+// VerifyConsistency checks that newer extends older with p.
+func VerifyConsistency(older, newer Checkpoint, p ConsistencyProof) error {
+	if older.Origin != newer.Origin {
+		return fmt.Errorf("the checkpoints are of two logs: %q and %q", older.Origin, newer.Origin)
+	}
+	if p.OldSize != older.Tree.N || p.TreeSize != newer.Tree.N {
+		return fmt.Errorf("the proof is from %d to %d leaves, the checkpoints sign %d and %d", p.OldSize, p.TreeSize, older.Tree.N, newer.Tree.N)
+	}
+	if err := tlog.CheckTree(p.Proof, newer.Tree.N, newer.Tree.Hash, older.Tree.N, older.Tree.Hash); err != nil {
+		return fmt.Errorf("the tree of %d leaves does not extend the tree of %d: history was rewritten (%w)", newer.Tree.N, older.Tree.N, err)
+	}
+	return nil
+}
