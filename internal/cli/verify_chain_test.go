@@ -435,9 +435,10 @@ func newStreamArchive(t *testing.T) *streamArchive {
 		t.Fatalf("evidenced archived %d rows and checkpoints %+v; want rows 1..20, checkpoints at 10 and 20", len(a.rows), a.cps)
 	}
 	a.keyID = a.cps[0].KeyID
-	// The stream holds the same two.
+	// The stream holds the same two, and the transparency log's two
+	// checkpoint notes (subject evidence.checkpoints.log).
 	info, err := n.JS.Stream(ctx, verify.CheckpointStream)
-	if err != nil || info.CachedInfo().State.Msgs != 2 {
+	if err != nil || info.CachedInfo().State.Msgs != 4 {
 		t.Fatalf("stream %s after evidenced: %v", verify.CheckpointStream, err)
 	}
 	return a
