@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -624,7 +625,12 @@ func archiveNotes(t *testing.T, chURL, dataDir, source string, n int, extra ...s
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{})
+	// Rows are visible in ClickHouse before their batch is committed (its
+	// log tiles written, acknowledged, handed to the checkpointer): wait
+	// for the commit, not for the rows, before a test stops evidenced.
+	var committed atomic.Int64
+	d, err := daemon.Start(ctx, cfg, nil, daemon.Options{ArchiveHooks: archive.Hooks{
+		Committed: func(rows []store.EventRow) { committed.Add(int64(len(rows))) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -660,5 +666,11 @@ func archiveNotes(t *testing.T, chURL, dataDir, source string, n int, extra ...s
 	}
 	st = testenv.StoreAt(t, chURL)
 	testenv.WaitForRows(t, st, uint64(n), 60*time.Second)
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if c := committed.Load(); c < int64(n) {
+			return fmt.Errorf("%d of %d rows committed by the archive", c, n)
+		}
+		return nil
+	})
 	return st, shutdown
 }
