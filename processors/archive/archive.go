@@ -394,6 +394,18 @@ func (a *Archive) position(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
+// commitGrace bounds how long a batch whose rows are stored may take to
+// be finished once the archive is asked to stop.
+const commitGrace = 10 * time.Second
+
+// outliving returns a context that ends grace after ctx does (or when
+// the returned cancel is called).
+func outliving(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return octx, func() { stop(); cancel() }
+}
+
 // flush chains and stores the batch, retrying while ClickHouse is
 // unavailable, then acknowledges it.
 func (a *Archive) flush(ctx context.Context, batch []pending) error {
@@ -402,10 +414,16 @@ func (a *Archive) flush(ctx context.Context, batch []pending) error {
 	}
 	start := time.Now()
 	rows := a.chain(a.lastHash, batch)
+	// An INSERT in flight when the archive is stopped is let finish (for
+	// commitGrace): cancelling it would leave its outcome unknown, the
+	// rows perhaps stored while the archive believes they are not. No new
+	// attempt starts after the stop (retry watches ctx).
+	octx, cancel := outliving(ctx, commitGrace)
+	defer cancel()
 	attempts := 0
 	err := a.retry(ctx, "insert batch", batch, func() error {
 		attempts++
-		err := a.insert(ctx, rows)
+		err := a.insert(octx, rows)
 		if err != nil && store.IsPermanent(err) && attempts >= 3 {
 			return errPermanent{err}
 		}
@@ -419,7 +437,12 @@ func (a *Archive) flush(ctx context.Context, batch []pending) error {
 	if err != nil {
 		return err
 	}
-	if err := a.appendLog(ctx, rows); err != nil {
+	// The rows are stored: finish the batch (its leaves and tiles, its
+	// acknowledgement) even when the archive is being stopped, so that a
+	// graceful stop never leaves stored rows outside the log and
+	// unsigned until the next start. A ClickHouse that does not answer
+	// within commitGrace leaves it to that next start, which repairs it.
+	if err := a.appendLog(octx, rows); err != nil {
 		return err
 	}
 	if a.hooks.AfterInsert != nil {
