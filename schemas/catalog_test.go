@@ -21,6 +21,12 @@ var updateDocs = flag.Bool("update", false, "rewrite docs/events.md from the sch
 // catalogTypes is the event catalog. Adding a type means adding its schema,
 // its examples, its invalid examples and regenerating docs/events.md.
 var catalogTypes = []string{
+	"dev.evidencepipeline.access.bypass.v1",
+	"dev.evidencepipeline.access.grant.changed.v1",
+	"dev.evidencepipeline.access.protection.changed.v1",
+	"dev.evidencepipeline.access.repository.changed.v1",
+	"dev.evidencepipeline.access.reviewed.v1",
+	"dev.evidencepipeline.access.snapshot.v1",
 	"dev.evidencepipeline.artifact.built.v1",
 	"dev.evidencepipeline.change.closed.v1",
 	"dev.evidencepipeline.change.merged.v1",

@@ -35,7 +35,26 @@ const (
 	TypeTicketRejected      = "dev.evidencepipeline.ticket.rejected.v1"
 	TypeTicketTransitioned  = "dev.evidencepipeline.ticket.transitioned.v1"
 	TypeWebhookReceived     = "dev.evidencepipeline.webhook.received.v1"
+
+	// The access types (issue 17) give no change-record facts: they are
+	// archived and read by the access record, not correlated into changes.
+	TypeAccessBypass            = "dev.evidencepipeline.access.bypass.v1"
+	TypeAccessGrantChanged      = "dev.evidencepipeline.access.grant.changed.v1"
+	TypeAccessProtectionChanged = "dev.evidencepipeline.access.protection.changed.v1"
+	TypeAccessRepositoryChanged = "dev.evidencepipeline.access.repository.changed.v1"
+	TypeAccessReviewed          = "dev.evidencepipeline.access.reviewed.v1"
+	TypeAccessSnapshot          = "dev.evidencepipeline.access.snapshot.v1"
 )
+
+// factless are the catalog types Extract accepts without facts and
+// without error (never dead-lettered).
+var factless = map[string]bool{
+	TypeAccessBypass: true, TypeAccessGrantChanged: true, TypeAccessProtectionChanged: true,
+	TypeAccessRepositoryChanged: true, TypeAccessReviewed: true, TypeAccessSnapshot: true,
+}
+
+// Factless reports whether a catalog type is accepted without facts.
+func Factless(eventType string) bool { return factless[eventType] }
 
 // Extractor turns events into facts. Tickets finds ticket keys in change
 // titles, branch names and commit messages, beyond the keys the producer

@@ -23,6 +23,8 @@ const (
 	TypeScanReported        = "dev.evidencepipeline.scan.reported.v1"
 	TypeDeploymentStarted   = "dev.evidencepipeline.deployment.started.v1"
 	TypeDeploymentFinished  = "dev.evidencepipeline.deployment.finished.v1"
+	TypeAccessSnapshot      = "dev.evidencepipeline.access.snapshot.v1"
+	TypeAccessReviewed      = "dev.evidencepipeline.access.reviewed.v1"
 )
 
 // Meta holds the CloudEvents attributes of an event that its data does not

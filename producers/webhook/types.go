@@ -19,4 +19,12 @@ const (
 	TypeTicketTransitioned = "dev.evidencepipeline.ticket.transitioned.v1"
 	TypeTicketApproved     = "dev.evidencepipeline.ticket.approved.v1"
 	TypeTicketRejected     = "dev.evidencepipeline.ticket.rejected.v1"
+
+	// Access events (issue 17): protection, grants, bypasses, repositories.
+	TypeAccessProtectionChanged = "dev.evidencepipeline.access.protection.changed.v1"
+	TypeAccessGrantChanged      = "dev.evidencepipeline.access.grant.changed.v1"
+	TypeAccessBypass            = "dev.evidencepipeline.access.bypass.v1"
+	TypeAccessReviewed          = "dev.evidencepipeline.access.reviewed.v1"
+	TypeAccessRepositoryChanged = "dev.evidencepipeline.access.repository.changed.v1"
+	TypeAccessSnapshot          = "dev.evidencepipeline.access.snapshot.v1"
 )
