@@ -59,7 +59,23 @@
 //	deployment_review requested          ignored
 //	release published                    webhook.received only (who published which tag);
 //	                                     other release actions ignored
-//	ping and any other event             ignored
+//	branch_protection_rule created,      access.protection.changed (target rule.name,
+//	  edited, deleted                    rule_id rule.id; edited: changed_fields from
+//	                                     changes; deleted: no settings)
+//	member added, edited, removed        access.grant.changed granted, changed, removed
+//	                                     (new permission from changes.permission.to,
+//	                                     write when absent; previous from
+//	                                     changes.old_permission)
+//	deploy_key created, deleted          access.grant.changed (kind deploy_key,
+//	                                     read_only: read, else write)
+//	repository created, deleted,         access.repository.changed
+//	  archived, unarchived, publicized,
+//	  privatized, renamed, transferred
+//	repository edited and others         ignored
+//	push with forced true                access.bypass kind force_push, besides the
+//	                                     webhook.received
+//	ping and any other event             ignored (team, membership, organization and
+//	                                     repository_ruleset: not yet translated)
 //
 // # Attributes
 //

@@ -12,8 +12,10 @@ import (
 type pushEvent struct {
 	envelope
 	Ref     string `json:"ref"`
+	Before  string `json:"before"`
 	After   string `json:"after"`
 	Deleted bool   `json:"deleted"`
+	Forced  bool   `json:"forced"`
 }
 
 // translatePush keeps pushes to branches. The correlator reads the raw
@@ -43,7 +45,15 @@ func translatePush(d *delivery) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	return result{repo: r, subject: r.key + "/commit/" + after}, nil
+	res := result{repo: r, subject: r.key + "/commit/" + after}
+	if ev.Forced {
+		f, err := forcedPush(d, r, &ev)
+		if err != nil {
+			return result{}, err
+		}
+		res.facts = append(res.facts, f)
+	}
+	return res, nil
 }
 
 // translateDeploymentReview keeps approvals and rejections of a

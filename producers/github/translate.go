@@ -116,6 +116,11 @@ var translators = map[string]translator{
 	"deployment_status":   translateDeploymentStatus,
 	"deployment_review":   translateDeploymentReview,
 	"release":             translateRelease,
+
+	"branch_protection_rule": translateBranchProtectionRule,
+	"member":                 translateMember,
+	"deploy_key":             translateDeployKey,
+	"repository":             translateRepository,
 }
 
 func ignoreAll(reason string) translator {

@@ -1,0 +1,239 @@
+package github_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidencepipeline/evidence/producers/webhook"
+	"github.com/evidencepipeline/evidence/producers/webhook/webhooktest"
+)
+
+// accessPayload reads a real payload of the shared corpus
+// (octokit-examples-access/<event>/<file>).
+func accessPayload(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(webhooktest.Corpus(t, "github"), "octokit-examples-access", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAccessTranslation translates real GitHub payloads into access
+// events and compares each event's data, field by field, with values
+// worked out by hand from the payload.
+func TestAccessTranslation(t *testing.T) {
+	for _, tc := range []struct {
+		event, file string
+		body        []byte // instead of file
+		wantType    string
+		want        string // the event's data
+	}{
+		{
+			event: "branch_protection_rule", file: "branch_protection_rule/04-edited.json", wantType: webhook.TypeAccessProtectionChanged,
+			// rule.updated_at 2021-08-19T12:16:32.000-04:00 is 16:16:32 UTC;
+			// the *_enforcement_level "off" means not allowed; the 15 keys
+			// of changes, the known ones under the catalog's names, sorted.
+			want: `{"repository": "github.com/octo-org/octo-repo", "action": "edited", "target": "production",
+				"rule_kind": "branch_protection_rule", "rule_id": "21796960", "actor": ` + codertocat + `,
+				"settings": {"required_approving_review_count": 1, "dismiss_stale_reviews": false, "require_code_owner_reviews": false,
+					"enforce_admins": false, "allow_force_pushes": false, "allow_deletions": false},
+				"changed_fields": ["allow_deletions", "allow_force_pushes", "authorized_actor_names", "authorized_actors_only",
+					"authorized_dismissal_actors_only", "dismiss_stale_reviews", "enforce_admins",
+					"linear_history_requirement_enforcement_level", "pull_request_reviews_enforcement_level",
+					"require_code_owner_reviews", "required_approving_review_count", "required_conversation_resolution_level",
+					"required_deployments_enforcement_level", "required_status_checks_enforcement_level",
+					"signature_requirement_enforcement_level"],
+				"changed_at": "2021-08-19T16:16:32Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "branch_protection_rule", file: "branch_protection_rule/03-deleted.json", wantType: webhook.TypeAccessProtectionChanged,
+			// deleted: no settings; the time of deletion is the receipt.
+			want: `{"repository": "github.com/octo-org/octo-repo", "action": "deleted", "target": "production",
+				"rule_kind": "branch_protection_rule", "rule_id": "21796960", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "member", file: "member/03-edited.json", wantType: webhook.TypeAccessGrantChanged,
+			// changes.old_permission.from "write"; no new permission stated: write.
+			want: `{"scope": "repository", "repository": "github.com/codertocat/hello-world", "action": "changed",
+				"principal": {"kind": "user", "login": "octocat", "id": "583231"}, "permission": "write",
+				"previous_permission": "write", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "member", file: "member/00-added.json", wantType: webhook.TypeAccessGrantChanged,
+			want: `{"scope": "repository", "repository": "github.com/codertocat/hello-world", "action": "granted",
+				"principal": {"kind": "user", "login": "hacktocat", "id": "39652351"}, "permission": "write",
+				"actor": {"login": "hacktocat", "id": "39652351", "type": "user"},
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "member", wantType: webhook.TypeAccessGrantChanged,
+			body: modify(t, accessPayload(t, "member/03-edited.json"), func(m map[string]any) {
+				obj(m, "changes")["permission"] = map[string]any{"from": "write", "to": "admin"}
+			}),
+			want: `{"scope": "repository", "repository": "github.com/codertocat/hello-world", "action": "changed",
+				"principal": {"kind": "user", "login": "octocat", "id": "583231"}, "permission": "admin", "platform_permission": "admin",
+				"previous_permission": "write", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "deploy_key", file: "deploy_key/00-created.json", wantType: webhook.TypeAccessGrantChanged,
+			want: `{"scope": "repository", "repository": "github.com/codertocat/hello-world", "action": "granted",
+				"principal": {"kind": "deploy_key", "login": "hey-its-a-deploy-key", "id": "100"},
+				"permission": "read", "platform_permission": "read_only", "actor": ` + codertocat + `,
+				"changed_at": "2019-04-02T17:37:07Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "deploy_key", wantType: webhook.TypeAccessGrantChanged,
+			body: modify(t, accessPayload(t, "deploy_key/00-created.json"), func(m map[string]any) {
+				m["action"] = "deleted"
+				obj(m, "key")["read_only"] = false
+			}),
+			want: `{"scope": "repository", "repository": "github.com/codertocat/hello-world", "action": "removed",
+				"principal": {"kind": "deploy_key", "login": "hey-its-a-deploy-key", "id": "100"},
+				"permission": "none", "platform_permission": "read_write", "previous_permission": "write", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "repository", file: "repository/05-privatized.json", wantType: webhook.TypeAccessRepositoryChanged,
+			want: `{"repository": "github.com/codertocat/hello-world", "action": "privatized", "actor": ` + codertocat + `,
+				"from": "public", "to": "private", "changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "repository", file: "repository/09-renamed.json", wantType: webhook.TypeAccessRepositoryChanged,
+			want: `{"repository": "github.com/octocoders/hello-world", "action": "renamed", "actor": ` + codertocat + `,
+				"from": "Hello-World", "to": "Hello-World", "changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "repository", file: "repository/10-transferred.json", wantType: webhook.TypeAccessRepositoryChanged,
+			// changes.owner.from.user.login octocat; the new owner from full_name.
+			want: `{"repository": "github.com/octocoders/hello-world", "action": "transferred", "actor": ` + codertocat + `,
+				"from": "octocat", "to": "Octocoders", "changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+	} {
+		name := tc.file
+		if name == "" {
+			name = tc.event + " modified: " + tc.want[:60]
+		}
+		t.Run(name, func(t *testing.T) {
+			body := tc.body
+			if body == nil {
+				body = accessPayload(t, tc.file)
+			}
+			events, err := newProvider().Translate(headers(tc.event, "d-1"), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEvents(t, events, "d-1")
+			if len(events) != 2 || events[0].Type != tc.wantType {
+				t.Fatalf("events %v, want %s and webhook.received", webhooktest.Types(events), tc.wantType)
+			}
+			if events[0].Subject != events[0].Source[len("https://"):] {
+				t.Errorf("subject %q, want the repository of source %q", events[0].Subject, events[0].Source)
+			}
+			var got, want any
+			if err := json.Unmarshal(events[0].Data, &got); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("data (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestForcedPushIsABypass(t *testing.T) {
+	const before = "a10867b14bb761a232cd80139fbd4c0d33264240"
+	body := modify(t, []byte(readCorpus(t, "octokit-webhooks/push/with-new-branch.payload.json")), func(m map[string]any) {
+		m["forced"], m["before"] = true, before
+	})
+	events, err := newProvider().Translate(headers("push", "d-2"), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, events, "d-2")
+	if got := webhooktest.Types(events); !cmp.Equal(got, []string{webhook.TypeAccessBypass, webhook.TypeWebhookReceived}) {
+		t.Fatalf("events %v", got)
+	}
+	want := map[string]any{"repository": "github.com/codertocat/hello-world", "branch": "master", "kind": "force_push",
+		"actor":  map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+		"before": before, "after": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+		"pushed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-2"}
+	if diff := cmp.Diff(want, webhooktest.DataMap(t, events[0])); diff != "" {
+		t.Errorf("data (-want +got):\n%s", diff)
+	}
+
+	// The same push not forced gives no bypass.
+	events, err = newProvider().Translate(headers("push", "d-3"), readCorpus(t, "octokit-webhooks/push/with-new-branch.payload.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := webhooktest.Types(events); !cmp.Equal(got, []string{webhook.TypeWebhookReceived}) {
+		t.Errorf("an unforced push gives %v", got)
+	}
+}
+
+func readCorpus(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(webhooktest.Corpus(t, "github"), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestAccessIgnoredAndMalformed(t *testing.T) {
+	p := newProvider()
+	_, err := p.Translate(headers("repository", "d-4"), accessPayload(t, "repository/03-edited.json"))
+	var ign *webhook.Ignored
+	if !errors.As(err, &ign) || ign.Reason != "repository.edited carries no evidence" {
+		t.Errorf("repository.edited: %v, want ignored", err)
+	}
+	bad := modify(t, accessPayload(t, "deploy_key/00-created.json"), func(m map[string]any) { delete(obj(m, "key"), "title") })
+	if _, err := p.Translate(headers("deploy_key", "d-5"), bad); err == nil || err.Error() != "key.title: missing" {
+		t.Errorf("deploy key without title: %v, want key.title: missing", err)
+	}
+	bad = modify(t, accessPayload(t, "member/00-added.json"), func(m map[string]any) { delete(m, "member") })
+	if _, err := p.Translate(headers("member", "d-6"), bad); err == nil || err.Error() != "member.login: missing" {
+		t.Errorf("member without member: %v, want member.login: missing", err)
+	}
+}
+
+// TestAccessHandlerSignature posts a signed access delivery through the
+// webhook handler (the stream holds its events), and refuses an unsigned
+// or tampered one.
+func TestAccessHandlerSignature(t *testing.T) {
+	srv := webhooktest.Handler(t, newProvider(), secret)
+	body := accessPayload(t, "member/03-edited.json")
+	hdr := headers("member", "acc-1")
+	sign(hdr, secret, body)
+	code, r := srv.Post(t, hdr, body)
+	want := webhook.Response{Provider: "github", Accepted: 2, Events: []string{webhook.TypeAccessGrantChanged, webhook.TypeWebhookReceived}}
+	if code != http.StatusAccepted || !cmp.Equal(want, r) {
+		t.Fatalf("signed: %d %+v, want 202 %+v", code, r, want)
+	}
+	if n := len(srv.StreamEvents(t)); n != 2 {
+		t.Errorf("the stream holds %d events, want 2", n)
+	}
+	unsigned := headers("member", "acc-2")
+	if code, r := srv.Post(t, unsigned, body); code != http.StatusUnauthorized || !strings.Contains(r.Error, "X-Hub-Signature-256 header is missing") {
+		t.Errorf("unsigned: %d %+v, want 401", code, r)
+	}
+	tampered := hdr.Clone()
+	tampered.Set("X-GitHub-Delivery", "acc-3")
+	if code, r := srv.Post(t, tampered, append([]byte(" "), body...)); code != http.StatusUnauthorized || !strings.Contains(r.Error, "does not match") {
+		t.Errorf("tampered: %d %+v, want 401", code, r)
+	}
+}
