@@ -35,7 +35,61 @@ func TestAccessTranslation(t *testing.T) {
 		body        []byte // instead of file
 		wantType    string
 		want        string // the event's data
+		subject     string // "": the repository
 	}{
+		{
+			event: "team", file: "team/00-added_to_repository.json", wantType: webhook.TypeAccessGrantChanged,
+			// repository.permissions {pull: true, push: false, admin: false}: pull is read.
+			want: `{"scope": "repository", "repository": "github.com/octocoders/hello-world", "action": "granted",
+				"principal": {"kind": "team", "login": "github", "id": "3253328", "name": "github"},
+				"permission": "read", "platform_permission": "pull", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "team", file: "team/05-removed_from_repository.json", wantType: webhook.TypeAccessGrantChanged,
+			want: `{"scope": "repository", "repository": "github.com/octocoders/hello-world", "action": "removed",
+				"principal": {"kind": "team", "login": "github", "id": "3253328", "name": "github"},
+				"permission": "none", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "team", wantType: webhook.TypeAccessGrantChanged,
+			body: modify(t, accessPayload(t, "team/00-added_to_repository.json"), func(m map[string]any) {
+				m["action"] = "edited"
+				obj(m, "repository")["permissions"] = map[string]any{"pull": true, "push": true, "admin": true}
+				m["changes"] = map[string]any{"repository": map[string]any{"permissions": map[string]any{"from": map[string]any{"pull": true, "push": false}}}}
+			}),
+			want: `{"scope": "repository", "repository": "github.com/octocoders/hello-world", "action": "changed",
+				"principal": {"kind": "team", "login": "github", "id": "3253328", "name": "github"},
+				"permission": "admin", "platform_permission": "admin", "previous_permission": "read", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "membership", file: "membership/01-added.json", wantType: webhook.TypeAccessGrantChanged, subject: "org:github.com/octocoders",
+			want: `{"scope": "organization", "organization": "github.com/octocoders", "action": "granted",
+				"principal": {"kind": "user", "login": "Codertocat", "id": "21031067"}, "team": "github",
+				"permission": "member", "platform_permission": "team_member", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "organization", file: "organization/00-member_added.json", wantType: webhook.TypeAccessGrantChanged, subject: "org:github.com/octocoders",
+			// membership.role member; the organisation's host from organization.url (api.github.com: github.com).
+			want: `{"scope": "organization", "organization": "github.com/octocoders", "action": "granted",
+				"principal": {"kind": "user", "login": "hacktocat", "id": "39652351"},
+				"permission": "member", "platform_permission": "member", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "organization", wantType: webhook.TypeAccessGrantChanged, subject: "org:github.com/octocoders",
+			body: modify(t, accessPayload(t, "organization/00-member_added.json"), func(m map[string]any) {
+				m["action"] = "member_removed"
+				obj(m, "membership")["role"] = "admin"
+			}),
+			want: `{"scope": "organization", "organization": "github.com/octocoders", "action": "removed",
+				"principal": {"kind": "user", "login": "hacktocat", "id": "39652351"},
+				"permission": "none", "platform_permission": "admin", "previous_permission": "admin", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
 		{
 			event: "branch_protection_rule", file: "branch_protection_rule/04-edited.json", wantType: webhook.TypeAccessProtectionChanged,
 			// rule.updated_at 2021-08-19T12:16:32.000-04:00 is 16:16:32 UTC;
@@ -137,7 +191,11 @@ func TestAccessTranslation(t *testing.T) {
 			if len(events) != 2 || events[0].Type != tc.wantType {
 				t.Fatalf("events %v, want %s and webhook.received", webhooktest.Types(events), tc.wantType)
 			}
-			if events[0].Subject != events[0].Source[len("https://"):] {
+			if tc.subject != "" {
+				if events[0].Subject != tc.subject {
+					t.Errorf("subject %q, want %q", events[0].Subject, tc.subject)
+				}
+			} else if events[0].Subject != events[0].Source[len("https://"):] {
 				t.Errorf("subject %q, want the repository of source %q", events[0].Subject, events[0].Source)
 			}
 			var got, want any

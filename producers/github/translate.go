@@ -121,6 +121,9 @@ var translators = map[string]translator{
 	"member":                 translateMember,
 	"deploy_key":             translateDeployKey,
 	"repository":             translateRepository,
+	"team":                   translateTeam,
+	"membership":             translateMembership,
+	"organization":           translateOrganization,
 }
 
 func ignoreAll(reason string) translator {
