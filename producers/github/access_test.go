@@ -295,3 +295,74 @@ func TestAccessHandlerSignature(t *testing.T) {
 		t.Errorf("tampered: %d %+v, want 401", code, r)
 	}
 }
+
+// TestRepositoryRuleset: an edited branch ruleset gives one
+// access.protection.changed per ref include pattern, with the settings
+// read from its rules (hand-worked from testdata/repository_ruleset.edited.json).
+func TestRepositoryRuleset(t *testing.T) {
+	body := payload(t, "repository_ruleset.edited")
+	events, err := newProvider().Translate(headers("repository_ruleset", "rs-1"), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, events, "rs-1")
+	if got := webhooktest.Types(events); !cmp.Equal(got, []string{webhook.TypeAccessProtectionChanged, webhook.TypeAccessProtectionChanged, webhook.TypeWebhookReceived}) {
+		t.Fatalf("events %v", got)
+	}
+	// A bypass actor exists: enforce_admins false. deletion and
+	// non_fast_forward rules: neither allowed. updated_at
+	// 2024-05-07T10:11:12+02:00 is 08:11:12 UTC. changes: the
+	// pull_request rule updated, non_fast_forward added, enforcement.
+	settings := map[string]any{"required_approving_review_count": 2.0, "dismiss_stale_reviews": true, "require_code_owner_reviews": false,
+		"enforce_admins": false, "allow_force_pushes": false, "allow_deletions": false, "bypass_actors": []any{"RepositoryRole:5"}}
+	changed := []any{"allow_force_pushes", "dismiss_stale_reviews", "enforcement", "require_code_owner_reviews", "required_approving_review_count"}
+	for i, target := range []string{"~DEFAULT_BRANCH", "release/*"} {
+		want := map[string]any{"repository": "github.com/codertocat/hello-world", "action": "edited", "target": target,
+			"rule_kind": "repository_ruleset", "rule_id": "42", "actor": map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+			"settings": settings, "changed_fields": changed, "changed_at": "2024-05-07T08:11:12Z", "provider": "github", "delivery": "rs-1"}
+		if diff := cmp.Diff(want, webhooktest.DataMap(t, events[i])); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", target, diff)
+		}
+	}
+
+	// Without bypass actors the ruleset applies to administrators; a
+	// disabled ruleset enforces nothing; deleted has no settings.
+	for _, tc := range []struct {
+		name string
+		edit func(m map[string]any)
+		want map[string]any // settings of the first event; nil: none
+	}{
+		{"no bypass actors", func(m map[string]any) { obj(m, "repository_ruleset")["bypass_actors"] = []any{} },
+			map[string]any{"required_approving_review_count": 2.0, "dismiss_stale_reviews": true, "require_code_owner_reviews": false,
+				"enforce_admins": true, "allow_force_pushes": false, "allow_deletions": false, "bypass_actors": []any{}}},
+		{"disabled", func(m map[string]any) { obj(m, "repository_ruleset")["enforcement"] = "disabled" },
+			map[string]any{"required_approving_review_count": 0.0, "dismiss_stale_reviews": false, "require_code_owner_reviews": false,
+				"enforce_admins": false, "allow_force_pushes": true, "allow_deletions": true, "bypass_actors": []any{"RepositoryRole:5"}}},
+		{"deleted", func(m map[string]any) { m["action"] = "deleted"; delete(m, "changes") }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events, err := newProvider().Translate(headers("repository_ruleset", "rs-2"), modify(t, body, tc.edit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEvents(t, events, "rs-2")
+			d := webhooktest.DataMap(t, events[0])
+			if tc.want == nil {
+				if _, ok := d["settings"]; ok || d["action"] != "deleted" || d["changed_at"] != "2025-03-03T15:45:13Z" {
+					t.Errorf("deleted: %v", d)
+				}
+				return
+			}
+			if diff := cmp.Diff(tc.want, d["settings"]); diff != "" {
+				t.Errorf("settings (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// A tag ruleset protects no branch.
+	_, err = newProvider().Translate(headers("repository_ruleset", "rs-3"), modify(t, body, func(m map[string]any) { obj(m, "repository_ruleset")["target"] = "tag" }))
+	var ign *webhook.Ignored
+	if !errors.As(err, &ign) || ign.Reason != "repository_ruleset of target tag carries no evidence" {
+		t.Errorf("tag ruleset: %v, want ignored", err)
+	}
+}

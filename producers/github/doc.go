@@ -82,7 +82,11 @@
 //	organization member_added,           access.grant.changed, scope organization (role
 //	  member_removed                     admin: admin, else member); member_invited and
 //	                                     renamed ignored (an invitation grants nothing)
-//	ping and any other event             ignored (repository_ruleset: not yet translated)
+//	repository_ruleset created, edited,  access.protection.changed per ref include
+//	  deleted (target branch)            pattern (rule_kind repository_ruleset); rulesets
+//	                                     of tags or pushes, or without a repository,
+//	                                     ignored
+//	ping and any other event             ignored
 //
 // # Attributes
 //

@@ -124,6 +124,7 @@ var translators = map[string]translator{
 	"team":                   translateTeam,
 	"membership":             translateMembership,
 	"organization":           translateOrganization,
+	"repository_ruleset":     translateRepositoryRuleset,
 }
 
 func ignoreAll(reason string) translator {
