@@ -15,13 +15,13 @@ import (
 // protectionSettings is the catalog's protection_settings; a setting the
 // payload does not state is absent.
 type protectionSettings struct {
-	RequiredApprovingReviewCount *int64   `json:"required_approving_review_count,omitempty"`
-	DismissStaleReviews          *bool    `json:"dismiss_stale_reviews,omitempty"`
-	RequireCodeOwnerReviews      *bool    `json:"require_code_owner_reviews,omitempty"`
-	EnforceAdmins                *bool    `json:"enforce_admins,omitempty"`
-	AllowForcePushes             *bool    `json:"allow_force_pushes,omitempty"`
-	AllowDeletions               *bool    `json:"allow_deletions,omitempty"`
-	BypassActors                 []string `json:"bypass_actors,omitempty"`
+	RequiredApprovingReviewCount *int64    `json:"required_approving_review_count,omitempty"`
+	DismissStaleReviews          *bool     `json:"dismiss_stale_reviews,omitempty"`
+	RequireCodeOwnerReviews      *bool     `json:"require_code_owner_reviews,omitempty"`
+	EnforceAdmins                *bool     `json:"enforce_admins,omitempty"`
+	AllowForcePushes             *bool     `json:"allow_force_pushes,omitempty"`
+	AllowDeletions               *bool     `json:"allow_deletions,omitempty"`
+	BypassActors                 *[]string `json:"bypass_actors,omitempty"`
 }
 
 type protectionData struct {

@@ -35,7 +35,61 @@ func TestAccessTranslation(t *testing.T) {
 		body        []byte // instead of file
 		wantType    string
 		want        string // the event's data
+		subject     string // "": the repository
 	}{
+		{
+			event: "team", file: "team/00-added_to_repository.json", wantType: webhook.TypeAccessGrantChanged,
+			// repository.permissions {pull: true, push: false, admin: false}: pull is read.
+			want: `{"scope": "repository", "repository": "github.com/octocoders/hello-world", "action": "granted",
+				"principal": {"kind": "team", "login": "github", "id": "3253328", "name": "github"},
+				"permission": "read", "platform_permission": "pull", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "team", file: "team/05-removed_from_repository.json", wantType: webhook.TypeAccessGrantChanged,
+			want: `{"scope": "repository", "repository": "github.com/octocoders/hello-world", "action": "removed",
+				"principal": {"kind": "team", "login": "github", "id": "3253328", "name": "github"},
+				"permission": "none", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "team", wantType: webhook.TypeAccessGrantChanged,
+			body: modify(t, accessPayload(t, "team/00-added_to_repository.json"), func(m map[string]any) {
+				m["action"] = "edited"
+				obj(m, "repository")["permissions"] = map[string]any{"pull": true, "push": true, "admin": true}
+				m["changes"] = map[string]any{"repository": map[string]any{"permissions": map[string]any{"from": map[string]any{"pull": true, "push": false}}}}
+			}),
+			want: `{"scope": "repository", "repository": "github.com/octocoders/hello-world", "action": "changed",
+				"principal": {"kind": "team", "login": "github", "id": "3253328", "name": "github"},
+				"permission": "admin", "platform_permission": "admin", "previous_permission": "read", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "membership", file: "membership/01-added.json", wantType: webhook.TypeAccessGrantChanged, subject: "org:github.com/octocoders",
+			want: `{"scope": "organization", "organization": "github.com/octocoders", "action": "granted",
+				"principal": {"kind": "user", "login": "Codertocat", "id": "21031067"}, "team": "github",
+				"permission": "member", "platform_permission": "team_member", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "organization", file: "organization/00-member_added.json", wantType: webhook.TypeAccessGrantChanged, subject: "org:github.com/octocoders",
+			// membership.role member; the organisation's host from organization.url (api.github.com: github.com).
+			want: `{"scope": "organization", "organization": "github.com/octocoders", "action": "granted",
+				"principal": {"kind": "user", "login": "hacktocat", "id": "39652351"},
+				"permission": "member", "platform_permission": "member", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
+		{
+			event: "organization", wantType: webhook.TypeAccessGrantChanged, subject: "org:github.com/octocoders",
+			body: modify(t, accessPayload(t, "organization/00-member_added.json"), func(m map[string]any) {
+				m["action"] = "member_removed"
+				obj(m, "membership")["role"] = "admin"
+			}),
+			want: `{"scope": "organization", "organization": "github.com/octocoders", "action": "removed",
+				"principal": {"kind": "user", "login": "hacktocat", "id": "39652351"},
+				"permission": "none", "platform_permission": "admin", "previous_permission": "admin", "actor": ` + codertocat + `,
+				"changed_at": "2025-03-03T15:45:13Z", "provider": "github", "delivery": "d-1"}`,
+		},
 		{
 			event: "branch_protection_rule", file: "branch_protection_rule/04-edited.json", wantType: webhook.TypeAccessProtectionChanged,
 			// rule.updated_at 2021-08-19T12:16:32.000-04:00 is 16:16:32 UTC;
@@ -137,7 +191,11 @@ func TestAccessTranslation(t *testing.T) {
 			if len(events) != 2 || events[0].Type != tc.wantType {
 				t.Fatalf("events %v, want %s and webhook.received", webhooktest.Types(events), tc.wantType)
 			}
-			if events[0].Subject != events[0].Source[len("https://"):] {
+			if tc.subject != "" {
+				if events[0].Subject != tc.subject {
+					t.Errorf("subject %q, want %q", events[0].Subject, tc.subject)
+				}
+			} else if events[0].Subject != events[0].Source[len("https://"):] {
 				t.Errorf("subject %q, want the repository of source %q", events[0].Subject, events[0].Source)
 			}
 			var got, want any
@@ -235,5 +293,76 @@ func TestAccessHandlerSignature(t *testing.T) {
 	tampered.Set("X-GitHub-Delivery", "acc-3")
 	if code, r := srv.Post(t, tampered, append([]byte(" "), body...)); code != http.StatusUnauthorized || !strings.Contains(r.Error, "does not match") {
 		t.Errorf("tampered: %d %+v, want 401", code, r)
+	}
+}
+
+// TestRepositoryRuleset: an edited branch ruleset gives one
+// access.protection.changed per ref include pattern, with the settings
+// read from its rules (hand-worked from testdata/repository_ruleset.edited.json).
+func TestRepositoryRuleset(t *testing.T) {
+	body := payload(t, "repository_ruleset.edited")
+	events, err := newProvider().Translate(headers("repository_ruleset", "rs-1"), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, events, "rs-1")
+	if got := webhooktest.Types(events); !cmp.Equal(got, []string{webhook.TypeAccessProtectionChanged, webhook.TypeAccessProtectionChanged, webhook.TypeWebhookReceived}) {
+		t.Fatalf("events %v", got)
+	}
+	// A bypass actor exists: enforce_admins false. deletion and
+	// non_fast_forward rules: neither allowed. updated_at
+	// 2024-05-07T10:11:12+02:00 is 08:11:12 UTC. changes: the
+	// pull_request rule updated, non_fast_forward added, enforcement.
+	settings := map[string]any{"required_approving_review_count": 2.0, "dismiss_stale_reviews": true, "require_code_owner_reviews": false,
+		"enforce_admins": false, "allow_force_pushes": false, "allow_deletions": false, "bypass_actors": []any{"RepositoryRole:5"}}
+	changed := []any{"allow_force_pushes", "dismiss_stale_reviews", "enforcement", "require_code_owner_reviews", "required_approving_review_count"}
+	for i, target := range []string{"~DEFAULT_BRANCH", "release/*"} {
+		want := map[string]any{"repository": "github.com/codertocat/hello-world", "action": "edited", "target": target,
+			"rule_kind": "repository_ruleset", "rule_id": "42", "actor": map[string]any{"login": "Codertocat", "id": "21031067", "type": "user"},
+			"settings": settings, "changed_fields": changed, "changed_at": "2024-05-07T08:11:12Z", "provider": "github", "delivery": "rs-1"}
+		if diff := cmp.Diff(want, webhooktest.DataMap(t, events[i])); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", target, diff)
+		}
+	}
+
+	// Without bypass actors the ruleset applies to administrators; a
+	// disabled ruleset enforces nothing; deleted has no settings.
+	for _, tc := range []struct {
+		name string
+		edit func(m map[string]any)
+		want map[string]any // settings of the first event; nil: none
+	}{
+		{"no bypass actors", func(m map[string]any) { obj(m, "repository_ruleset")["bypass_actors"] = []any{} },
+			map[string]any{"required_approving_review_count": 2.0, "dismiss_stale_reviews": true, "require_code_owner_reviews": false,
+				"enforce_admins": true, "allow_force_pushes": false, "allow_deletions": false, "bypass_actors": []any{}}},
+		{"disabled", func(m map[string]any) { obj(m, "repository_ruleset")["enforcement"] = "disabled" },
+			map[string]any{"required_approving_review_count": 0.0, "dismiss_stale_reviews": false, "require_code_owner_reviews": false,
+				"enforce_admins": false, "allow_force_pushes": true, "allow_deletions": true, "bypass_actors": []any{"RepositoryRole:5"}}},
+		{"deleted", func(m map[string]any) { m["action"] = "deleted"; delete(m, "changes") }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events, err := newProvider().Translate(headers("repository_ruleset", "rs-2"), modify(t, body, tc.edit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEvents(t, events, "rs-2")
+			d := webhooktest.DataMap(t, events[0])
+			if tc.want == nil {
+				if _, ok := d["settings"]; ok || d["action"] != "deleted" || d["changed_at"] != "2025-03-03T15:45:13Z" {
+					t.Errorf("deleted: %v", d)
+				}
+				return
+			}
+			if diff := cmp.Diff(tc.want, d["settings"]); diff != "" {
+				t.Errorf("settings (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// A tag ruleset protects no branch.
+	_, err = newProvider().Translate(headers("repository_ruleset", "rs-3"), modify(t, body, func(m map[string]any) { obj(m, "repository_ruleset")["target"] = "tag" }))
+	var ign *webhook.Ignored
+	if !errors.As(err, &ign) || ign.Reason != "repository_ruleset of target tag carries no evidence" {
+		t.Errorf("tag ruleset: %v, want ignored", err)
 	}
 }

@@ -74,8 +74,19 @@
 //	repository edited and others         ignored
 //	push with forced true                access.bypass kind force_push, besides the
 //	                                     webhook.received
-//	ping and any other event             ignored (team, membership, organization and
-//	                                     repository_ruleset: not yet translated)
+//	team added_to_repository, edited,    access.grant.changed (kind team; permission the
+//	  removed_from_repository            highest of repository.permissions); a team
+//	                                     event without a repository is ignored
+//	membership added, removed            access.grant.changed, scope organization, with
+//	                                     the team (subject org:<host>/<org>)
+//	organization member_added,           access.grant.changed, scope organization (role
+//	  member_removed                     admin: admin, else member); member_invited and
+//	                                     renamed ignored (an invitation grants nothing)
+//	repository_ruleset created, edited,  access.protection.changed per ref include
+//	  deleted (target branch)            pattern (rule_kind repository_ruleset); rulesets
+//	                                     of tags or pushes, or without a repository,
+//	                                     ignored
+//	ping and any other event             ignored
 //
 // # Attributes
 //

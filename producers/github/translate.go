@@ -121,6 +121,10 @@ var translators = map[string]translator{
 	"member":                 translateMember,
 	"deploy_key":             translateDeployKey,
 	"repository":             translateRepository,
+	"team":                   translateTeam,
+	"membership":             translateMembership,
+	"organization":           translateOrganization,
+	"repository_ruleset":     translateRepositoryRuleset,
 }
 
 func ignoreAll(reason string) translator {
