@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/report"
@@ -87,6 +88,8 @@ func runReportPackage(ctx context.Context, args []string, env Env) int {
 func runVerifyPackage(_ context.Context, args []string, env Env) int {
 	fs := flagSet("verify package", env)
 	pubPath := fs.String("public-key", "", "the signer's ed25519 public key, PKIX PEM (evidence-signing.pub)")
+	var logKeys stringList
+	fs.Var(&logKeys, "log-key", "the transparency log's note verifier key (name+hash+key), repeatable; default: the log evidenced signs with --public-key")
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code
@@ -110,7 +113,13 @@ func runVerifyPackage(_ context.Context, args []string, env Env) int {
 	if err != nil {
 		return fail(env, ExitUsage, "verify package: %v", err)
 	}
-	res := report.VerifyPackage(f, fi.Size(), pub)
+	for i, k := range logKeys {
+		logKeys[i] = strings.TrimSpace(k)
+	}
+	res := report.VerifyPackage(f, fi.Size(), pub, logKeys...)
+	for _, n := range res.Notes {
+		fmt.Fprintf(env.Stdout, "note: %s\n", n)
+	}
 	if len(res.Problems) > 0 {
 		fmt.Fprintf(env.Stdout, "package %s is NOT intact: %d problems\n", pos[0], len(res.Problems))
 		for _, p := range res.Problems {
@@ -122,6 +131,10 @@ func runVerifyPackage(_ context.Context, args []string, env Env) int {
 	fmt.Fprintf(env.Stdout, "package %s is intact: %d files match manifest.json, signed by key %s\n", pos[0], res.Files, verify.KeyID(pub))
 	fmt.Fprintf(env.Stdout, "%s deployments from %s to %s (excluded): population %d, sample %d (seed %s), made %s\n",
 		m.Environment, m.From, m.To, m.Population, m.Sample.Drawn, m.Sample.Seed, m.CreatedAt)
+	if res.Log != nil {
+		fmt.Fprintf(env.Stdout, "inclusion: %d events of %d traces proven leaves of the log %s at %d leaves (log/checkpoint.note)\n",
+			res.Proven, m.Sample.Changes, res.Log.Origin, res.Log.Tree.N)
+	}
 	return ExitOK
 }
 

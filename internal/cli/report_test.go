@@ -6,8 +6,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -20,11 +23,13 @@ import (
 	"time"
 
 	"github.com/xuri/excelize/v2"
+	sumtlog "golang.org/x/mod/sumdb/tlog"
 
 	"github.com/evidencepipeline/evidence/internal/cli"
 	"github.com/evidencepipeline/evidence/internal/report"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	itlog "github.com/evidencepipeline/evidence/internal/tlog"
 	"github.com/evidencepipeline/evidence/internal/verify"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/chsink"
@@ -64,13 +69,18 @@ var controlTitles = map[string]string{
 
 // reportScenario fills a fresh database with the scenario and returns its
 // URL.
-func reportScenario(t *testing.T) string {
+//
+// Its events are chained with real row hashes and the transparency log is
+// built over them (as at the upgrade) and signed, with the log key it
+// returns (a note verifier key), so packages carry inclusion proofs.
+func reportScenario(t *testing.T) (string, string) {
 	t.Helper()
 	url := testenv.DatabaseURL(t)
 	st := testenv.StoreAt(t, url)
 	ctx := context.Background()
 
 	var events []store.EventRow
+	prevHash := ""
 	records := map[string]correlate.Record{}
 	add := func(scenario string, n int) {
 		evs := correlatetest.Events(t, filepath.Join(scenarios, scenario, "events.json"), n)
@@ -79,7 +89,12 @@ func reportScenario(t *testing.T) string {
 			events = append(events, store.EventRow{StreamSeq: seq, EventID: e.ID, Source: e.Source, Type: e.Type, Subject: e.Subject,
 				EventTimeNs: e.Time.UnixNano(), ReceivedNs: e.Time.Add(time.Second).UnixNano(), DataContentType: e.DataContentType,
 				DataSchema: e.DataSchema, Extensions: e.ExtensionsJSON(), Data: e.Data, DataBase64: e.DataBase64,
-				PrevHash: fmt.Sprintf("h%d", seq-1), Hash: fmt.Sprintf("h%d", seq)})
+				PrevHash: prevHash})
+			h, err := verify.RowHash(&events[len(events)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			events[len(events)-1].Hash, prevHash = h, h
 		}
 		for _, r := range correlatetest.State(t, evs...).Records() {
 			records[r.ID] = r
@@ -93,6 +108,7 @@ func reportScenario(t *testing.T) string {
 	if err := st.InsertEvents(ctx, events); err != nil {
 		t.Fatal(err)
 	}
+	logKey := signScenarioLog(t, st)
 	for _, id := range []string{idSquash, idTwoEnv, idDirect, idWaived, idUnmatch} {
 		r, ok := records[id]
 		if !ok {
@@ -236,7 +252,87 @@ func reportScenario(t *testing.T) string {
 	if err := st.InsertLateEvidence(ctx, late); err != nil {
 		t.Fatal(err)
 	}
-	return url
+	return url, logKey
+}
+
+// signScenarioLog builds the transparency log over the archived rows (the
+// archive's upgrade path) and stores a checkpoint of it signed with a key
+// of its own, as evidenced's checkpointer does; it returns the log's
+// verifier key.
+func signScenarioLog(t *testing.T, st *store.Store) string {
+	t.Helper()
+	ctx := context.Background()
+	l, err := itlog.Open(ctx, st.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := l.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	pub := priv.Public().(ed25519.PublicKey)
+	signer, err := itlog.NewSigner(itlog.OriginFor(verify.KeyID(pub)), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := sumtlog.Tree{N: l.Size(), Hash: root}
+	msg, err := signer.Sign(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := itlog.StoreCheckpoint(ctx, st.Conn(), itlog.StoredCheckpoint{Size: tree.N, Root: root, Note: msg, CreatedNs: reportNow.UnixNano()}); err != nil {
+		t.Fatal(err)
+	}
+	return signer.VerifierKey()
+}
+
+// resignZip rewrites a package as its signer could: edit changes files,
+// then manifest.json gets their new sizes and digests and is signed again
+// with key.
+func resignZip(t *testing.T, src, dst string, key ed25519.PrivateKey, edit func(name string, b []byte) []byte) {
+	t.Helper()
+	zr, err := zip.OpenReader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	files := map[string][]byte{}
+	var order []string
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		files[f.Name] = edit(f.Name, b)
+		order = append(order, f.Name)
+	}
+	var m report.Manifest
+	if err := json.Unmarshal(files[report.ManifestFile], &m); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range m.Files {
+		sum := sha256.Sum256(files[e.Path])
+		m.Files[i].Size, m.Files[i].SHA256 = int64(len(files[e.Path])), hex.EncodeToString(sum[:])
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	mb = append(mb, '\n')
+	files[report.ManifestFile] = mb
+	files[report.SignatureFile] = []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(key, mb)) + "\n")
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, name := range order {
+		w, _ := zw.Create(name)
+		_, _ = w.Write(files[name])
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // reportGolden compares got with testdata/report/name, or rewrites it with
@@ -255,7 +351,8 @@ func reportRun(t *testing.T, url string, args ...string) result {
 
 func TestReports(t *testing.T) {
 	// The reports run as the read-only auditor user.
-	o, err := store.ParseURL(reportScenario(t))
+	scenarioURL, logKey := reportScenario(t)
+	o, err := store.ParseURL(scenarioURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,9 +692,113 @@ func TestReports(t *testing.T) {
 			}
 		}
 
-		v := run(t, nil, "", "verify", "package", pkg, "--public-key", pub)
+		v := run(t, nil, "", "verify", "package", pkg, "--public-key", pub, "--log-key", logKey)
 		if v.code != 0 || !strings.Contains(v.stdout, "is intact") {
 			t.Fatalf("verify an intact package: %+v", v)
+		}
+		// Every event of every sampled change is proven, offline, against
+		// the log's checkpoint: the expected count is the events of the
+		// traces in the package.
+		wantEvents, traces := 0, 0
+		for _, n := range names {
+			if strings.HasSuffix(n, "/trace.json") {
+				var tr report.Trace
+				if err := json.Unmarshal([]byte(zipFile(t, pkg, n)), &tr); err != nil {
+					t.Fatal(err)
+				}
+				wantEvents += len(tr.Events)
+				traces++
+			}
+		}
+		if wantEvents == 0 || !strings.Contains(v.stdout, fmt.Sprintf("inclusion: %d events of %d traces proven leaves of the log", wantEvents, traces)) {
+			t.Errorf("verify of an intact package: want %d events of %d traces proven, got\n%s", wantEvents, traces, v.stdout)
+		}
+		if !slices.Contains(names, report.LogCheckpointFile) {
+			t.Errorf("package lacks %s: %v", report.LogCheckpointFile, names)
+		}
+		// Without --log-key the log key is the package signer's: another
+		// key signed this log, and verify says so.
+		v = run(t, nil, "", "verify", "package", pkg, "--public-key", pub)
+		if v.code != cli.ExitFail || !strings.Contains(v.stdout, "log/checkpoint.note: checkpoint note: ") || !strings.Contains(v.stdout, "--log-key") {
+			t.Errorf("verify with the wrong log key = %+v, want exit 1 naming the checkpoint and --log-key", v)
+		}
+
+		// The package's signer alters an event, or a proof, and signs the
+		// manifest again: the manifest is intact, the log is not fooled.
+		signer, err := verify.LoadSigningKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A sampled change with at least two events.
+		squashDir := ""
+		var squash report.Trace
+		for _, n := range names {
+			if d, ok := strings.CutSuffix(n, "/trace.json"); ok {
+				var tr report.Trace
+				_ = json.Unmarshal([]byte(zipFile(t, pkg, n)), &tr)
+				if len(tr.Events) >= 2 {
+					squashDir, squash = d, tr
+					break
+				}
+			}
+		}
+		if squashDir == "" {
+			t.Fatalf("no trace of the package has two events: %v", names)
+		}
+		ev := squash.Events[1]
+		evName := fmt.Sprintf("%s: event %s (stream_seq %d)", squashDir, ev.Ref(), ev.StreamSeq)
+		editEvent := func(file string, f func(tr *report.Trace, in *report.TraceInclusion)) func(string, []byte) []byte {
+			return func(name string, b []byte) []byte {
+				if name != squashDir+"/"+file {
+					return b
+				}
+				var tr report.Trace
+				var in report.TraceInclusion
+				var out []byte
+				if file == "trace.json" {
+					_ = json.Unmarshal(b, &tr)
+					f(&tr, nil)
+					out, _ = json.MarshalIndent(tr, "", "  ")
+				} else {
+					_ = json.Unmarshal(b, &in)
+					f(nil, &in)
+					out, _ = json.MarshalIndent(in, "", "  ")
+				}
+				return out
+			}
+		}
+		dataAltered, proofAltered, canonAltered, dropped := filepath.Join(dir, "data.zip"), filepath.Join(dir, "proof.zip"),
+			filepath.Join(dir, "canon.zip"), filepath.Join(dir, "dropped.zip")
+		resignZip(t, pkg, dataAltered, signer.Private, editEvent("trace.json", func(tr *report.Trace, _ *report.TraceInclusion) {
+			tr.Events[1].Data = json.RawMessage(`{"forged":true}`)
+		}))
+		resignZip(t, pkg, proofAltered, signer.Private, editEvent("inclusion.json", func(_ *report.Trace, in *report.TraceInclusion) {
+			for i := range in.Events {
+				if in.Events[i].StreamSeq == ev.StreamSeq {
+					in.Events[i].Proof[0][0] ^= 1
+				}
+			}
+		}))
+		resignZip(t, pkg, canonAltered, signer.Private, editEvent("inclusion.json", func(_ *report.Trace, in *report.TraceInclusion) {
+			for i := range in.Events {
+				if in.Events[i].StreamSeq == ev.StreamSeq {
+					in.Events[i].Canonical = base64.StdEncoding.EncodeToString([]byte(`{"specversion":"1.0","id":"forged"}`))
+				}
+			}
+		}))
+		resignZip(t, pkg, dropped, signer.Private, editEvent("inclusion.json", func(_ *report.Trace, in *report.TraceInclusion) {
+			in.Events = slices.DeleteFunc(in.Events, func(e report.EventInclusion) bool { return e.StreamSeq == ev.StreamSeq })
+		}))
+		for _, c := range []struct{ file, want string }{
+			{dataAltered, evName + ` was altered: trace.json shows another "data", the event proven in the log does not`},
+			{proofAltered, evName + " is not proven in the log: row of stream sequence"},
+			{canonAltered, evName + " was altered: its row in inclusion.json hashes to"},
+			{dropped, evName + " has no inclusion proof in inclusion.json"},
+		} {
+			v := run(t, nil, "", "verify", "package", c.file, "--public-key", pub, "--log-key", logKey)
+			if v.code != cli.ExitFail || !strings.Contains(v.stdout, "1 problems") || !strings.Contains(v.stdout, c.want) {
+				t.Errorf("verify %s = %+v, want exit 1, one problem: %q", filepath.Base(c.file), v, c.want)
+			}
 		}
 
 		altered := filepath.Join(dir, "altered.zip")
@@ -632,13 +833,13 @@ func TestReports(t *testing.T) {
 			{manifest, pub, "manifest.sig: the signature does not match manifest.json"},
 			{pkg, otherPub, "manifest.sig: the signature does not match manifest.json with the public key"},
 		} {
-			v := run(t, nil, "", "verify", "package", c.file, "--public-key", c.key)
+			v := run(t, nil, "", "verify", "package", c.file, "--public-key", c.key, "--log-key", logKey)
 			if v.code != cli.ExitFail || !strings.Contains(v.stdout, "NOT intact") || !strings.Contains(v.stdout, c.want) {
 				t.Errorf("verify %s with %s = %+v, want exit 1 and %q", filepath.Base(c.file), filepath.Base(c.key), v, c.want)
 			}
 		}
 		// Only the altered file is named.
-		v = run(t, nil, "", "verify", "package", altered, "--public-key", pub)
+		v = run(t, nil, "", "verify", "package", altered, "--public-key", pub, "--log-key", logKey)
 		if strings.Contains(v.stdout, "sample.csv") || !strings.Contains(v.stdout, "1 problems") {
 			t.Errorf("verify of one altered file: %s", v.stdout)
 		}

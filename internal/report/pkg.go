@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/store"
+	itlog "github.com/evidencepipeline/evidence/internal/tlog"
 	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
@@ -30,20 +31,26 @@ const (
 	ManifestFile  = "manifest.json"
 	SignatureFile = "manifest.sig"
 	// PackageFormat is manifest.json's format.
-	PackageFormat = "evidence-package/1"
+	PackageFormat = "evidence-package/2"
+	// PackageFormatV1 is the format of packages made before inclusion
+	// proofs: still verified, without them.
+	PackageFormatV1 = "evidence-package/1"
 )
 
 // Manifest is manifest.json.
 type Manifest struct {
-	Format      string          `json:"format"`
-	CreatedAt   string          `json:"created_at"`
-	Environment string          `json:"environment"`
-	From        string          `json:"from"`
-	To          string          `json:"to"`
-	Population  int             `json:"population"`
-	Sample      ManifestSample  `json:"sample"`
-	Signature   ManifestSig     `json:"signature"`
-	Files       []ManifestEntry `json:"files"`
+	Format      string         `json:"format"`
+	CreatedAt   string         `json:"created_at"`
+	Environment string         `json:"environment"`
+	From        string         `json:"from"`
+	To          string         `json:"to"`
+	Population  int            `json:"population"`
+	Sample      ManifestSample `json:"sample"`
+	Signature   ManifestSig    `json:"signature"`
+	// Log is the signed log checkpoint the inclusion proofs are against
+	// (absent in format 1).
+	Log   *ManifestLog    `json:"log,omitempty"`
+	Files []ManifestEntry `json:"files"`
 }
 
 // ManifestSample is the draw the package holds.
@@ -118,12 +125,22 @@ func BuildPackage(ctx context.Context, st *store.Store, out io.Writer, o Package
 	if err != nil {
 		return PackageSummary{}, err
 	}
+	progress(fmt.Sprintf("proving the events of %d changes in the log", len(traces)))
+	logNote, logCP, inclusions, err := loadInclusions(ctx, st, traces)
+	if err != nil {
+		return PackageSummary{}, err
+	}
 
 	z := &zipper{w: zip.NewWriter(out), at: o.Now.UTC()}
 	m := Manifest{Format: PackageFormat, CreatedAt: stamp(o.Now), Environment: p.Environment, From: stamp(p.From), To: stamp(p.To),
 		Population: len(rows), Sample: ManifestSample{Seed: o.Seed, Size: o.Plan.Size, Drawn: len(sample.Picks), Changes: len(ids)},
 		Signature: ManifestSig{Algorithm: "ed25519", KeyID: verify.KeyID(o.Key.Public().(ed25519.PublicKey)), File: SignatureFile,
 			Signs: "the bytes of manifest.json"}}
+	m.Log = &ManifestLog{Checkpoint: LogCheckpointFile, Origin: logCP.Origin, TreeSize: logCP.Tree.N,
+		Root: base64.StdEncoding.EncodeToString(logCP.Tree.Hash[:])}
+	for _, ti := range inclusions {
+		m.Log.Events += len(ti.Events)
+	}
 
 	var dirs []string
 	for _, t := range traces {
@@ -151,6 +168,9 @@ func BuildPackage(ctx context.Context, st *store.Store, out io.Writer, o Package
 			return PackageSummary{}, err
 		}
 	}
+	if err := z.file(LogCheckpointFile, func(w io.Writer) error { _, err := w.Write(logNote); return err }); err != nil {
+		return PackageSummary{}, err
+	}
 	if err := z.file("controls.json", controls.WriteJSON); err != nil {
 		return PackageSummary{}, err
 	}
@@ -160,6 +180,16 @@ func BuildPackage(ctx context.Context, st *store.Store, out io.Writer, o Package
 	for i, t := range traces {
 		dir := dirs[i]
 		if err := z.file(dir+"/trace.json", func(w io.Writer) error { return WriteTraceJSON(w, t) }); err != nil {
+			return PackageSummary{}, err
+		}
+		if err := z.file(dir+"/"+InclusionFile, func(w io.Writer) error {
+			b, err := json.MarshalIndent(inclusions[i], "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(append(b, '\n'))
+			return err
+		}); err != nil {
 			return PackageSummary{}, err
 		}
 		if o.TraceText != nil {
@@ -253,13 +283,16 @@ population.csv, population.json   every deployment of the period (%d), its chang
 sample.csv, sample.json           the sample drawn from it (%d rows of %d changes), seed %s
 controls.txt, controls.json       per control: passes, failures, waivers, pending; failing changes
 traces/*/trace.json, trace.txt    each sampled change: record, results, verdicts and raw events
+traces/*/inclusion.json           each of those events proven a leaf of the signed log (%d events)
+log/checkpoint.note               the transparency log's signed checkpoint: %s, %d leaves
 manifest.json                     every file above with its size and SHA-256
 manifest.sig                      ed25519 signature of manifest.json (base64), key id %s
 
 Check it with the signer's public key:  evidence verify package FILE.zip --public-key evidence-signing.pub
+(and the log's key, --log-key, when another key than the package's signed the log)
 Re-perform the sample: docs/reports.md, "Sampling".
 Traces: %d folders.
-`, m.Environment, m.From, m.To, m.Population, m.Sample.Drawn, m.Sample.Changes, m.Sample.Seed, m.Signature.KeyID, len(dirs))
+`, m.Environment, m.From, m.To, m.Population, m.Sample.Drawn, m.Sample.Changes, m.Sample.Seed, m.Log.Events, m.Log.Origin, m.Log.TreeSize, m.Signature.KeyID, len(dirs))
 	return err
 }
 
@@ -268,6 +301,11 @@ type VerifyResult struct {
 	Manifest Manifest
 	// Files is the number of files whose digest was checked and matched.
 	Files int
+	// Proven is the number of trace events proven in the log against Log.
+	Proven int
+	Log    *itlog.Checkpoint
+	// Notes say what was not checked (a format 1 package has no proofs).
+	Notes []string
 	// Problems name each thing that is wrong, a sentence each; none means
 	// the package is intact and signed by the key.
 	Problems []string
@@ -275,8 +313,11 @@ type VerifyResult struct {
 
 // VerifyPackage checks the package in r (a zip of size bytes) offline:
 // the manifest's signature with pub, every listed file's size and digest,
-// and that no file is missing or extra. Every problem found is reported.
-func VerifyPackage(r io.ReaderAt, size int64, pub ed25519.PublicKey) VerifyResult {
+// that no file is missing or extra, and every trace event's inclusion
+// proof against the package's log checkpoint, signed by one of logKeys
+// (note verifier keys; none: the log evidenced signs with pub,
+// PackageLogKey). Every problem found is reported.
+func VerifyPackage(r io.ReaderAt, size int64, pub ed25519.PublicKey, logKeys ...string) VerifyResult {
 	var res VerifyResult
 	bad := func(format string, a ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, a...)) }
 	zr, err := zip.NewReader(r, size)
@@ -330,7 +371,11 @@ func VerifyPackage(r io.ReaderAt, size int64, pub ed25519.PublicKey) VerifyResul
 		bad("%s: not a manifest: %v", ManifestFile, err)
 		return res
 	}
-	if res.Manifest.Format != PackageFormat {
+	switch res.Manifest.Format {
+	case PackageFormat:
+	case PackageFormatV1:
+		res.Notes = append(res.Notes, "format "+PackageFormatV1+": made before inclusion proofs, its events are not proven in the log")
+	default:
 		bad("%s: format %q, want %q", ManifestFile, res.Manifest.Format, PackageFormat)
 	}
 	listed := map[string]bool{}
@@ -361,6 +406,17 @@ func VerifyPackage(r io.ReaderAt, size int64, pub ed25519.PublicKey) VerifyResul
 		if name != ManifestFile && name != SignatureFile && !listed[name] {
 			bad("%s is an extra file: the manifest does not list it", name)
 		}
+	}
+	if res.Manifest.Format == PackageFormat {
+		if len(logKeys) == 0 {
+			k, err := PackageLogKey(pub)
+			if err != nil {
+				bad("the log key of public key %s: %v", verify.KeyID(pub), err)
+				return res
+			}
+			logKeys = []string{k}
+		}
+		res.Proven, res.Log = verifyInclusions(files, res.Manifest, logKeys, bad)
 	}
 	return res
 }

@@ -50,6 +50,10 @@ func ParseCheckpoint(body string) (Checkpoint, error) {
 	return c, nil
 }
 
+// OriginFor is the origin of the log evidenced signs with the key of id
+// keyID (the note key's name): evidenced/<key id>.
+func OriginFor(keyID string) string { return "evidenced/" + keyID }
+
 // Signer signs checkpoints as C2SP signed notes with an ed25519 key; the
 // key's name is the log's origin.
 type Signer struct {

@@ -2,11 +2,9 @@ package checkpoint
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
@@ -25,7 +23,7 @@ const LogSubject = Subject + ".log"
 
 // Origin is the log's origin line (and the note key's name):
 // evidenced/<key id>, so a new signing key starts a new log name.
-func Origin(key *verify.SigningKey) string { return "evidenced/" + key.ID }
+func Origin(key *verify.SigningKey) string { return itlog.OriginFor(key.ID) }
 
 // LogCheckpoint is a signed checkpoint of the transparency log.
 type LogCheckpoint struct {
@@ -68,36 +66,13 @@ func (c *Checkpointer) writeLog(ctx context.Context, cp verify.Checkpoint) error
 }
 
 func insertLogCheckpoint(ctx context.Context, st *store.Store, lc LogCheckpoint) error {
-	b, err := st.Conn().PrepareBatch(ctx, "INSERT INTO log_checkpoints (tree_size, root_hash, last_seq, note, created_at, created_ns)")
-	if err != nil {
-		return fmt.Errorf("prepare insert into log_checkpoints: %w", err)
-	}
-	defer b.Close()
-	if err := b.Append(uint64(lc.Size), hex.EncodeToString(lc.Root[:]), lc.LastSeq, string(lc.Note), time.Unix(0, lc.CreatedNs).UTC().Truncate(time.Second), lc.CreatedNs); err != nil {
-		return fmt.Errorf("insert into log_checkpoints: %w", err)
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert into log_checkpoints: %w", err)
-	}
-	return nil
+	return itlog.StoreCheckpoint(ctx, st.Conn(), itlog.StoredCheckpoint(lc))
 }
 
 // LatestLogCheckpoint reads the newest signed log checkpoint from
 // ClickHouse; ok is false when there is none.
 func LatestLogCheckpoint(ctx context.Context, st *store.Store) (note []byte, ok bool, err error) {
-	rows, err := st.Conn().Query(ctx, "SELECT note FROM log_checkpoints ORDER BY tree_size DESC, created_ns DESC LIMIT 1")
-	if err != nil {
-		return nil, false, fmt.Errorf("read log_checkpoints: %w", err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return nil, false, rows.Err()
-	}
-	var s string
-	if err := rows.Scan(&s); err != nil {
-		return nil, false, err
-	}
-	return []byte(s), true, nil
+	return itlog.LatestCheckpoint(ctx, st.Conn())
 }
 
 // LogSource serves the log routes of the HTTP API (api.LogSource) from
