@@ -106,6 +106,14 @@ func loadInclusions(ctx context.Context, st *store.Store, traces []Trace) ([]byt
 	for i := range rows {
 		bySeq[rows[i].StreamSeq] = &rows[i]
 	}
+	seqs := make([]uint64, 0, len(rows))
+	for _, r := range rows {
+		seqs = append(seqs, r.StreamSeq)
+	}
+	leaves, err := itlog.LeafIndexes(ctx, conn, seqs)
+	if err != nil {
+		return nil, cp, nil, fmt.Errorf("leaf indexes of the sampled events: %w", err)
+	}
 	thr := tlog.TileHashReader(cp.Tree, &cachedTiles{r: itlog.NewTiles(conn).TileReader(ctx), m: map[tlog.Tile][]byte{}})
 	proven := map[uint64]EventInclusion{}
 	out := make([]TraceInclusion, len(traces))
@@ -118,11 +126,7 @@ func loadInclusions(ctx context.Context, st *store.Store, traces []Trace) ([]byt
 				if r == nil {
 					return nil, cp, nil, fmt.Errorf("event %s (stream_seq %d): not found again in events", e.Ref(), e.StreamSeq)
 				}
-				var n uint64
-				if err := conn.QueryRow(ctx, "SELECT count() FROM events WHERE stream_seq < ?", r.StreamSeq).Scan(&n); err != nil {
-					return nil, cp, nil, fmt.Errorf("leaf index of stream_seq %d: %w", r.StreamSeq, err)
-				}
-				idx := int64(n)
+				idx := leaves[r.StreamSeq]
 				if idx >= cp.Tree.N {
 					return nil, cp, nil, fmt.Errorf("event %s (stream_seq %d) is leaf %d, after the newest signed log checkpoint (%d leaves): build the package after the next checkpoint (--checkpoint-interval)",
 						e.Ref(), r.StreamSeq, idx, cp.Tree.N)

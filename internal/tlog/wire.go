@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/mod/sumdb/tlog"
@@ -44,11 +45,54 @@ func Leaf(ctx context.Context, conn driver.Conn, seq uint64) (index int64, rowHa
 	if err != nil {
 		return 0, "", fmt.Errorf("read the row of stream sequence %d: %w", seq, err)
 	}
-	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM events WHERE stream_seq < ?", seq).Scan(&n); err != nil {
-		return 0, "", fmt.Errorf("count the rows before stream sequence %d: %w", seq, err)
+	idx, err := LeafIndexes(ctx, conn, []uint64{seq})
+	if err != nil {
+		return 0, "", err
 	}
-	return int64(n), rowHash, nil
+	return idx[seq], rowHash, nil
+}
+
+// LeafIndexes gives the leaf index of each stream sequence (the number of
+// archived rows before it) in one pass over events, whatever the number
+// of sequences: the rows before the highest one are counted per interval
+// between consecutive sequences, and the counts summed.
+func LeafIndexes(ctx context.Context, conn driver.Conn, seqs []uint64) (map[uint64]int64, error) {
+	sorted := slices.Clone(seqs)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	out := make(map[uint64]int64, len(sorted))
+	if len(sorted) == 0 {
+		return out, nil
+	}
+	// Interval k (1-based) holds the rows at or after sorted[k-2] and
+	// before sorted[k-1]: arrayFirstIndex names the first sequence a row
+	// is before.
+	rows, err := conn.Query(ctx, "SELECT arrayFirstIndex(x -> stream_seq < x, ?) AS k, count() FROM events WHERE stream_seq < ? GROUP BY k",
+		sorted, sorted[len(sorted)-1])
+	if err != nil {
+		return nil, fmt.Errorf("count the rows before %d stream sequences: %w", len(sorted), err)
+	}
+	defer rows.Close()
+	per := make([]uint64, len(sorted)+1)
+	for rows.Next() {
+		var k uint32
+		var n uint64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("count the rows before %d stream sequences: %w", len(sorted), err)
+		}
+		if k >= 1 && int(k) <= len(sorted) {
+			per[k] += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count the rows before %d stream sequences: %w", len(sorted), err)
+	}
+	var before uint64
+	for i, s := range sorted {
+		before += per[i+1]
+		out[s] = int64(before)
+	}
+	return out, nil
 }
 
 // VerifyInclusion checks p against the tree of a checkpoint: the proof
