@@ -442,6 +442,14 @@ func (a *Archive) flush(ctx context.Context, batch []pending) error {
 	// graceful stop never leaves stored rows outside the log and
 	// unsigned until the next start. A ClickHouse that does not answer
 	// within commitGrace leaves it to that next start, which repairs it.
+	if ctx.Err() != nil {
+		// Stopped: finish only while this replica still holds the
+		// archive lease; one that lost it leaves the tiles to the writer
+		// that took over (which builds them from the stored rows).
+		if err := a.mayWrite(); err != nil {
+			return err
+		}
+	}
 	if err := a.appendLog(octx, rows); err != nil {
 		return err
 	}
