@@ -200,7 +200,7 @@ func (a *Archive) Run(ctx context.Context) error {
 			} else if skipped != nil {
 				_ = skipped.Ack()
 				skipped = nil
-			} else if err := watch.idle(ctx, cons); err != nil {
+			} else if err := watch.idle(ctx, cons, readSeq); err != nil {
 				return a.stopErr(ctx, err)
 			}
 			continue

@@ -1,0 +1,76 @@
+package archive
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evidencepipeline/evidence/internal/bus"
+	"github.com/evidencepipeline/evidence/internal/testenv"
+)
+
+// TestStallWatchLostDeliveries: messages the server counts as delivered
+// but that never reached the reader (here: fetched by another client of
+// the same durable consumer, as a pull response lost in a failover would
+// be) make an idle archive resume; so do events left undelivered; a
+// consumer that delivered exactly what was read does not.
+func TestStallWatchLostDeliveries(t *testing.T) {
+	ctx := context.Background()
+	n := testenv.NATS(t)
+	for i := range 5 {
+		if _, err := n.JS.Publish(ctx, bus.Subject("dev.example.thing.happened"), []byte{byte('0' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := n.JS.Stream(ctx, bus.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "stall", AckPolicy: jetstream.AckAllPolicy, FilterSubject: bus.EventSubjects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cons.Fetch(5, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for range b.Messages() {
+		got++
+	}
+	if got != 5 {
+		t.Fatalf("fetched %d messages, want 5", got)
+	}
+	w := &stallWatch{last: time.Now().Add(-time.Hour), log: slog.New(slog.DiscardHandler), after: time.Millisecond}
+
+	// Only 3 of the 5 delivered arrived.
+	err = w.idle(ctx, cons, 3)
+	if err == nil || !strings.Contains(err.Error(), "delivered up to stream sequence 5 but only 3 arrived") {
+		t.Fatalf("idle with deliveries lost: %v, want the lost-delivery error", err)
+	}
+	// All 5 arrived, nothing waits: no stall.
+	w.checked = time.Time{}
+	if err := w.idle(ctx, cons, 5); err != nil {
+		t.Fatalf("idle with everything received: %v", err)
+	}
+	// Two more wait on the server, never delivered.
+	for range 2 {
+		if _, err := n.JS.Publish(ctx, bus.Subject("dev.example.thing.happened"), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.checked = time.Time{}
+	err = w.idle(ctx, cons, 5)
+	if err == nil || !strings.Contains(err.Error(), "2 events wait on the server") {
+		t.Fatalf("idle with events waiting: %v, want the waiting error", err)
+	}
+	// Checked a moment ago and the reader was active since: no new check.
+	w.last = time.Now()
+	if err := w.idle(ctx, cons, 5); err != nil {
+		t.Fatalf("idle right after a message: %v", err)
+	}
+}
