@@ -15,6 +15,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/daemon"
+	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/internal/verify"
 	"github.com/evidencepipeline/evidence/processors/archive"
@@ -181,13 +182,14 @@ func TestNATSClusterR3(t *testing.T) {
 	close(stop)
 	<-done
 	want := uint64(acked.Load())
-	testenv.Eventually(t, 60*time.Second, func() error {
-		if r := rows(); r < want {
-			return fmt.Errorf("%d rows archived, want %d", r, want)
-		}
-		return nil
-	})
+	deadline := time.Now().Add(60 * time.Second)
+	for rows() < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	all := testenv.ArchivedRows(t, st)
+	if uint64(len(all)) < want {
+		t.Errorf("%d rows archived within 60s, want the %d acknowledged events; %s", len(all), want, archiveGaps(all, int(want)))
+	}
 	seen := map[string]bool{}
 	for i, r := range all {
 		if seen[r.EventID] {
@@ -226,6 +228,44 @@ func TestNATSClusterR3(t *testing.T) {
 	mu.Lock()
 	t.Logf("%d events, %d checkpoints; longest pause between two acknowledged posts: %s", len(all), res.Checkpoints, longest.Round(time.Millisecond))
 	mu.Unlock()
+}
+
+// archiveGaps describes what is missing from the archived rows: the
+// stream sequences skipped and the event ids (cl-000000...) not present.
+func archiveGaps(all []store.EventRow, want int) string {
+	var seqGaps []string
+	for i := 1; i < len(all); i++ {
+		if d := all[i].StreamSeq - all[i-1].StreamSeq; d != 1 {
+			seqGaps = append(seqGaps, fmt.Sprintf("%d..%d", all[i-1].StreamSeq+1, all[i].StreamSeq-1))
+		}
+	}
+	have := make(map[string]bool, len(all))
+	for _, r := range all {
+		have[r.EventID] = true
+	}
+	var missing []string
+	from := -1
+	flush := func(to int) {
+		if from >= 0 {
+			missing = append(missing, fmt.Sprintf("cl-%06d..cl-%06d", from, to))
+			from = -1
+		}
+	}
+	for i := 0; i < want; i++ {
+		if !have[fmt.Sprintf("cl-%06d", i)] {
+			if from < 0 {
+				from = i
+			}
+		} else {
+			flush(i - 1)
+		}
+	}
+	flush(want - 1)
+	last := uint64(0)
+	if len(all) > 0 {
+		last = all[len(all)-1].StreamSeq
+	}
+	return fmt.Sprintf("last stream_seq %d; stream_seq gaps %v; event ids missing %v", last, seqGaps, missing)
 }
 
 type lockedBuffer struct {

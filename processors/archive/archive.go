@@ -299,7 +299,11 @@ func (a *Archive) startWriter() *writer {
 }
 
 // send queues a batch, waiting while the writer is busy with the previous
-// one; it returns the writer's error, if it failed.
+// one; it returns the writer's error, if it failed, or ctx's if ctx ends
+// first. A batch that could not be queued must be the last one the
+// writer is given: a later batch stored without it would leave a gap of
+// stream sequences that the next run, resuming after the highest one
+// stored, would never fill. So Run stops at any error from send.
 func (w *writer) send(ctx context.Context, b []pending) error {
 	select {
 	case w.jobs <- job{ctx: ctx, batch: b}:
@@ -307,7 +311,7 @@ func (w *writer) send(ctx context.Context, b []pending) error {
 	case err := <-w.errc:
 		return err
 	case <-ctx.Done():
-		return nil
+		return ctx.Err()
 	}
 }
 
