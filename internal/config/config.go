@@ -55,6 +55,22 @@ type Config struct {
 	// Correlate runs the correlation stage (every replica may) and serves
 	// change records and the gate from its live state.
 	Correlate bool
+	// Access runs the access stage (issue 17): access events -> access
+	// records (KV EVIDENCE_ACCESS, ClickHouse access_grants and
+	// protection_settings) -> AC-1..AC-4 results; one replica at a time.
+	Access bool
+	// ProductionRepos are repositories (host/owner/name) judged by the AC
+	// controls besides those deployed to a production environment.
+	ProductionRepos []string
+	// AccessRequiredReviews: the least approving reviews a protected
+	// branch must require (AC-1).
+	AccessRequiredReviews int
+	// AccessReviewDeadline: how long after a quarter's end its access
+	// review may be signed off (AC-4 pending) before it fails.
+	AccessReviewDeadline time.Duration
+	// AccessInterval: how often every access record is written and judged
+	// again (time passes; deployments make repositories production).
+	AccessInterval time.Duration
 	// CorrelateCacheFacts bounds the correlation state's cache of decoded
 	// KV entries, in facts (0: no cache).
 	CorrelateCacheFacts int
@@ -204,6 +220,11 @@ func (c *Config) flags() []Flag {
 		{Name: "archive", Env: "EVIDENCE_ARCHIVE", Default: "true", Usage: "run the archive (events -> ClickHouse) and sign its checkpoints; with several replicas one writes at a time (a lease), the others stand by", set: boolean(&c.Archive)},
 		{Name: "archive-lease-ttl", Env: "EVIDENCE_ARCHIVE_LEASE_TTL", Default: "10s", Usage: "with several --archive replicas: one writes, the others take over within this time after it dies (at once when it stops)", set: dur(&c.ArchiveLeaseTTL)},
 		{Name: "correlate", Env: "EVIDENCE_CORRELATE", Default: "true", Usage: "run the correlation stage (events -> change records; replicas share the work) and serve /v1/changes", set: boolean(&c.Correlate)},
+		{Name: "access", Env: "EVIDENCE_ACCESS", Default: "true", Usage: "run the access stage (access events -> access records in KV and ClickHouse -> AC-1..AC-4 results); with several replicas one runs at a time (a lease), the others stand by", set: boolean(&c.Access)},
+		{Name: "production-repos", Env: "EVIDENCE_PRODUCTION_REPOS", Default: "", Usage: "comma-separated repositories (host/owner/name) the access controls judge besides those deployed to a production environment", set: list(&c.ProductionRepos)},
+		{Name: "access-required-reviews", Env: "EVIDENCE_ACCESS_REQUIRED_REVIEWS", Default: "1", Usage: "least approving reviews a protected branch's rule must require (AC-1)", set: inum(&c.AccessRequiredReviews)},
+		{Name: "access-review-deadline", Env: "EVIDENCE_ACCESS_REVIEW_DEADLINE", Default: "720h", Usage: "how long after a quarter's end its access list may still be signed off (AC-4 pending) before AC-4 fails", set: dur(&c.AccessReviewDeadline)},
+		{Name: "access-interval", Env: "EVIDENCE_ACCESS_INTERVAL", Default: "1m", Usage: "how often every access record is written to ClickHouse and judged again (what changed is judged at once)", set: dur(&c.AccessInterval)},
 		{Name: "correlate-cache-facts", Env: "EVIDENCE_CORRELATE_CACHE_FACTS", Default: "200000", Usage: "most facts the correlation stage keeps decoded in memory (the KV entries it read last; the rest are read again); 0: none", set: inum(&c.CorrelateCacheFacts)},
 		{Name: "demo", Env: "EVIDENCE_DEMO", Default: "false", Usage: "send a continuous stream of demo evidence (sources https://demo.evidence.invalid/...) for the live page", Bool: true, set: boolean(&c.Demo)},
 		{Name: "correlate-sink-cache", Env: "EVIDENCE_CORRELATE_SINK_CACHE", Default: "32MiB", Usage: "bytes of change records the ClickHouse sink keeps of what it wrote last, so that retiring a record it wrote recently does not read it back from changes; 0: none", set: num(&c.CorrelateSinkCache)},
@@ -368,6 +389,22 @@ func (c *Config) Validate() error {
 	}
 	if len(c.ProtectedBranches) == 0 {
 		return bad("protected-branches", "EVIDENCE_PROTECTED_BRANCHES", "give at least one branch")
+	}
+	if c.AccessRequiredReviews < 0 {
+		return bad("access-required-reviews", "EVIDENCE_ACCESS_REQUIRED_REVIEWS", "must not be negative, got %d", c.AccessRequiredReviews)
+	}
+	if c.AccessReviewDeadline < 0 {
+		return bad("access-review-deadline", "EVIDENCE_ACCESS_REVIEW_DEADLINE", "must not be negative, got %s", c.AccessReviewDeadline)
+	}
+	if c.AccessInterval <= 0 {
+		return bad("access-interval", "EVIDENCE_ACCESS_INTERVAL", "must be positive, got %s", c.AccessInterval)
+	}
+	for i, r := range c.ProductionRepos {
+		r = strings.ToLower(strings.TrimSpace(r))
+		if strings.Count(r, "/") != 2 || strings.Contains(r, "//") || strings.HasPrefix(r, "/") || strings.HasSuffix(r, "/") {
+			return bad("production-repos", "EVIDENCE_PRODUCTION_REPOS", "%q: want host/owner/name, e.g. github.com/acme/payments", c.ProductionRepos[i])
+		}
+		c.ProductionRepos[i] = r
 	}
 	c.RequiredScanCategories = noneIsEmpty(c.RequiredScanCategories)
 	c.PipelineIdentities = noneIsEmpty(c.PipelineIdentities)

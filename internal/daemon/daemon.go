@@ -75,6 +75,9 @@ type Options struct {
 	// it takes it.
 	ArchiveStandby  func(holder string)
 	ArchiveAcquired func()
+	// AccessSwept, when set, is called after each sweep of the access
+	// stage's judge that wrote everything it had to (tests wait on it).
+	AccessSwept func()
 	// Demo, with --demo, sets the demo's run, history, pace and limit
 	// (server, token and log are the daemon's).
 	Demo *demo.Config
@@ -156,6 +159,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 			return nil, fmt.Errorf("--policies-dir: %w", err)
 		}
 		log.Info("controls loaded", "controls", len(gate.Controls()), "bundle_hash", gate.BundleHash())
+	}
+
+	var accessEngine *evaluate.AccessEngine
+	if cfg.Access {
+		if accessEngine, err = evaluate.NewAccessEngine(ctx); err != nil {
+			return nil, err
+		}
+		log.Info("access controls loaded", "controls", len(accessEngine.Controls()), "bundle_hash", accessEngine.BundleHash(),
+			"production_repos", cfg.ProductionRepos)
 	}
 
 	// The door refuses what the correlation stage would refuse, whether or
@@ -262,6 +274,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		defer d.bg.Done()
 		d.runStorage(bg, m, opts)
 	}()
+	if accessEngine != nil {
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			d.runAccess(bg, accessEngine, m, opts)
+		}()
+	}
 	if kv != nil {
 		d.bg.Add(1)
 		go func() {

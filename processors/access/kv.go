@@ -133,3 +133,8 @@ func (s *KVStore) Record(ctx context.Context, subject string) (Record, error) {
 	}
 	return Derive(subject, fs), nil
 }
+
+func base64RawURL(key string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(key)
+	return string(b), err
+}

@@ -201,3 +201,11 @@ func TestExtractErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+func mustNS(s string) int64 {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UnixNano()
+}
