@@ -68,8 +68,9 @@ func TestStallWatchLostDeliveries(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "2 events wait on the server") {
 		t.Fatalf("idle with events waiting: %v, want the waiting error", err)
 	}
-	// Checked a moment ago and the reader was active since: no new check.
-	w.last = time.Now()
+	// The reader was active within stallAfter: no check, although two
+	// events wait (an hour, so that a pause of the test cannot pass it).
+	w.after, w.last, w.checked = time.Hour, time.Now(), time.Time{}
 	if err := w.idle(ctx, cons, 5); err != nil {
 		t.Fatalf("idle right after a message: %v", err)
 	}
