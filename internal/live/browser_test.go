@@ -53,7 +53,10 @@ func startEvidenced(t testing.TB) *env {
 	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+	// The scenario's expectations are worked out for the change controls;
+	// the access stage would add AC-1/AC-4 results for its production
+	// repositories (no protection, no review) whenever its interval fires.
+	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--access=false", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
 		"--clickhouse-url", testenv.DatabaseURL(t), "--tokens-file", tokens, "--archive-flush-interval", "50ms"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
