@@ -63,6 +63,21 @@ func TestStallWatchLostDeliveries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The server counts a consumer's pending messages apart from the
+	// publish acknowledgement: wait until it sees both, so the check below
+	// tests idle and not that race.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumPending == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer counts %d pending after publishing 2", info.NumPending)
+		}
+	}
 	w.checked = time.Time{}
 	err = w.idle(ctx, cons, 5)
 	if err == nil || !strings.Contains(err.Error(), "2 events wait on the server") {
