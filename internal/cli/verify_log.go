@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	fnote "github.com/transparency-dev/formats/note"
+
 	"github.com/evidencepipeline/evidence/internal/tlog"
 )
 
@@ -131,10 +133,10 @@ func (w *witnessOpts) keys() ([]string, error) {
 	var out []string
 	for _, v := range w.list {
 		v = strings.TrimSpace(v)
-		if strings.Count(v, "+") != 2 {
+		if _, kerr := fnote.NewVerifierForCosignatureV1(v); kerr != nil {
 			b, err := os.ReadFile(v)
 			if err != nil {
-				return nil, fmt.Errorf("--witness %q: neither a verifier key (name+hash+key) nor a readable file: %v", v, err)
+				return nil, fmt.Errorf("--witness %q: neither a witness verifier key (name+hash+key: %v) nor a readable file: %v", v, kerr, err)
 			}
 			v = strings.TrimSpace(string(b))
 		}

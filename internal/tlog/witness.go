@@ -28,18 +28,15 @@ import (
 const CosignatureSize = 4 + 8 + ed25519.SignatureSize
 
 // WitnessKeyPair makes a witness key named name: the note private key
-// (PRIVATE+KEY+name+hash+base64(0x04 || seed)) and its cosignature/v1
-// verifier key (name+hash+base64(0x04 || public key)), which auditors give
-// to evidence verify --witness.
+// (a standard ed25519 note signer key, PRIVATE+KEY+name+hash+base64(0x01
+// || seed), from which formats' cosignature/v1 signer is made) and its
+// cosignature/v1 verifier key (name+hash+base64(0x04 || public key)),
+// which auditors give to evidence verify --witness.
 func WitnessKeyPair(name string) (skey, vkey string, err error) {
 	if err := checkWitnessName(name); err != nil {
 		return "", "", err
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	std, err := note.NewEd25519VerifierKey(name, pub)
+	skey, std, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
 		return "", "", fmt.Errorf("witness name %q: %w", name, err)
 	}
@@ -47,15 +44,14 @@ func WitnessKeyPair(name string) (skey, vkey string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("witness key: %w", err)
 	}
-	parts := strings.SplitN(vkey, "+", 3)
-	skey = "PRIVATE+KEY+" + parts[0] + "+" + parts[1] + "+" + base64.StdEncoding.EncodeToString(append([]byte{0x04}, priv.Seed()...))
 	// Check the pair round-trips through the library.
 	s, err := fnote.NewSignerForCosignatureV1(skey)
 	if err != nil {
 		return "", "", fmt.Errorf("witness key: %w", err)
 	}
-	if s.Verifier().Name() != name {
-		return "", "", errors.New("witness key: the library gives another name")
+	v, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil || v.KeyHash() != s.KeyHash() || v.Name() != name {
+		return "", "", fmt.Errorf("witness key: the library's signer and verifier do not match (%v)", err)
 	}
 	return skey, vkey, nil
 }
@@ -212,6 +208,7 @@ func OpenWitnessed(msg []byte, logKeys []string, witnessKeys []string, need int)
 		vs = append(vs, v)
 		names[v.Name()] = true
 	}
+	wvs := vs
 	for _, k := range logKeys {
 		lv, err := note.NewVerifier(strings.TrimSpace(k))
 		if err != nil {
@@ -242,7 +239,7 @@ func OpenWitnessed(msg []byte, logKeys []string, witnessKeys []string, need int)
 	}
 	if len(out) < need {
 		var missing []string
-		for _, v := range vs {
+		for _, v := range wvs {
 			if !seen[v.Name()] {
 				missing = append(missing, v.Name())
 			}
