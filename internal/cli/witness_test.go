@@ -44,13 +44,15 @@ func (s *switchableLog) Latest(ctx context.Context) ([]byte, bool, error) {
 // their tree built by tlog.Open from the rows (as the archive's catch-up
 // does), and checkpoints signed with the operator's key.
 type operatorLog struct {
+	url    string
 	st     *store.Store
 	signer *tlog.Signer
 }
 
 func newOperatorLog(t *testing.T, key *verify.SigningKey, c verifytest.Chain) *operatorLog {
 	t.Helper()
-	st := testenv.StoreAt(t, testenv.DatabaseURL(t))
+	url := testenv.DatabaseURL(t)
+	st := testenv.StoreAt(t, url)
 	if _, err := verifytest.Write(context.Background(), st, c, false); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func newOperatorLog(t *testing.T, key *verify.SigningKey, c verifytest.Chain) *o
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &operatorLog{st: st, signer: s}
+	return &operatorLog{url: url, st: st, signer: s}
 }
 
 // sign signs and stores the checkpoint of the first n leaves.
@@ -359,5 +361,42 @@ func TestCosignatureRoute(t *testing.T) {
 	var ip tlog.InclusionProof
 	if err := json.Unmarshal(f.get(t, "/v1/log/proof/inclusion?seq=5"), &ip); err != nil || ip.Canonical == "" {
 		t.Fatalf("inclusion proof without its row: %v", err)
+	}
+}
+
+// TestPopulationStatesItsCheckpoint: report population names the log's
+// newest signed checkpoint (with the witness cosignatures stored for it)
+// in its JSON header, and on stderr for every format.
+func TestPopulationStatesItsCheckpoint(t *testing.T) {
+	key, err := verify.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOperatorLog(t, key, verifytest.Chain{Events: 9})
+	args := []string{"report", "population", "--clickhouse-url", o.url, "--from", "2026-01-01", "--to", "2026-12-31", "--format", "json"}
+	r := run(t, nil, "", args...)
+	if r.code != 0 || !strings.Contains(r.stderr, "no signed checkpoint yet") || strings.Contains(r.stdout, "log_checkpoint") {
+		t.Fatalf("without a checkpoint: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	o.sign(t, 6)
+	msg := o.sign(t, 9)
+	r = run(t, nil, "", args...)
+	var head struct {
+		Log struct {
+			Origin   string `json:"origin"`
+			TreeSize int64  `json:"tree_size"`
+			Root     string `json:"root"`
+			Note     string `json:"note"`
+		} `json:"log_checkpoint"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &head); err != nil || r.code != 0 {
+		t.Fatalf("population: %d %v %s %s", r.code, err, r.stdout, r.stderr)
+	}
+	root, _ := tlog.NewTiles(o.st.Conn()).RootAt(context.Background(), 9)
+	if head.Log.Origin != tlog.OriginFor(key.ID) || head.Log.TreeSize != 9 || head.Log.Root != base64.StdEncoding.EncodeToString(root[:]) || head.Log.Note != string(msg) {
+		t.Fatalf("log_checkpoint %+v, want 9 leaves, root %x, note %q", head.Log, root, msg)
+	}
+	if !strings.Contains(r.stderr, "computed against the log checkpoint "+tlog.OriginFor(key.ID)+", 9 leaves") {
+		t.Fatalf("stderr: %s", r.stderr)
 	}
 }

@@ -372,3 +372,17 @@ func readJSON(f *zip.File, v any) error {
 	}
 	return json.Unmarshal(b, v)
 }
+
+// CurrentLogCheckpoint is the log's newest signed checkpoint, for a
+// report to state (nil, nil when the log has none).
+func CurrentLogCheckpoint(ctx context.Context, st *store.Store) (*LogCheckpoint, error) {
+	note, ok, err := itlog.LatestCheckpoint(ctx, st.Conn())
+	if err != nil || !ok {
+		return nil, err
+	}
+	cp, err := itlog.ParseCheckpoint(noteText(note))
+	if err != nil {
+		return nil, fmt.Errorf("the newest log checkpoint: %w", err)
+	}
+	return &LogCheckpoint{Origin: cp.Origin, TreeSize: cp.Tree.N, Root: base64.StdEncoding.EncodeToString(cp.Tree.Hash[:]), Note: string(note)}, nil
+}
