@@ -26,8 +26,8 @@ func runVerifyInclusion(_ context.Context, args []string, env Env) int {
 	cpFile := fs.String("checkpoint", "", "a signed checkpoint of the log (file)")
 	proofFile := fs.String("proof", "", "an inclusion proof (JSON file of GET /v1/log/proof/inclusion)")
 	wf := witnessFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	if *vkey == "" || *cpFile == "" || *proofFile == "" {
 		fmt.Fprintln(env.Stderr, "evidence verify inclusion: --log-key, --checkpoint and --proof are required")
@@ -66,8 +66,8 @@ func runVerifyConsistency(_ context.Context, args []string, env Env) int {
 	vkey := fs.String("log-key", "", "the log's note verifier key (name+hash+key), from the operator out of band")
 	proofFile := fs.String("proof", "", "a consistency proof (JSON file of GET /v1/log/proof/consistency?old=OLD&size=NEW)")
 	wf := witnessFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	if *vkey == "" || *proofFile == "" || fs.NArg() != 2 {
 		fmt.Fprintln(env.Stderr, "usage: evidence verify consistency --log-key VKEY --proof PROOF.json [--witness KEY --witnesses N] OLD-CHECKPOINT NEW-CHECKPOINT")

@@ -400,3 +400,51 @@ func TestPopulationStatesItsCheckpoint(t *testing.T) {
 		t.Fatalf("stderr: %s", r.stderr)
 	}
 }
+
+// TestVerifyArchiveWithWitnesses: evidence verify --witnesses recomputes
+// the tree of the checkpoint the witness cosigned from the archive's
+// rows. A history rewritten and re-signed (chain checkpoints and log
+// checkpoint, with the operator's key) is intact by its own checkpoints
+// and caught by the witness's.
+func TestVerifyArchiveWithWitnesses(t *testing.T) {
+	key, err := verify.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDir := t.TempDir()
+	if _, _, err := verify.WriteKeyPair(pubDir, key); err != nil {
+		t.Fatal(err)
+	}
+	honest := newOperatorLog(t, key, verifytest.Chain{Events: 30, Every: 10, Key: key})
+	honest.sign(t, 20)
+	f := newWitnessFixture(t, honest)
+	if r := f.witness(t); r.code != 0 {
+		t.Fatalf("witness: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	verifyArchive := func(o *operatorLog, extra ...string) result {
+		return run(t, nil, "", append([]string{"verify", "--clickhouse-url", o.url, "--public-key", pubDir}, extra...)...)
+	}
+	r := verifyArchive(honest, "--witness", f.wvkey, "--witnesses", "1")
+	if r.code != 0 || !strings.Contains(r.stdout, "witnessed: the archive's first 20 rows (up to stream_seq 20)") || !strings.HasSuffix(r.stdout, "intact\n") {
+		t.Fatalf("honest archive: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+
+	rewritten := newOperatorLog(t, key, verifytest.Chain{Events: 30, Every: 10, Key: key, Gaps: 7})
+	rewritten.signer = honest.signer
+	rewritten.sign(t, 20)
+	if r := verifyArchive(rewritten); r.code != 0 || !strings.HasSuffix(r.stdout, "intact\n") {
+		t.Fatalf("the rewritten archive by its own checkpoints, want intact: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = verifyArchive(rewritten, "--witness", f.wvkey, "--witnesses", "1")
+	if r.code != 1 || !strings.Contains(r.stdout, "TAMPERED: no log checkpoint in ClickHouse (1 sizes) carries 1 valid cosignatures") || strings.Contains(r.stdout, "intact") {
+		t.Fatalf("rewritten, no cosigned checkpoint: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = verifyArchive(rewritten, "--witness", f.wvkey, "--witnesses", "1", "--witnessed-checkpoint", f.state())
+	if r.code != 1 || !strings.Contains(r.stdout, "TAMPERED: the archive's first 20 rows (up to stream_seq 23), each hash recomputed from its content, do not hash to the root of the checkpoint the witnesses cosigned") {
+		// The 20th row is stream_seq 23: 7, 14 and 21 are the gaps.
+		t.Fatalf("rewritten, against the held cosigned checkpoint: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := verifyArchive(honest, "--witness", f.wvkey); r.code != 2 || !strings.Contains(r.stderr, "need --witnesses N") {
+		t.Fatalf("--witness without --witnesses: %d %s", r.code, r.stderr)
+	}
+}
