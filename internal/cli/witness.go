@@ -119,6 +119,21 @@ func runWitness(ctx context.Context, args []string, env Env) int {
 	} else {
 		fmt.Fprintf(env.Stderr, "witness: no state yet (%s): the first checkpoint, %d leaves, is trusted as it is; later ones must extend it\n", *stateFile, newer.Tree.N)
 	}
+	if older != nil && older.Tree == newer.Tree {
+		// Already cosigned: post the held cosignature again (stored once)
+		// rather than a new one each run.
+		if *publish {
+			held, err := os.ReadFile(*stateFile)
+			if err == nil {
+				err = w.post(ctx, "/v1/log/cosignature", held)
+			}
+			if err != nil {
+				return fail(env, ExitFail, "witness: the checkpoint of %d leaves is cosigned (state %s) but could not publish it: %v", newer.Tree.N, *stateFile, err)
+			}
+		}
+		fmt.Fprintf(env.Stdout, "cosigned already: %s, %d leaves (no new leaves since the last run), root %s\n", newer.Origin, newer.Tree.N, b64(newer.Tree.Hash[:]))
+		return ExitOK
+	}
 	text, sigs, err := tlog.SplitNote(msg)
 	if err != nil {
 		return fail(env, ExitFail, "witness: %v", err)
@@ -136,9 +151,7 @@ func runWitness(ctx context.Context, args []string, env Env) int {
 			return fail(env, ExitFail, "witness: cosigned the checkpoint of %d leaves (state %s) but could not publish it: %v", newer.Tree.N, *stateFile, err)
 		}
 	}
-	if older != nil && older.Tree.N == newer.Tree.N {
-		fmt.Fprintf(env.Stdout, "cosigned: %s, %d leaves (no new leaves since the last run), root %s, as %s\n", newer.Origin, newer.Tree.N, b64(newer.Tree.Hash[:]), cosigner.Name())
-	} else if older != nil {
+	if older != nil {
 		fmt.Fprintf(env.Stdout, "cosigned: %s, %d leaves, root %s, as %s: it extends the %d leaves cosigned before (consistency proof checked)\n", newer.Origin, newer.Tree.N, b64(newer.Tree.Hash[:]), cosigner.Name(), older.Tree.N)
 	} else {
 		fmt.Fprintf(env.Stdout, "cosigned: %s, %d leaves, root %s, as %s\n", newer.Origin, newer.Tree.N, b64(newer.Tree.Hash[:]), cosigner.Name())

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -209,33 +210,45 @@ func OpenWitnessed(msg []byte, logKeys []string, witnessKeys []string, need int)
 		names[v.Name()] = true
 	}
 	wvs := vs
-	for _, k := range logKeys {
-		lv, err := note.NewVerifier(strings.TrimSpace(k))
-		if err != nil {
-			return Checkpoint{}, nil, fmt.Errorf("log key %q: %w", k, err)
-		}
-		vs = append(vs, lv)
-	}
-	n, err := note.Open(bytes.TrimLeft(msg, "\r\n\t "), note.VerifierList(vs...))
+	// Each signature line of a witness given is checked on its own (not
+	// with note.Open, which checks only the first line of a key): a
+	// malformed or forged line posted beside a valid one does not hide it.
+	text, lines, err := SplitNote(msg)
 	if err != nil {
-		var ise *note.InvalidSignatureError
-		if errors.As(err, &ise) {
-			return Checkpoint{}, nil, fmt.Errorf("checkpoint of %d leaves: the cosignature of witness %q does not verify with its key: it was altered or forged", c.Tree.N, ise.Name)
-		}
-		return Checkpoint{}, nil, fmt.Errorf("checkpoint note: %w", err)
+		return Checkpoint{}, nil, err
 	}
 	var out []Cosignature
 	seen := map[string]bool{}
-	for _, s := range n.Sigs {
-		if !names[s.Name] || seen[s.Name] {
+	var invalid []string
+	for _, line := range lines {
+		name, sig, err := parseSigLine(line)
+		if err != nil || !names[name] || seen[name] {
 			continue
 		}
-		seen[s.Name] = true
-		t, err := fnote.CoSigV1Timestamp(s)
-		if err != nil {
-			return Checkpoint{}, nil, fmt.Errorf("cosignature of %q: %w", s.Name, err)
+		hash := binary.BigEndian.Uint32(sig[:4])
+		var v note.Verifier
+		for _, w := range wvs {
+			if w.Name() == name && w.KeyHash() == hash {
+				v = w
+			}
 		}
-		out = append(out, Cosignature{Name: s.Name, Time: t.UTC()})
+		if v == nil {
+			continue // another key of that name
+		}
+		if !v.Verify([]byte(text), sig[4:]) {
+			invalid = append(invalid, name)
+			continue
+		}
+		t, err := fnote.CoSigV1Timestamp(note.Signature{Name: name, Hash: hash, Base64: base64.StdEncoding.EncodeToString(sig)})
+		if err != nil {
+			return Checkpoint{}, nil, fmt.Errorf("cosignature of %q: %w", name, err)
+		}
+		seen[name] = true
+		out = append(out, Cosignature{Name: name, Time: t.UTC()})
+	}
+	if len(out) < need && len(invalid) > 0 {
+		return Checkpoint{}, out, fmt.Errorf("checkpoint of %d leaves: the cosignature of witness %q does not verify with its key: it was altered or forged (%d valid cosignatures of the keys given, --witnesses wants %d)",
+			c.Tree.N, invalid[0], len(out), need)
 	}
 	if len(out) < need {
 		var missing []string

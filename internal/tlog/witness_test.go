@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -104,6 +105,20 @@ func TestOpenWitnessed(t *testing.T) {
 	}
 	if _, _, err := OpenWitnessed(cosigned, lk, vkeys[:1], 2); err == nil || !strings.Contains(err.Error(), "only 1 witness keys") {
 		t.Fatalf("need more than the keys: %v", err)
+	}
+	// A forged line of w1 (its name and key hash, a wrong signature) posted
+	// before the valid one neither hides it nor counts.
+	_, l1, _ := parseSigLine(lines[1])
+	bad := append([]byte(nil), l1...)
+	bad[len(bad)-1] ^= 1
+	junk := "— w1.example/a " + base64.StdEncoding.EncodeToString(bad) + "\n"
+	withJunk := JoinNote(text, append([]string{lines[0], junk}, lines[1:]...))
+	if _, cs, err := OpenWitnessed(withJunk, lk, vkeys, 2); err != nil || len(cs) != 2 {
+		t.Fatalf("a forged line before the valid one: %v %v", cs, err)
+	}
+	onlyJunk := JoinNote(text, []string{lines[0], junk})
+	if _, _, err := OpenWitnessed(onlyJunk, lk, vkeys, 1); err == nil || !strings.Contains(err.Error(), `the cosignature of witness "w1.example/a" does not verify`) {
+		t.Fatalf("only a forged line: %v", err)
 	}
 	if _, _, err := WitnessKeyPair("evidenced/abc"); err == nil {
 		t.Fatal("a witness named like the log")
