@@ -2,14 +2,19 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/evidencepipeline/evidence/internal/store"
 	itlog "github.com/evidencepipeline/evidence/internal/tlog"
+	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
 // The transparency log's routes (role auditor; docs/tamper-evidence.md):
@@ -17,7 +22,10 @@ import (
 //	GET /v1/log/checkpoint                                 the newest signed checkpoint (C2SP note)
 //	GET /v1/log/proof/inclusion?seq=STREAM_SEQ&size=N      the row's leaf and its inclusion proof
 //	GET /v1/log/proof/consistency?old=M&size=N             tree N extends tree M
+//	GET /v1/log/checkpoint?size=N                          the signed checkpoint of tree N
+//	POST /v1/log/cosignature                               a witness's cosigned checkpoint (C2SP note)
 //
+// Checkpoints are served with every witness cosignature stored for them.
 // size defaults to the newest checkpoint's size.
 
 // LogSource is where the log routes read: ClickHouse (nil while not
@@ -28,7 +36,27 @@ type LogSource interface {
 }
 
 func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
-	note, ok, err := s.cfg.TLog.Latest(r.Context())
+	var note []byte
+	var ok bool
+	var err error
+	if v := r.URL.Query().Get("size"); v != "" {
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "size "+strconv.Quote(v)+": want a tree size, a positive integer")
+			return
+		}
+		conn := s.cfg.TLog.Conn()
+		if conn == nil {
+			writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+			return
+		}
+		if note, ok, err = itlog.CheckpointAt(r.Context(), conn, n); err == nil && !ok {
+			writeError(w, http.StatusNotFound, "the log has no checkpoint of "+v+" leaves")
+			return
+		}
+	} else {
+		note, ok, err = s.cfg.TLog.Latest(r.Context())
+	}
 	switch {
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, "reading the log's checkpoints: "+err.Error())
@@ -116,7 +144,25 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, itlog.InclusionProof{TreeSize: tree.N, LeafIndex: idx, StreamSeq: seq, RowHash: rowHash, Proof: p})
+	ip := itlog.InclusionProof{TreeSize: tree.N, LeafIndex: idx, StreamSeq: seq, RowHash: rowHash, Proof: p}
+	// The row, so that the reader recomputes its chain hash.
+	err = verify.ScanEvents(r.Context(), conn, seq, seq, func(row *store.EventRow) error {
+		if row.Hash != rowHash {
+			return nil
+		}
+		ev, err := verify.EventFromRow(row)
+		if err != nil {
+			return err
+		}
+		ip.Source, ip.ID, ip.PrevHash, ip.ReceivedNs = row.Source, row.EventID, row.PrevHash, row.ReceivedNs
+		ip.Canonical = base64.StdEncoding.EncodeToString(ev.MarshalCanonical())
+		return nil
+	})
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "reading the row of stream sequence "+v+": "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, ip)
 }
 
 func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) {
@@ -157,4 +203,38 @@ func noteText(note []byte) string {
 		}
 	}
 	return string(note)
+}
+
+// maxCosignedNote bounds a posted cosigned checkpoint.
+const maxCosignedNote = 64 << 10
+
+// logCosignature stores a witness's cosignature of a checkpoint: the body
+// is the checkpoint's signed note with the witness's signature line added
+// (evidence witness), text/plain.
+func (s *Server) logCosignature(w http.ResponseWriter, r *http.Request) {
+	conn := s.cfg.TLog.Conn()
+	if conn == nil {
+		writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCosignedNote+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the cosigned checkpoint: "+err.Error())
+		return
+	}
+	if len(body) > maxCosignedNote {
+		writeError(w, http.StatusRequestEntityTooLarge, "a cosigned checkpoint is at most 64 KiB")
+		return
+	}
+	n, err := itlog.AddCosignatures(r.Context(), conn, body)
+	switch {
+	case errors.Is(err, itlog.ErrUnknownCheckpoint):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil && strings.Contains(err.Error(), "log_checkpoints"):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "cosigned checkpoint: "+err.Error())
+	default:
+		writeJSON(w, http.StatusOK, map[string]int{"stored": n})
+	}
 }
