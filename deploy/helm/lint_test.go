@@ -63,7 +63,10 @@ func TestLintFindsProblems(t *testing.T) {
 		{"template syntax", "templates/service.yaml", "{{ int .Values.service.port }}", "{{ int .Values.service.port ", "templates/service.yaml"},
 		{"not YAML", "templates/service.yaml", "  type: {{ .Values.service.type }}", "  type: [{{ .Values.service.type }}", "service.yaml"},
 		{"no chart version", "Chart.yaml", "version: 0.1.0\n", "", "version"},
-		{"failing guard", "values.yaml", "replicas: 2\n", "replicas: 0\n", "give at least 1 evidenced replica"},
+		{"values not YAML", "values.yaml", "replicas: 2\n", "replicas: [2\n", "values.yaml"},
+		// The linter renders in lint mode, where the templates' fail and
+		// required only log: the chart's guards are checked by
+		// TestChartRefusesBadValues instead.
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyChart(t)

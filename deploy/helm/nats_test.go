@@ -111,10 +111,26 @@ func checkNATS(t *testing.T, p profile, m *manifest) {
 	prod := users["producer"].Permissions
 	if prod == nil || prod.Publish == nil || !slices.Equal(prod.Publish.Allow, []string{"evidence.events.>"}) ||
 		prod.Subscribe == nil || !slices.Equal(prod.Subscribe.Allow, []string{"_INBOX.>"}) {
-		t.Errorf("producer permissions %+v: want publish evidence.events.> and subscribe _INBOX.> only", prod)
+		t.Errorf("producer permissions %s: want publish evidence.events.> and subscribe _INBOX.> only", permString(prod))
 	}
 	aud := users["auditor"].Permissions
 	if aud == nil || aud.Publish == nil || len(aud.Publish.Allow) != 3 || !slices.Contains(aud.Publish.Allow, "$JS.API.STREAM.INFO.EVIDENCE_CHECKPOINTS") {
-		t.Errorf("auditor permissions %+v: want the three EVIDENCE_CHECKPOINTS reads", aud)
+		t.Errorf("auditor permissions %s: want the three EVIDENCE_CHECKPOINTS reads", permString(aud))
 	}
+}
+
+// permString shows p's allowed subjects.
+func permString(p *server.Permissions) string {
+	if p == nil {
+		return "none"
+	}
+	s := "publish "
+	if p.Publish != nil {
+		s += fmt.Sprint(p.Publish.Allow)
+	}
+	s += ", subscribe "
+	if p.Subscribe != nil {
+		s += fmt.Sprint(p.Subscribe.Allow)
+	}
+	return s
 }
