@@ -10,8 +10,9 @@
 // is read at its first token, and its keys (the document's jwks_uri) are
 // cached; a token signed with a key id the cache does not hold makes the
 // verifier read the keys again (the issuer rotated them), at most once per
-// Config.MinRefresh, so that a flood of tokens with made-up key ids does
-// not become a flood of requests to the issuer.
+// Config.MinRefresh (such a token waits for the rest of it), so that a
+// flood of tokens with made-up key ids does not become a flood of
+// requests to the issuer.
 //
 // The claims that identify the run (ce.JobClaims) are returned; which CI
 // system a token is from follows from its issuer, not from its claims:
@@ -120,7 +121,7 @@ type Config struct {
 	// with a 10s timeout).
 	HTTPClient *http.Client
 	// MinRefresh: an issuer's keys are read again for an unknown key id
-	// at most this often (default 10s; negative: every time).
+	// at most this often (default 5s; negative: every time).
 	MinRefresh time.Duration
 	// Now is the clock of the expiry checks (default time.Now).
 	Now func() time.Time
@@ -143,7 +144,7 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	if cfg.MinRefresh == 0 {
-		cfg.MinRefresh = 10 * time.Second
+		cfg.MinRefresh = 5 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -265,31 +266,61 @@ func (is *issuer) verify(ctx context.Context, raw, kid string) (*ce.JobClaims, e
 
 // keysFor makes sure the issuer's keys are known and hold kid, reading the
 // discovery document at the first token and the keys again for a key id
-// not seen (at most once per MinRefresh). The error for a kid the issuer
-// does not list says so.
+// not seen. Keys are read at most once per MinRefresh: a token of an
+// unknown kid that comes sooner waits for the rest of that time (without
+// holding up tokens of known keys) and then has them read, so that a new
+// key is found soon after it is published while made-up kids cost the
+// issuer one request per MinRefresh at most. The error for a kid the
+// issuer does not list says so.
 func (is *issuer) keysFor(ctx context.Context, kid string) error {
+	waited := false
+	for {
+		is.mu.Lock()
+		if is.verifier == nil {
+			if err := is.discover(ctx); err != nil {
+				is.mu.Unlock()
+				return &UnavailableError{Issuer: is.URL, Err: err}
+			}
+		}
+		if has(is.keys, kid) {
+			is.mu.Unlock()
+			return nil
+		}
+		wait := is.v.cfg.MinRefresh - time.Since(is.fetched)
+		if is.fetched.IsZero() || is.v.cfg.MinRefresh < 0 || wait <= 0 {
+			keys, err := is.fetchKeys(ctx)
+			if err != nil {
+				is.mu.Unlock()
+				return &UnavailableError{Issuer: is.URL, Err: err}
+			}
+			is.keys, is.fetched = keys, time.Now()
+			found := has(keys, kid)
+			is.mu.Unlock()
+			is.v.cfg.Log.Info("job token issuer keys read", "issuer", is.URL, "keys", len(keys), "for_kid", kid, "found", found)
+			if found {
+				return nil
+			}
+			return is.unknownKey(kid)
+		}
+		is.mu.Unlock()
+		if waited {
+			// Read since this token came, and still without its kid.
+			return is.unknownKey(kid)
+		}
+		waited = true
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (is *issuer) unknownKey(kid string) error {
 	is.mu.Lock()
 	defer is.mu.Unlock()
-	if is.verifier == nil {
-		if err := is.discover(ctx); err != nil {
-			return &UnavailableError{Issuer: is.URL, Err: err}
-		}
-	}
-	if has(is.keys, kid) {
-		return nil
-	}
-	now := is.v.cfg.Now()
-	if is.fetched.IsZero() || is.v.cfg.MinRefresh < 0 || now.Sub(is.fetched) >= is.v.cfg.MinRefresh {
-		keys, err := is.fetchKeys(ctx)
-		if err != nil {
-			return &UnavailableError{Issuer: is.URL, Err: err}
-		}
-		is.keys, is.fetched = keys, now
-		is.v.cfg.Log.Info("job token issuer keys read", "issuer", is.URL, "keys", len(keys), "for_kid", kid)
-	}
-	if has(is.keys, kid) {
-		return nil
-	}
 	if kid == "" {
 		return fmt.Errorf("the token names no key (kid) and issuer %s has %d keys", is.URL, len(is.keys))
 	}

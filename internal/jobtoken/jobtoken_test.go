@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -166,12 +167,13 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
-// Within MinRefresh of the last read, an unknown kid does not make the
-// verifier read the keys again: a flood of made-up kids is not a flood of
-// requests to the issuer.
+// Keys are read at most once per MinRefresh, however many tokens of
+// made-up kids come at once: each waits for its turn and is refused as of
+// an unknown key, and the issuer sees one request per MinRefresh at most.
 func TestUnknownKeyRefreshIsBounded(t *testing.T) {
+	const minRefresh = 200 * time.Millisecond
 	is := jobtokentest.New(t)
-	v := newVerifier(t, time.Hour, jobtoken.Issuer{URL: is.URL, Audience: aud})
+	v := newVerifier(t, minRefresh, jobtoken.Issuer{URL: is.URL, Audience: aud})
 	claims := is.GitHubClaims(aud, "octo/app", "release", "42", sha, nil)
 	if _, err := v.Verify(context.Background(), is.Sign(t, claims)); err != nil {
 		t.Fatal(err)
@@ -180,13 +182,32 @@ func TestUnknownKeyRefreshIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 5 {
-		if _, err := v.Verify(context.Background(), jobtokentest.SignWith(t, stranger, "made-up-"+string(rune('a'+i)), claims)); err == nil {
-			t.Fatal("accepted a token of a made-up key")
+	const n = 12
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = jobtokentest.SignWith(t, stranger, fmt.Sprintf("made-up-%d", i), claims)
+	}
+	start := time.Now()
+	errs := make(chan error, n)
+	for _, tok := range toks {
+		go func() {
+			_, err := v.Verify(context.Background(), tok)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err == nil || !strings.Contains(err.Error(), "unknown key") {
+			t.Errorf("a token of a made-up key: %v", err)
 		}
 	}
-	if n := is.JWKSFetches.Load(); n != 1 {
-		t.Errorf("keys read %d times, want 1", n)
+	elapsed := time.Since(start)
+	// One read at the first token, then at most one per MinRefresh of
+	// the time the tokens took (and one for the period under way).
+	if got, max := is.JWKSFetches.Load(), 2+int64(elapsed/minRefresh); got > max {
+		t.Errorf("keys read %d times in %s, want at most %d", got, elapsed, max)
+	}
+	if got := is.JWKSFetches.Load(); got < 2 {
+		t.Errorf("keys read %d times: the made-up kids never had them read again", got)
 	}
 }
 
