@@ -145,7 +145,12 @@ func jobProblems(e *ce.Event, c *ce.JobClaims) []Problem {
 	case !strings.EqualFold(repo, c.Repository):
 		bad("data/repository", "%s is not the job token's repository %s (claim %s): a job token posts evidence about its own repository only", d.Repository, c.Repository, repoClaim)
 	}
-	if d.Commit != "" && c.SHA != "" && !strings.EqualFold(d.Commit, c.SHA) {
+	// A pull or merge request run's token names the temporary merge
+	// commit (GitHub refs/pull/N/merge, GitLab refs/merge-requests/N/...),
+	// while its evidence names the request's head, which the token does
+	// not name: that commit cannot be checked.
+	mergeRef := strings.HasPrefix(c.Ref, "refs/pull/") || strings.HasPrefix(c.Ref, "refs/merge-requests/")
+	if d.Commit != "" && c.SHA != "" && !mergeRef && !strings.EqualFold(d.Commit, c.SHA) {
 		bad("data/commit", "%s is not the commit of the job token's run, %s (claim sha)", d.Commit, c.SHA)
 	}
 	if d.RunID != "" && d.RunID != c.Run() {

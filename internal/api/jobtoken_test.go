@@ -249,6 +249,14 @@ func TestJobTokenAccepted(t *testing.T) {
 		t.Errorf("re-run by another person: %d %s", code, reason)
 	}
 
+	// A pull request run's token names the merge commit GitHub made; its
+	// evidence names the head, which the token cannot vouch for.
+	pr := is.Sign(t, is.GitHubClaims(jobAud, "octo/app", "ci", "43", jobSHA, map[string]any{"ref": "refs/pull/7/merge"}))
+	code, reason, _ = f.post(t, pr, deployEvent("d-pr", repo, otherSH, "43", "ci", map[string]any{"environment": "preview"}))
+	if code != 202 {
+		t.Errorf("pull request run with its head commit: %d %s", code, reason)
+	}
+
 	code, reason, r = f.post(t, "tok-producer", deployEvent("d-static", "github.com/octo/other", otherSH, "7", "release", nil))
 	if code != 202 {
 		t.Fatalf("static token: %d %s", code, reason)
