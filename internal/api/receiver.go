@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/producers/cdevents"
@@ -101,7 +102,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		for i, raw := range entries {
 			e, err := ce.ParseJSON(raw)
 			if err == nil {
-				err = s.CheckEvent(e)
+				err = s.checkPosted(e)
 			}
 			if err != nil {
 				problems = append(problems, problemsOf(i, e, raw, err)...)
@@ -117,7 +118,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			e, err = ce.FromBinary(r.Header, body)
 		}
 		if err == nil {
-			err = s.CheckEvent(e)
+			err = s.checkPosted(e)
 			var fe *ce.Error
 			if mode == "binary" && errors.As(err, &fe) && ce.IsAttribute(fe.Field) {
 				fe.Field = "ce-" + fe.Field // the attribute came in its header
@@ -140,6 +141,18 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusBadRequest, EventsResponse{Error: msg, Invalid: problems})
 		return
+	}
+
+	if id, _ := auth.FromContext(r.Context()); id.Job != nil {
+		if problems := bindJob(events, id.Job); len(problems) > 0 {
+			s.receive.Failed("forbidden", countIndexes(problems))
+			msg := "the CI job token does not speak for this evidence: " + problems[0].Field + ": " + problems[0].Message
+			if len(events) > 1 {
+				msg = fmt.Sprintf("%d of %d events are not the CI job token's run's evidence; nothing was stored", countIndexes(problems), len(events))
+			}
+			writeJSON(w, http.StatusForbidden, EventsResponse{Error: msg, Invalid: problems})
+			return
+		}
 	}
 
 	res, err := s.cfg.Publisher.Publish(r.Context(), events)
