@@ -5,8 +5,9 @@
 run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
 	scripts/quickstart.sh
 
-test:           ## install ClickHouse if missing, then every test (real NATS and ClickHouse)
+test:           ## install ClickHouse and ZooKeeper if missing, then every test (real NATS, ClickHouse, ZooKeeper)
 	scripts/install-clickhouse.sh
+	scripts/install-zookeeper.sh
 	go test -count=1 -timeout 30m ./...
 
 verify-verdicts: ## 10,000 changes / 50 repositories delivered five ways: identical verdicts, equal to the reference judge
