@@ -254,14 +254,16 @@ var configTmpl = template.Must(template.New("config").Parse(`<?xml version="1.0"
       </shard>
     </{{.Name}}>
   </remote_servers>
-  <!-- Generous timeouts: 18.16 crashed (segfault) in ON CLUSTER DDL with
-       its default 1 s handshake when a loaded machine delayed ZooKeeper. -->
+  <!-- Timeouts for a loaded machine (18.16 crashed in ON CLUSTER DDL when
+       its ZooKeeper session was lost), yet a session short enough that a
+       replica killed and restarted finds its old one expired (until then
+       its tables stay read-only: "appears to be already active"). -->
   <zookeeper>
 {{- range .ZooKeeperAddrs}}
     <node><host>{{.Host}}</host><port>{{.Port}}</port></node>
 {{- end}}
-    <session_timeout_ms>60000</session_timeout_ms>
-    <operation_timeout_ms>30000</operation_timeout_ms>
+    <session_timeout_ms>20000</session_timeout_ms>
+    <operation_timeout_ms>15000</operation_timeout_ms>
   </zookeeper>
   <macros>
     <shard>{{.Shard}}</shard>
