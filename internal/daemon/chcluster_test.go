@@ -135,16 +135,24 @@ func TestClickHouseCluster(t *testing.T) {
 		}
 		return n
 	}
-	waitRows := func(than uint64) {
+	// r2 seen alone: while r1 is down, rows must keep arriving there.
+	str2, err := store.Open(ctx, cl.Replicas[1].URL("evidence_cl"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer str2.Close()
+	waitRows := func(st *store.Store, than uint64, within time.Duration) {
 		t.Helper()
-		testenv.Eventually(t, 60*time.Second, func() error {
-			if r := count(stc, "SELECT count() FROM events"); r < than+300 {
+		testenv.Eventually(t, within, func() error {
+			if r := count(st, "SELECT count() FROM events"); r < than+300 {
 				return fmt.Errorf("%d rows archived on the cluster, waiting for %d", r, than+300)
 			}
 			return nil
 		})
 	}
-	waitRows(0)
+	// The first rows come after the migrations ON CLUSTER (about 40 s
+	// here beside the other evidenced).
+	waitRows(stc, 0, 4*time.Minute)
 	killedAt := count(stc, "SELECT count() FROM events")
 	r1 := cl.Replicas[0]
 	if err := r1.Kill(); err != nil {
@@ -153,7 +161,7 @@ func TestClickHouseCluster(t *testing.T) {
 	t.Logf("replica r1 killed at %d rows (%s into the test)", killedAt, time.Since(begin).Round(time.Second))
 	downSince := time.Now()
 	// The cluster goes on without r1: rows keep arriving through r2.
-	waitRows(killedAt)
+	waitRows(str2, killedAt, 60*time.Second)
 	time.Sleep(time.Until(downSince.Add(replicaDown))) // the outage's length, not a synchronisation
 	sctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	err = r1.Start(sctx)
@@ -162,7 +170,7 @@ func TestClickHouseCluster(t *testing.T) {
 		t.Fatalf("restart r1: %v", err)
 	}
 	t.Logf("replica r1 back after %s", time.Since(downSince).Round(time.Second))
-	waitRows(count(stc, "SELECT count() FROM events"))
+	waitRows(stc, count(stc, "SELECT count() FROM events"), 90*time.Second)
 	close(stop)
 	<-done
 	want := uint64(acked.Load())

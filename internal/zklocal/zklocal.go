@@ -2,7 +2,8 @@
 // zookeeper package (/usr/share/java/zookeeper.jar, started with java) on a
 // loopback port with a data directory of ours: the coordination service a
 // replicated ClickHouse needs (ReplicatedMergeTree, ON CLUSTER). The test
-// helpers start one for the ClickHouse cluster tests.
+// helpers start one for the ClickHouse cluster tests; it is made for
+// tests (its writes are not synced to disk), not for keeping data.
 package zklocal
 
 import (
@@ -92,6 +93,9 @@ maxSessionTimeout=120000
 maxClientCnxns=0
 admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr
+# A server for tests: its data is thrown away, so its log is not synced to
+# disk at every write (each table created ON CLUSTER is dozens of writes).
+forceSync=no
 `, filepath.Join(abs, "data"), port)
 	if err := os.WriteFile(filepath.Join(abs, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
 		return nil, err
