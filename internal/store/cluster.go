@@ -33,7 +33,8 @@ import (
 // (the same rows in the same order) is skipped, so a batch retried on
 // another replica after an error is stored once. The archive's batches
 // are fixed before their first attempt (rows, order, chain hashes), which
-// makes a retry identical.
+// makes its retry identical; other writers' retries may differ, and their
+// tables fold (ReplacingMergeTree) or tolerate a repeated row.
 
 // LocalSuffix is the suffix of the replicated tables under the public
 // (Distributed) names.
