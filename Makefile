@@ -5,8 +5,9 @@
 run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
 	scripts/quickstart.sh
 
-test:           ## install ClickHouse if missing, then every test (real NATS and ClickHouse), and the Helm chart's (its own module)
+test:           ## install ClickHouse and ZooKeeper if missing, then every test (real NATS, ClickHouse, ZooKeeper), and the Helm chart's (its own module)
 	scripts/install-clickhouse.sh
+	scripts/install-zookeeper.sh
 	go test -count=1 -timeout 30m ./...
 	cd deploy/helm && go test -count=1 -timeout 10m ./...
 

@@ -97,7 +97,7 @@ func run(args []string) int {
 }
 
 func migrate(ctx context.Context, cfg *config.Config) error {
-	st, err := store.Open(ctx, cfg.ClickHouseURL, nil)
+	st, err := store.OpenCluster(ctx, cfg.ClickHouseURL, cfg.ClickHouseCluster, nil)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,12 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 
+	// Cluster is set when the server is a replica of a cluster.
+	Cluster *Cluster
+	// InterserverPort is the port replicas fetch parts from each other on
+	// (cluster only).
+	InterserverPort int
+
 	auditorPassword  string
 	mu               sync.Mutex // guards auditorDatabases and users.xml
 	auditorDatabases []string
@@ -62,6 +68,55 @@ type Config struct {
 	// AuditorDatabases are the databases the auditor may read; none:
 	// DefaultAuditorDatabase.
 	AuditorDatabases []string
+	// Cluster, when set, makes the server one replica of a one-shard
+	// ClickHouse cluster coordinated by ZooKeeper.
+	Cluster *Cluster
+}
+
+// Cluster is a server's place in a ClickHouse cluster of one shard.
+type Cluster struct {
+	// Name is the cluster's name in remote_servers (what ON CLUSTER and
+	// Distributed name).
+	Name string
+	// Shard and Replica are this server's {shard} and {replica} macros.
+	Shard, Replica string
+	// Replicas are the native addresses (host:port) of every replica of
+	// the shard, this server's included.
+	Replicas []string
+	// ZooKeeper are the ZooKeeper servers' addresses (host:port).
+	ZooKeeper []string
+	// InterserverPort is the port replicas fetch parts on; 0 picks a free
+	// one.
+	InterserverPort int
+}
+
+type hostPort struct {
+	Host string
+	Port string
+}
+
+func splitAddrs(addrs []string) ([]hostPort, error) {
+	var out []hostPort
+	for _, a := range addrs {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil || h == "" || p == "" {
+			return nil, fmt.Errorf("address %q: want host:port", a)
+		}
+		if strings.ContainsAny(h, "<>&'\"") {
+			return nil, fmt.Errorf("address %q: the host has a character not allowed in a host name", a)
+		}
+		if _, err := strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("address %q: the port is not a number", a)
+		}
+		out = append(out, hostPort{h, p})
+	}
+	return out, nil
+}
+
+// clusterView is what the configuration template reads of a cluster.
+type clusterView struct {
+	*Cluster
+	ReplicaAddrs, ZooKeeperAddrs []hostPort
 }
 
 // Binary finds the server binary: clickhouse-server (Debian) or the single
@@ -137,6 +192,24 @@ func NewWith(c Config) (*Server, error) {
 		}
 	}
 	s := &Server{Dir: abs, TCPPort: tcpPort, HTTPPort: httpPort, bin: bin, auditorPassword: pw, auditorDatabases: dbs}
+	if c.Cluster != nil {
+		cl := *c.Cluster
+		if !validName(cl.Name) || !validName(cl.Shard) || !validName(cl.Replica) {
+			return nil, fmt.Errorf("cluster %q, shard %q, replica %q: each needs letters, digits or _ only", cl.Name, cl.Shard, cl.Replica)
+		}
+		if len(cl.Replicas) == 0 || len(cl.ZooKeeper) == 0 {
+			return nil, errors.New("a cluster needs its replicas' addresses and at least one ZooKeeper address")
+		}
+		if !slices.Contains(cl.Replicas, s.Addr()) {
+			return nil, fmt.Errorf("the cluster's replicas (%s) do not include this server (%s)", strings.Join(cl.Replicas, ", "), s.Addr())
+		}
+		if cl.InterserverPort == 0 {
+			if cl.InterserverPort, err = FreePort(); err != nil {
+				return nil, fmt.Errorf("pick a free port: %w", err)
+			}
+		}
+		s.Cluster, s.InterserverPort = &cl, cl.InterserverPort
+	}
 	if err := s.writeConfig(); err != nil {
 		return nil, err
 	}
@@ -167,6 +240,39 @@ var configTmpl = template.Must(template.New("config").Parse(`<?xml version="1.0"
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
   <mlock_executable>false</mlock_executable>
+{{- with .ClusterView}}
+  <!-- One replica of cluster {{.Name}}: shard {{.Shard}}, replica {{.Replica}}. -->
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <interserver_http_port>{{.InterserverPort}}</interserver_http_port>
+  <remote_servers>
+    <{{.Name}}>
+      <shard>
+        <internal_replication>true</internal_replication>
+{{- range .ReplicaAddrs}}
+        <replica><host>{{.Host}}</host><port>{{.Port}}</port></replica>
+{{- end}}
+      </shard>
+    </{{.Name}}>
+  </remote_servers>
+  <!-- Timeouts for a loaded machine (18.16 crashed in ON CLUSTER DDL when
+       its ZooKeeper session was lost), yet a session short enough that a
+       replica killed and restarted finds its old one expired (until then
+       its tables stay read-only: "appears to be already active"). -->
+  <zookeeper>
+{{- range .ZooKeeperAddrs}}
+    <node><host>{{.Host}}</host><port>{{.Port}}</port></node>
+{{- end}}
+    <session_timeout_ms>20000</session_timeout_ms>
+    <operation_timeout_ms>15000</operation_timeout_ms>
+  </zookeeper>
+  <macros>
+    <shard>{{.Shard}}</shard>
+    <replica>{{.Replica}}</replica>
+  </macros>
+  <distributed_ddl>
+    <path>/clickhouse/task_queue/ddl</path>
+  </distributed_ddl>
+{{- end}}
 </yandex>
 `))
 
@@ -251,7 +357,24 @@ func (s *Server) writeConfig() error {
 	if err != nil {
 		return err
 	}
-	if err := configTmpl.Execute(f, s); err != nil {
+	var view *clusterView
+	if s.Cluster != nil {
+		view = &clusterView{Cluster: s.Cluster}
+		var err error
+		if view.ReplicaAddrs, err = splitAddrs(s.Cluster.Replicas); err != nil {
+			f.Close()
+			return fmt.Errorf("cluster replicas: %w", err)
+		}
+		if view.ZooKeeperAddrs, err = splitAddrs(s.Cluster.ZooKeeper); err != nil {
+			f.Close()
+			return fmt.Errorf("cluster ZooKeeper: %w", err)
+		}
+	}
+	err = configTmpl.Execute(f, struct {
+		*Server
+		ClusterView *clusterView
+	}{s, view})
+	if err != nil {
 		f.Close()
 		return err
 	}

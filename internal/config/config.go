@@ -33,6 +33,9 @@ type Config struct {
 	NATSListen string
 	// ClickHouseURL is clickhouse://[user[:password]@]host[:port]/database.
 	ClickHouseURL string
+	// ClickHouseCluster is the ClickHouse cluster (remote_servers name)
+	// the database is replicated on; empty: a single server.
+	ClickHouseCluster string
 	// TokensFile is the bearer-token file; without it the API is open and
 	// must listen on loopback.
 	TokensFile string
@@ -220,7 +223,8 @@ func (c *Config) flags() []Flag {
 		{Name: "data-dir", Env: "EVIDENCE_DATA_DIR", Default: "./data", Usage: "directory of local state (the embedded NATS store)", set: str(&c.DataDir)},
 		{Name: "nats-url", Env: "EVIDENCE_NATS_URL", Default: "", Usage: "external NATS server URL; empty runs an embedded NATS with JetStream", set: str(&c.NATSURL)},
 		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on, with the users generated in DATA_DIR/nats-users (evidenced, producer); empty: in-process only", set: str(&c.NATSListen)},
-		{Name: "clickhouse-url", Env: "EVIDENCE_CLICKHOUSE_URL", Default: "clickhouse://127.0.0.1:9000/evidence", Usage: "ClickHouse, native protocol: clickhouse://[user[:password]@]host[:port]/database", Secret: true, set: str(&c.ClickHouseURL)},
+		{Name: "clickhouse-url", Env: "EVIDENCE_CLICKHOUSE_URL", Default: "clickhouse://127.0.0.1:9000/evidence", Usage: "ClickHouse, native protocol: clickhouse://[user[:password]@]host[:port][,host[:port]...]/database (several hosts: tried in order)", Secret: true, set: str(&c.ClickHouseURL)},
+		{Name: "clickhouse-cluster", Env: "EVIDENCE_CLICKHOUSE_CLUSTER", Default: "", Usage: "ClickHouse cluster (its remote_servers name) to replicate the database on: migrations create ReplicatedMergeTree <table>_local and Distributed <table> tables ON CLUSTER; empty: a single server", set: str(&c.ClickHouseCluster)},
 		{Name: "tokens-file", Env: "EVIDENCE_TOKENS_FILE", Default: "", Usage: "bearer tokens (ROLE SHA256 NAME per line); without it the API is open and listens on loopback only", set: str(&c.TokensFile)},
 		{Name: "oidc-issuer", Env: "EVIDENCE_OIDC_ISSUERS", Repeat: true, Usage: "ISSUER_URL=AUDIENCE: accept CI job tokens (OIDC ID tokens) of this issuer naming this audience as producer credentials for their own run's evidence, e.g. https://token.actions.githubusercontent.com=https://evidence.example.com or https://gitlab.com=https://evidence.example.com; repeatable (the variable: comma-separated); needs --tokens-file", set: issuers(&c.OIDCIssuers)},
 		{Name: "max-body-bytes", Env: "EVIDENCE_MAX_BODY_BYTES", Default: "10MiB", Usage: "largest request body (bytes, or with KiB/MiB)", set: num(&c.MaxBodyBytes)},
@@ -483,6 +487,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := store.ParseURL(c.ClickHouseURL); err != nil {
 		return bad("clickhouse-url", "EVIDENCE_CLICKHOUSE_URL", "%v", err)
+	}
+	if c.ClickHouseCluster != "" {
+		if err := store.ValidateClusterName(c.ClickHouseCluster); err != nil {
+			return bad("clickhouse-cluster", "EVIDENCE_CLICKHOUSE_CLUSTER", "%v", err)
+		}
 	}
 	if c.MaxBodyBytes < 1024 {
 		return bad("max-body-bytes", "EVIDENCE_MAX_BODY_BYTES", "at least 1KiB, got %d", c.MaxBodyBytes)

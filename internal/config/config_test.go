@@ -77,6 +77,7 @@ func TestErrorsNameTheField(t *testing.T) {
 		{env: map[string]string{"EVIDENCE_HTTP_ADDR": "8080"}, want: "--http-addr (EVIDENCE_HTTP_ADDR): want host:port"},
 		{args: []string{"--tokens-file", "/nonexistent/tokens"}, want: "--tokens-file (EVIDENCE_TOKENS_FILE):"},
 		{args: []string{"--clickhouse-url", "http://ch:8123/x"}, want: `--clickhouse-url (EVIDENCE_CLICKHOUSE_URL): scheme "http"`},
+		{env: map[string]string{"EVIDENCE_CLICKHOUSE_CLUSTER": "prod-eu"}, want: `--clickhouse-cluster (EVIDENCE_CLICKHOUSE_CLUSTER): cluster name "prod-eu": only letters, digits and _ are allowed`},
 		{env: map[string]string{"EVIDENCE_DEDUPE_WINDOW": "soon"}, want: "--dedupe-window (EVIDENCE_DEDUPE_WINDOW): not a duration"},
 		{args: []string{"--archive-batch-size", "ten"}, want: "--archive-batch-size (EVIDENCE_ARCHIVE_BATCH_SIZE):"},
 		{args: []string{"--archive-batch-size", "0"}, want: "--archive-batch-size (EVIDENCE_ARCHIVE_BATCH_SIZE): must be between 1 and 1000000"},

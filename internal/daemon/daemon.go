@@ -404,7 +404,7 @@ func (d *Daemon) runStorage(ctx context.Context, m *metrics.Metrics, opts Option
 		}
 	}
 	for {
-		st, err := store.Open(ctx, d.cfg.ClickHouseURL, d.log)
+		st, err := store.OpenCluster(ctx, d.cfg.ClickHouseURL, d.cfg.ClickHouseCluster, d.log)
 		if err == nil {
 			if _, err = st.Migrate(ctx, migrations); err != nil {
 				st.Close()

@@ -78,9 +78,24 @@ func (s *Store) InsertEvents(ctx context.Context, rows []EventRow) error {
 var ErrEmpty = errors.New("events table is empty")
 
 // LastEvent is the stream sequence and hash of the newest archived row, or
-// ErrEmpty.
+// ErrEmpty. On a cluster it reads this node's replica, events_local, once
+// it holds every part the other replicas logged (SYSTEM SYNC REPLICA): a
+// lagging replica read through the Distributed table could give an older
+// head, and the archive resuming after it would store rows twice. The
+// tables the archive reads next at its start (the log's tiles and
+// checkpoints, the chain's checkpoints) are synced first too, so the
+// transparency log and the signer resume from every row stored.
 func (s *Store) LastEvent(ctx context.Context) (seq uint64, hash string, err error) {
-	rows, err := s.conn.Query(ctx, "SELECT stream_seq, hash FROM events ORDER BY stream_seq DESC LIMIT 1")
+	table := "events"
+	if s.cluster != "" {
+		table = "events" + LocalSuffix
+		for _, t := range []string{"log_tiles", "log_checkpoints", "checkpoints", "events"} {
+			if err := s.syncReplica(ctx, t+LocalSuffix); err != nil {
+				return 0, "", fmt.Errorf("read last archived event: %w", err)
+			}
+		}
+	}
+	rows, err := s.conn.Query(ctx, "SELECT stream_seq, hash FROM "+table+" ORDER BY stream_seq DESC LIMIT 1")
 	if err != nil {
 		return 0, "", fmt.Errorf("read last archived event: %w", err)
 	}

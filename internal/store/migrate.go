@@ -84,8 +84,17 @@ ORDER BY version`
 // order, and records each. A recorded migration whose file changed since is
 // an error: migrations are append-only. It returns the names applied.
 func (s *Store) Migrate(ctx context.Context, migrations []Migration) ([]string, error) {
-	if err := s.conn.Exec(ctx, migrationsTable); err != nil {
+	create := migrationsTable
+	if s.cluster != "" {
+		create = clusterMigrationsTable(s.database, s.cluster)
+	}
+	if err := s.conn.Exec(ctx, create); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	if s.cluster != "" {
+		if err := s.syncReplica(ctx, "schema_migrations"); err != nil {
+			return nil, err
+		}
 	}
 	applied := map[uint32]string{}
 	rows, err := s.conn.Query(ctx, "SELECT version, checksum FROM schema_migrations")
@@ -114,8 +123,17 @@ func (s *Store) Migrate(ctx context.Context, migrations []Migration) ([]string, 
 			continue
 		}
 		for i, stmt := range m.Statements() {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				return done, fmt.Errorf("migration %s, statement %d: %w", m.Name, i+1, err)
+			stmts := []string{stmt}
+			if s.cluster != "" {
+				var err error
+				if stmts, err = ClusterStatements(s.database, s.cluster, stmt); err != nil {
+					return done, fmt.Errorf("migration %s, statement %d on cluster %s: %w", m.Name, i+1, s.cluster, err)
+				}
+			}
+			for _, q := range stmts {
+				if err := s.conn.Exec(ctx, q); err != nil {
+					return done, fmt.Errorf("migration %s, statement %d: %w", m.Name, i+1, err)
+				}
 			}
 		}
 		if err := s.recordMigration(ctx, m); err != nil {

@@ -31,7 +31,7 @@ func OpenReadOnly(ctx context.Context, rawURL string, log *slog.Logger) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse url: %w", err)
 	}
-	conn, err := open(o, o.Database)
+	conn, err := open(o, o.Database, nil)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", o.Addr, err)
 	}

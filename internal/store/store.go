@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,22 +29,32 @@ type Store struct {
 	conn     driver.Conn
 	database string
 	log      *slog.Logger
+	// cluster is the ClickHouse cluster the database is replicated on
+	// (OpenCluster); empty on a single server.
+	cluster string
 }
 
 // Options is what ParseURL gives: how to reach the server and which
 // database to use.
 type Options struct {
-	Addr     string
-	Database string
-	User     string
-	Password string
+	// Addr is the server's address, host:port; with several hosts in the
+	// URL (host1:9000,host2:9000), the first.
+	Addr string
+	// MoreAddrs are the URL's further hosts, tried in order when the ones
+	// before do not answer (the replicas of a cluster).
+	MoreAddrs []string
+	Database  string
+	User      string
+	Password  string
 	// Secure selects TLS (clickhouses:// or ?secure=true).
 	Secure bool
 }
 
 // ParseURL reads an evidence ClickHouse URL:
-// clickhouse://[user[:password]@]host[:port]/database[?secure=true].
+// clickhouse://[user[:password]@]host[:port][,host[:port]...]/database[?secure=true].
 // The port defaults to 9000 (9440 when secure), the database to "evidence".
+// Several hosts (the replicas of a cluster) are tried in order: the first
+// that answers is used, the next when it fails.
 func ParseURL(raw string) (Options, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -63,14 +74,32 @@ func ParseURL(raw string) (Options, error) {
 	if u.Host == "" {
 		return Options{}, errors.New("no host")
 	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = "9000"
-		if o.Secure {
-			port = "9440"
+	defPort := "9000"
+	if o.Secure {
+		defPort = "9440"
+	}
+	for i, hp := range strings.Split(u.Host, ",") {
+		host, port := hp, ""
+		if h, p, err := net.SplitHostPort(hp); err == nil {
+			host, port = h, p
+		} else if strings.HasPrefix(hp, "[") && strings.HasSuffix(hp, "]") {
+			host = hp[1 : len(hp)-1]
+		}
+		if host == "" {
+			return Options{}, fmt.Errorf("host %d of %q is empty", i+1, u.Host)
+		}
+		if port == "" {
+			port = defPort
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return Options{}, fmt.Errorf("host %q: the port is not a number", hp)
+		}
+		if i == 0 {
+			o.Addr = net.JoinHostPort(host, port)
+		} else {
+			o.MoreAddrs = append(o.MoreAddrs, net.JoinHostPort(host, port))
 		}
 	}
-	o.Addr = net.JoinHostPort(host, port)
 	o.Database = strings.Trim(u.Path, "/")
 	if o.Database == "" {
 		o.Database = "evidence"
@@ -97,10 +126,11 @@ func Redacted(raw string) string {
 	return u.Redacted()
 }
 
-func open(o Options, database string) (driver.Conn, error) {
+func open(o Options, database string, settings clickhouse.Settings) (driver.Conn, error) {
 	opts := &clickhouse.Options{
 		Protocol: clickhouse.Native,
-		Addr:     []string{o.Addr},
+		Addr:     append([]string{o.Addr}, o.MoreAddrs...),
+		Settings: settings,
 		Auth:     clickhouse.Auth{Database: database, Username: o.User, Password: o.Password},
 		// Fail fast: callers retry with their own backoff.
 		DialTimeout:     5 * time.Second,
@@ -121,6 +151,17 @@ func open(o Options, database string) (driver.Conn, error) {
 // Open connects to the database of the URL, creating the database when it
 // does not exist. It does not apply migrations (see Migrate).
 func Open(ctx context.Context, rawURL string, log *slog.Logger) (*Store, error) {
+	return OpenCluster(ctx, rawURL, "", log)
+}
+
+// OpenCluster is Open for a database replicated on a ClickHouse cluster
+// (remote_servers name cluster; empty: a single server, as Open). The
+// database is created on every node of the cluster (ON CLUSTER), Migrate
+// creates replicated tables under the public names' _local and
+// Distributed tables with the public names over them, and every INSERT
+// through a Distributed table returns only once the rows are stored
+// (insert_distributed_sync = 1), so an error means a retry.
+func OpenCluster(ctx context.Context, rawURL, cluster string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -128,21 +169,34 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse url: %w", err)
 	}
-	boot, err := open(o, "default")
+	var settings clickhouse.Settings
+	create := "CREATE DATABASE IF NOT EXISTS " + o.Database
+	if cluster != "" {
+		if err := ValidateClusterName(cluster); err != nil {
+			return nil, err
+		}
+		settings = clickhouse.Settings{"insert_distributed_sync": 1}
+		create += " ON CLUSTER " + cluster
+	}
+	boot, err := open(o, "default", nil)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", o.Addr, err)
 	}
-	err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+o.Database)
+	err = boot.Exec(ctx, create)
 	boot.Close()
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: create database %s: %w", o.Addr, o.Database, err)
 	}
-	conn, err := open(o, o.Database)
+	conn, err := open(o, o.Database, settings)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", o.Addr, err)
 	}
-	return &Store{conn: conn, database: o.Database, log: log}, nil
+	return &Store{conn: conn, database: o.Database, log: log, cluster: cluster}, nil
 }
+
+// Cluster is the ClickHouse cluster the database is replicated on, empty
+// on a single server.
+func (s *Store) Cluster() string { return s.cluster }
 
 // Database is the name of the database in use.
 func (s *Store) Database() string { return s.database }

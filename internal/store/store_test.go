@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -29,6 +30,9 @@ func TestParseURL(t *testing.T) {
 		{in: "clickhouse:///x", err: "no host"},
 		{in: "clickhouse://ch/bad;name", want: store.Options{Addr: "ch:9000", Database: "bad;name", User: "default"}},
 		{in: "clickhouse://ch/a b", err: "database name"},
+		{in: "clickhouse://ch1:9000,ch2,ch3:9100/e", want: store.Options{Addr: "ch1:9000", MoreAddrs: []string{"ch2:9000", "ch3:9100"}, Database: "e", User: "default"}},
+		{in: "clickhouse://ch1:9000,:9001/e", err: "host 2"},
+		{in: "clickhouse://ch1:9000,ch2:x/e", err: "port"},
 	} {
 		got, err := store.ParseURL(tc.in)
 		if tc.err != "" {
@@ -41,7 +45,7 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q): %v", tc.in, err)
 			continue
 		}
-		if got != tc.want {
+		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ParseURL(%q) = %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
