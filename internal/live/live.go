@@ -66,6 +66,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// QueryTimeout bounds each ClickHouse query of a page (default 5s).
 	QueryTimeout time.Duration
+	// ReadTimeout bounds a background reading of the posture summary
+	// (default 2m).
+	ReadTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -83,6 +86,10 @@ type Handler struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// bg is cancelled by Close: the background readings end.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	pc       postureCache
 
 	sessions sessions
 }
@@ -104,6 +111,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 5 * time.Second
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 2 * time.Minute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -118,6 +128,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), tmpl: tmpl, broker: newBroker(256), log: cfg.Log.With("component", "live"), closed: make(chan struct{})}
+	h.bg, h.bgCancel = context.WithCancel(context.Background())
 	h.sub, err = cfg.NATS.Subscribe(cfg.Subject, h.receive)
 	if err != nil {
 		return nil, err
@@ -180,6 +191,7 @@ func setSecurityHeaders(h http.Header, static bool) {
 func (h *Handler) Close() {
 	h.closeOnce.Do(func() {
 		close(h.closed)
+		h.bgCancel()
 		if h.sub != nil {
 			_ = h.sub.Unsubscribe()
 		}
