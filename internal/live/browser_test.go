@@ -353,6 +353,7 @@ func TestBrowserLivePage(t *testing.T) {
 	checkFits(t, e, ctx)
 
 	lateEvidence(t, e, ctx, text, poll)
+	checkAttention(t, e, ctx, scs[3], text, poll)
 }
 
 // lateEvidence posts, with the page open, a compliant change without its

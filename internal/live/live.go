@@ -139,6 +139,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /live/{$}", h.page)
 	h.mux.HandleFunc("GET /live/posture", h.postureFragment)
 	h.mux.HandleFunc("GET /live/api/posture", h.postureJSON)
+	h.mux.HandleFunc("GET /live/attention", h.attentionFragment)
+	h.mux.HandleFunc("GET /live/api/attention", h.attentionJSON)
 	h.mux.HandleFunc("GET /live/trend", h.trendFragment)
 	h.mux.HandleFunc("GET /live/api/trend", h.trendJSON)
 	h.mux.HandleFunc("GET /live/events", h.events)

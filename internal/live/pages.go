@@ -102,6 +102,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		"TrendData":   trendData(tr),
 		"Title":       "Compliance posture",
 		"Posture":     p,
+		"Attention":   attentionOf(p, h.cfg.Now()),
 		"Stream":      toStreamItems(h.broker.recent(50)),
 		"After":       h.broker.last(),
 		"Changes":     changes,
@@ -115,7 +116,8 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) postureFragment(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
-	h.render(w, http.StatusOK, "posture", map[string]any{"Posture": h.posture(ctx)})
+	p := h.posture(ctx)
+	h.render(w, http.StatusOK, "posture", map[string]any{"Posture": p, "Attention": attentionOf(p, h.cfg.Now())})
 }
 
 func (h *Handler) postureJSON(w http.ResponseWriter, r *http.Request) {

@@ -79,6 +79,9 @@ type Posture struct {
 	LateVerdicts int           `json:"late_verdicts"`
 	Late         []LateVerdict `json:"late"`
 	AsOf         time.Time     `json:"as_of"`
+	// Attention is read with the summary (/live/api/attention gives it,
+	// with the times left counted when asked).
+	Attention Attention `json:"-"`
 }
 
 // LateVerdict is a decided deployment verdict and the late evidence that
@@ -157,15 +160,15 @@ const latestResults = `SELECT change_id, control_id,
 FROM control_results
 WHERE change_id NOT IN (` + retiredChanges + `)`
 
-// openResults is the newest status, deadline and time of every change and
-// control that has a fail or pending row (the caller keeps those whose
-// newest row is one). Only a change and control
-// with some fail or pending row can have one as its newest, so the
-// grouping reads only those (exact, and a small part of the history: most
-// results pass).
-const openResults = `SELECT change_id, control_id, argMax(status, evaluated_at_ns) AS st, argMax(deadline_ns, evaluated_at_ns) AS dl, max(evaluated_at_ns) AS at
+// openResults is the newest status, deadline, time and exception of every
+// change and control that has a fail, pending or waived row (the caller
+// keeps those whose newest row is one). Only a change and control with
+// such a row can have one as its newest, so the grouping reads only those
+// (exact, and a small part of the history: most results pass).
+const openResults = `SELECT change_id, control_id, argMax(status, evaluated_at_ns) AS st, argMax(deadline_ns, evaluated_at_ns) AS dl,
+	max(evaluated_at_ns) AS at, argMax(exception_id, evaluated_at_ns) AS exc
 FROM control_results
-WHERE (change_id, control_id) IN (SELECT change_id, control_id FROM control_results WHERE status IN ('fail', 'pending'))
+WHERE (change_id, control_id) IN (SELECT change_id, control_id FROM control_results WHERE status IN ('fail', 'pending', 'waived'))
   AND change_id NOT IN (` + retiredChanges + `)
 GROUP BY change_id, control_id`
 
@@ -209,7 +212,7 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 		p.Windows = append(p.Windows, w)
 	}
 
-	if err := h.readOpen(ctx, st, p); err != nil {
+	if err := h.readOpen(ctx, st, now, p); err != nil {
 		return err
 	}
 
@@ -217,28 +220,14 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 		return err
 	}
 
-	rows, err := conn.Query(ctx, "SELECT environment, count() FROM deployments FINAL WHERE unmatched = 1 GROUP BY environment")
-	if err != nil {
-		return fmt.Errorf("read deployments: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var env string
-		var n uint64
-		if err := rows.Scan(&env, &n); err != nil {
-			return fmt.Errorf("read deployments: %w", err)
-		}
-		if h.isProduction(env) {
-			p.Unmatched += int(n)
-		}
-	}
-	return rows.Err()
+	p.Unmatched = p.Attention.UnmatchedTotal
+	return nil
 }
 
 // openKey is a change and control whose newest result is fail or pending.
 type openKey struct {
-	change, control, status string
-	deadline, at            int64
+	change, control, status, exception string
+	deadline, at                       int64
 }
 
 // readOpen counts the open violations (and their changes) and the pending
@@ -247,17 +236,17 @@ type openKey struct {
 // that have a fail or pending row (openResults), the counts and the order
 // worked out here, then the details of the listed ones alone, read by the
 // primary key.
-func (h *Handler) readOpen(ctx context.Context, st *store.Store, p *Posture) error {
+func (h *Handler) readOpen(ctx context.Context, st *store.Store, now time.Time, p *Posture) error {
 	rows, err := st.Conn().Query(ctx, openResults)
 	if err != nil {
 		return fmt.Errorf("read control_results: %w", err)
 	}
 	defer rows.Close()
-	var fails, pend []openKey
+	var fails, pend, waived []openKey
 	failing := map[string]bool{}
 	for rows.Next() {
 		var k openKey
-		if err := rows.Scan(&k.change, &k.control, &k.status, &k.deadline, &k.at); err != nil {
+		if err := rows.Scan(&k.change, &k.control, &k.status, &k.deadline, &k.at, &k.exception); err != nil {
 			return fmt.Errorf("read control_results: %w", err)
 		}
 		switch k.status {
@@ -266,6 +255,8 @@ func (h *Handler) readOpen(ctx context.Context, st *store.Store, p *Posture) err
 			failing[k.change] = true
 		case "pending":
 			pend = append(pend, k)
+		case "waived":
+			waived = append(waived, k)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -287,8 +278,14 @@ func (h *Handler) readOpen(ctx context.Context, st *store.Store, p *Posture) err
 	if p.Violations, err = h.detailsOf(ctx, st, fails[:min(len(fails), 12)]); err != nil {
 		return err
 	}
-	p.Pending, err = h.detailsOf(ctx, st, pend[:min(len(pend), 25)])
-	return err
+	if p.Pending, err = h.detailsOf(ctx, st, pend[:min(len(pend), 25)]); err != nil {
+		return err
+	}
+	if err := h.readAttention(ctx, st, pend, waived, now, &p.Attention); err != nil {
+		return err
+	}
+	p.Attention.Available = true
+	return nil
 }
 
 // detailsOf reads the current results of keys, in their order.
