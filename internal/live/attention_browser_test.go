@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -146,4 +147,56 @@ func pendingRow(a live.Attention, change string) *live.PendingControl {
 		}
 	}
 	return nil
+}
+
+// expectAccess is the access subjects the scenarios make, worked out from
+// docs/access.md, not by the access stage: every repository deployed to
+// production (all of the scenarios', the unmatched deployment's included,
+// lower-cased) is judged for the quarter holding now (no access evidence:
+// its record begins now); with no protection rule and no access review
+// known, AC-1 fails and AC-4 is pending (its deadline is 720 h after the
+// quarter's end); AC-2 and AC-3 pass (no push bypassed a rule, no grant).
+func expectAccess(scs []demo.Scenario, now time.Time) []string {
+	now = now.UTC()
+	quarter := fmt.Sprintf("%d-Q%d", now.Year(), (int(now.Month())-1)/3+1)
+	var out []string
+	for _, sc := range scs {
+		s := "access:" + strings.ToLower(sc.Repository) + "@" + quarter
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkAccess: the access findings are counted apart from the changes'
+// open violations, as expectAccess says.
+func checkAccess(t *testing.T, p live.Posture, want []string, changeFails int) {
+	t.Helper()
+	if p.OpenViolations != changeFails || p.AccessFindings != len(want) || p.AccessSubjects != len(want) || p.AccessPending != len(want) {
+		t.Errorf("open violations %d, access findings %d on %d subjects, %d pending; want %d, and %d on %d, %d",
+			p.OpenViolations, p.AccessFindings, p.AccessSubjects, p.AccessPending, changeFails, len(want), len(want), len(want))
+	}
+	var fails, pend []string
+	for _, s := range p.Access {
+		switch {
+		case s.Control == "AC-1" && s.Status == "fail":
+			fails = append(fails, s.Change)
+		case s.Control == "AC-4" && s.Status == "pending" && s.Deadline.After(time.Now()):
+			pend = append(pend, s.Change)
+		default:
+			t.Errorf("access finding %s %s %s, want only AC-1 failing and AC-4 pending", s.Change, s.Control, s.Status)
+		}
+	}
+	slices.Sort(fails)
+	slices.Sort(pend)
+	if !slices.Equal(fails, want) || !slices.Equal(pend, want) {
+		t.Errorf("AC-1 failing on %q, AC-4 pending on %q; want both on %q", fails, pend, want)
+	}
+	for _, v := range append(p.Violations, p.Pending...) {
+		if strings.HasPrefix(v.Change, "access:") {
+			t.Errorf("the changes' lists hold the access result %s %s", v.Change, v.Control)
+		}
+	}
 }

@@ -69,6 +69,18 @@ type Posture struct {
 	// by deadline, soonest first.
 	PendingControls int            `json:"pending_controls"`
 	Pending         []ControlState `json:"pending"`
+	// The access findings (docs/access.md), apart from the changes'
+	// violations above: AccessFindings counts the access controls (AC-1..
+	// AC-4, judged per production repository per quarter, subject
+	// access:<repository>@<YYYY>-Qn) failing now, over AccessSubjects
+	// repository quarters; AccessPending the pending ones. Access lists
+	// the failing ones, newest first, then the pending ones by deadline
+	// (up to 25 in all). None of them counts among the open violations,
+	// the pending controls or the deployments' posture.
+	AccessFindings int            `json:"access_findings"`
+	AccessSubjects int            `json:"access_subjects"`
+	AccessPending  int            `json:"access_pending"`
+	Access         []ControlState `json:"access"`
 	// Unmatched counts the production deployments that match no change
 	// (CM-8) as they stand now.
 	Unmatched int `json:"unmatched_deployments"`
@@ -224,6 +236,10 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 	return nil
 }
 
+// AccessPrefix starts the subject of the access controls' results
+// (evaluate.AccessSubject): a repository's quarter, not a change.
+const AccessPrefix = "access:"
+
 // openKey is a change and control whose newest result is fail or pending.
 type openKey struct {
 	change, control, status, exception string
@@ -242,12 +258,22 @@ func (h *Handler) readOpen(ctx context.Context, st *store.Store, now time.Time, 
 		return fmt.Errorf("read control_results: %w", err)
 	}
 	defer rows.Close()
-	var fails, pend, waived []openKey
-	failing := map[string]bool{}
+	var fails, pend, waived, accFails, accPend []openKey
+	failing, accFailing := map[string]bool{}, map[string]bool{}
 	for rows.Next() {
 		var k openKey
 		if err := rows.Scan(&k.change, &k.control, &k.status, &k.deadline, &k.at, &k.exception); err != nil {
 			return fmt.Errorf("read control_results: %w", err)
+		}
+		if strings.HasPrefix(k.change, AccessPrefix) {
+			switch k.status {
+			case "fail":
+				accFails = append(accFails, k)
+				accFailing[k.change] = true
+			case "pending":
+				accPend = append(accPend, k)
+			}
+			continue
 		}
 		switch k.status {
 		case "fail":
@@ -263,18 +289,27 @@ func (h *Handler) readOpen(ctx context.Context, st *store.Store, now time.Time, 
 		return fmt.Errorf("read control_results: %w", err)
 	}
 	p.OpenViolations, p.FailingChanges, p.PendingControls = len(fails), len(failing), len(pend)
-	slices.SortFunc(fails, func(a, b openKey) int {
+	p.AccessFindings, p.AccessSubjects, p.AccessPending = len(accFails), len(accFailing), len(accPend)
+	newestFirst := func(a, b openKey) int {
 		if a.at != b.at {
 			return cmp.Compare(b.at, a.at)
 		}
 		return cmp.Or(strings.Compare(a.change, b.change), strings.Compare(a.control, b.control))
-	})
-	slices.SortFunc(pend, func(a, b openKey) int {
+	}
+	soonestFirst := func(a, b openKey) int {
 		if a.deadline != b.deadline {
 			return cmp.Compare(a.deadline, b.deadline)
 		}
 		return cmp.Or(strings.Compare(a.change, b.change), strings.Compare(a.control, b.control))
-	})
+	}
+	slices.SortFunc(fails, newestFirst)
+	slices.SortFunc(pend, soonestFirst)
+	slices.SortFunc(accFails, newestFirst)
+	slices.SortFunc(accPend, soonestFirst)
+	acc := append(accFails[:min(len(accFails), 25):min(len(accFails), 25)], accPend[:min(len(accPend), max(0, 25-len(accFails)))]...)
+	if p.Access, err = h.detailsOf(ctx, st, acc); err != nil {
+		return err
+	}
 	if p.Violations, err = h.detailsOf(ctx, st, fails[:min(len(fails), 12)]); err != nil {
 		return err
 	}
