@@ -156,6 +156,7 @@ func pendingRow(a live.Attention, change string) *live.PendingControl {
 // its record begins now); with no protection rule and no access review
 // known, AC-1 fails and AC-4 is pending (its deadline is 720 h after the
 // quarter's end); AC-2 and AC-3 pass (no push bypassed a rule, no grant).
+// (A run across the turn of a quarter would see a second quarter judged.)
 func expectAccess(scs []demo.Scenario, now time.Time) []string {
 	now = now.UTC()
 	quarter := fmt.Sprintf("%d-Q%d", now.Year(), (int(now.Month())-1)/3+1)

@@ -55,9 +55,9 @@ func startEvidenced(t testing.TB) *env {
 	}
 	// The access stage is on (the default): its AC results for the
 	// scenario's production repositories are counted apart (expectAccess);
-	// judged every second, so a repository becomes production soon after
+	// judged every 5 s, so a repository becomes production soon after
 	// its first production deployment.
-	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--access-interval", "1s", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--access-interval", "5s", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
 		"--clickhouse-url", testenv.DatabaseURL(t), "--tokens-file", tokens, "--archive-flush-interval", "50ms"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +237,8 @@ func TestBrowserLivePage(t *testing.T) {
 	defer cancelA()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	// Generous: the whole browser session, on a loaded machine.
+	ctx, cancelT := context.WithTimeout(ctx, 6*time.Minute)
 	defer cancelT()
 
 	text := func(sel string) string {

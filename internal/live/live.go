@@ -5,7 +5,11 @@
 //     every control over 24 h and 7 d, open violations, pending controls
 //     with their deadlines, unmatched deployments), read from ClickHouse
 //     (deployment_verdicts FINAL, the newest control_results row per change
-//     and control);
+//     and control), read in the background and served from the newest
+//     reading (snapshot.go); the access controls' findings, per
+//     repository and quarter, counted apart from the changes;
+//   - the attention lists: pending controls with the time left, exceptions
+//     expiring within a week, unmatched production deployments;
 //   - the stream of verdicts as they happen, as server-sent events
 //     (/live/events) fed from the core NATS subject evaluate.LiveSubject;
 //   - a searchable list of change records (changes FINAL);

@@ -36,7 +36,7 @@ func BenchmarkPageEndpoints(b *testing.B) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	seed(b, e.d.Store(), n)
-	endpoints := []string{"/live/", "/live/posture", "/live/api/posture", "/live/trend?range=30d", "/live/trend?range=90d",
+	endpoints := []string{"/live/", "/live/posture", "/live/api/posture", "/live/attention", "/live/api/attention", "/live/trend?range=30d", "/live/trend?range=90d",
 		"/live/trend?range=quarter", "/live/changes", "/live/changes?q=ledger", "/live/changes?service=svc-3",
 		"/live/changes?team=team-2", "/live/changes?control=CM-4"}
 	for _, ep := range endpoints {

@@ -16,9 +16,10 @@ import (
 //   - never behind the stream: a request is answered from a summary read
 //     after the newest verdict the page has received when it asks (the
 //     page re-reads the summary after each verdict of its stream);
-//   - at most postureFresh old: an older one is still served, up to
-//     postureStale, while a new one is read in the background (so a
-//     ClickHouse that went down shows as such within seconds);
+//   - ended at most postureFresh ago: an older one is still served, up
+//     to postureStale after it ended, while a new one is read in the
+//     background (so a ClickHouse that went down shows as such within
+//     seconds: its reading fails at once);
 //   - otherwise the request waits for the next one, up to its query
 //     timeout, and then gets the newest there is.
 //
@@ -26,7 +27,7 @@ import (
 // postureWatch starts a new reading, so it is ready when the page asks.
 const (
 	postureFresh = 5 * time.Second
-	postureStale = time.Minute
+	postureStale = 2 * time.Minute
 	postureWatch = 5 * time.Minute
 )
 
@@ -41,9 +42,9 @@ type postureCache struct {
 }
 
 type postureSnap struct {
-	p    Posture
-	seq  uint64    // the newest verdict received when the reading began
-	read time.Time // when it began
+	p     Posture
+	seq   uint64    // the newest verdict received when the reading began
+	ended time.Time // when it ended (its AsOf is when it began)
 }
 
 // kickLocked starts a reading, or asks the running one to be followed by another;
@@ -71,7 +72,8 @@ func (h *Handler) readPostures() {
 		p := h.readPostureNow(ctx)
 		cancel()
 		c.mu.Lock()
-		c.cur = &postureSnap{p: p, seq: seq, read: start}
+		c.cur = &postureSnap{p: p, seq: seq, ended: time.Now()}
+		h.log.Debug("live: posture read", "took", time.Since(start), "available", p.Available)
 		close(c.done)
 		c.done = make(chan struct{})
 		if c.again {
@@ -96,12 +98,12 @@ func (h *Handler) posture(ctx context.Context) Posture {
 		c.mu.Lock()
 		c.asked = time.Now()
 		s := c.cur
-		if s != nil && s.seq >= want && time.Since(s.read) < postureFresh {
+		if s != nil && s.seq >= want && time.Since(s.ended) < postureFresh {
 			c.mu.Unlock()
 			return s.p
 		}
 		done := h.kickLocked()
-		if s != nil && s.seq >= want && time.Since(s.read) < postureStale {
+		if s != nil && s.seq >= want && time.Since(s.ended) < postureStale {
 			c.mu.Unlock()
 			return s.p
 		}
