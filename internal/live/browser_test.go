@@ -53,10 +53,11 @@ func startEvidenced(t testing.TB) *env {
 	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The scenario's expectations are worked out for the change controls;
-	// the access stage would add AC-1/AC-4 results for its production
-	// repositories (no protection, no review) whenever its interval fires.
-	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--access=false", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+	// The access stage is on (the default): its AC results for the
+	// scenario's production repositories are counted apart (expectAccess);
+	// judged every 5 s, so a repository becomes production soon after
+	// its first production deployment.
+	cfg, _, err := config.Parse("evidenced", []string{"--verdict-delay", "0s", "--access-interval", "5s", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
 		"--clickhouse-url", testenv.DatabaseURL(t), "--tokens-file", tokens, "--archive-flush-interval", "50ms"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +211,12 @@ func TestBrowserLivePage(t *testing.T) {
 		t.Fatalf("the scenario fails %d controls on %d changes, want 1+8+1+2+1 = 13 on 5", wantFails, wantChanges)
 	}
 	p = e.waitPosture(t, fmt.Sprintf("%d open violations", wantFails), func(p live.Posture) bool { return p.OpenViolations == wantFails && p.Unmatched == 1 })
+	wantAccess := expectAccess(scs, time.Now())
+	p = e.waitPosture(t, fmt.Sprintf("%d access findings", len(wantAccess)), func(p live.Posture) bool {
+		return p.AccessFindings == len(wantAccess) && p.AccessPending == len(wantAccess)
+	})
+	t.Logf("access subjects, worked out: %q", wantAccess)
+	checkAccess(t, p, wantAccess, wantFails)
 	w24, w7 := p.Windows[0], p.Windows[1]
 	if w24.Deployments != 4 || w24.Passing != 2 || w24.ShareText() != "50%" {
 		t.Errorf("24 h: %+v, want 2 of 4 passing (50%%)", w24)
@@ -230,7 +237,8 @@ func TestBrowserLivePage(t *testing.T) {
 	defer cancelA()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	// Generous: the whole browser session, on a loaded machine.
+	ctx, cancelT := context.WithTimeout(ctx, 6*time.Minute)
 	defer cancelT()
 
 	text := func(sel string) string {
@@ -261,6 +269,9 @@ func TestBrowserLivePage(t *testing.T) {
 	violations, unmatched := text(`#open-violations`), text(`#unmatched`)
 	if share24 != "50%" || share7 != "44%" || violations != fmt.Sprint(wantFails) || unmatched != "1" {
 		t.Errorf("page shows 24 h %q, 7 d %q, open violations %q, unmatched %q; want 50%%, 44%%, %d, 1", share24, share7, violations, unmatched, wantFails)
+	}
+	if af, as, ap := text(`#access-findings`), text(`#access-subjects`), text(`#access-pending`); af != fmt.Sprint(len(wantAccess)) || as != af || ap != af {
+		t.Errorf("page shows %q access findings on %q repository quarters, %q pending; want %d, %d, %d", af, as, ap, len(wantAccess), len(wantAccess), len(wantAccess))
 	}
 
 	// The chart's points, read from the page, are the independent ones.
@@ -353,6 +364,7 @@ func TestBrowserLivePage(t *testing.T) {
 	checkFits(t, e, ctx)
 
 	lateEvidence(t, e, ctx, text, poll)
+	checkAttention(t, e, ctx, scs[3], text, poll)
 }
 
 // lateEvidence posts, with the page open, a compliant change without its

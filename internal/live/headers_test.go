@@ -26,7 +26,7 @@ var wantHeaders = map[string]string{
 // liveRoutes are every route of the page (and a path under /live/ that is
 // none), each with the class of answer it gets once access is granted.
 var liveRoutes = []string{
-	"/", "/live/", "/live/posture", "/live/api/posture", "/live/events", "/live/changes", "/live/changes?q=pay",
+	"/", "/live/", "/live/posture", "/live/api/posture", "/live/attention", "/live/api/attention", "/live/events", "/live/changes", "/live/changes?q=pay",
 	"/live/changes/demo.evidence.invalid/acme/none@0000000000000000000000000000000000000000", "/live/nope",
 	"/live/static/live.css", "/live/static/live.js", "/live/static/nope.css",
 }

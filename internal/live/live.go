@@ -5,7 +5,11 @@
 //     every control over 24 h and 7 d, open violations, pending controls
 //     with their deadlines, unmatched deployments), read from ClickHouse
 //     (deployment_verdicts FINAL, the newest control_results row per change
-//     and control);
+//     and control), read in the background and served from the newest
+//     reading (snapshot.go); the access controls' findings, per
+//     repository and quarter, counted apart from the changes;
+//   - the attention lists: pending controls with the time left, exceptions
+//     expiring within a week, unmatched production deployments;
 //   - the stream of verdicts as they happen, as server-sent events
 //     (/live/events) fed from the core NATS subject evaluate.LiveSubject;
 //   - a searchable list of change records (changes FINAL);
@@ -66,6 +70,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// QueryTimeout bounds each ClickHouse query of a page (default 5s).
 	QueryTimeout time.Duration
+	// ReadTimeout bounds a background reading of the posture summary
+	// (default 2m).
+	ReadTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -83,6 +90,10 @@ type Handler struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// bg is cancelled by Close: the background readings end.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	pc       postureCache
 
 	sessions sessions
 }
@@ -104,6 +115,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 5 * time.Second
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 2 * time.Minute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -118,6 +132,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), tmpl: tmpl, broker: newBroker(256), log: cfg.Log.With("component", "live"), closed: make(chan struct{})}
+	h.bg, h.bgCancel = context.WithCancel(context.Background())
 	h.sub, err = cfg.NATS.Subscribe(cfg.Subject, h.receive)
 	if err != nil {
 		return nil, err
@@ -128,6 +143,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /live/{$}", h.page)
 	h.mux.HandleFunc("GET /live/posture", h.postureFragment)
 	h.mux.HandleFunc("GET /live/api/posture", h.postureJSON)
+	h.mux.HandleFunc("GET /live/attention", h.attentionFragment)
+	h.mux.HandleFunc("GET /live/api/attention", h.attentionJSON)
 	h.mux.HandleFunc("GET /live/trend", h.trendFragment)
 	h.mux.HandleFunc("GET /live/api/trend", h.trendJSON)
 	h.mux.HandleFunc("GET /live/events", h.events)
@@ -180,6 +197,7 @@ func setSecurityHeaders(h http.Header, static bool) {
 func (h *Handler) Close() {
 	h.closeOnce.Do(func() {
 		close(h.closed)
+		h.bgCancel()
 		if h.sub != nil {
 			_ = h.sub.Unsubscribe()
 		}

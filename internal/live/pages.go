@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evidencepipeline/evidence/processors/correlate"
@@ -91,17 +92,32 @@ func (h *Handler) render(w http.ResponseWriter, code int, name string, data any)
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
+	if _, _, err := trendRange(r.URL.Query().Get("range"), h.cfg.Now()); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// The three parts are read side by side: the page waits for the
+	// slowest, not for their sum.
+	var (
+		wg      sync.WaitGroup
+		p       Posture
+		changes []ChangeRow
+		err     error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); p = h.posture(ctx) }()
+	go func() { defer wg.Done(); changes, err = h.searchChanges(ctx, Filter{}, 20) }()
 	tr, terr := h.trend(ctx, r.URL.Query().Get("range"))
+	wg.Wait()
 	if terr != nil {
 		http.Error(w, terr.Error(), http.StatusBadRequest)
 		return
 	}
-	p := h.posture(ctx)
-	changes, err := h.searchChanges(ctx, Filter{}, 20)
 	h.render(w, http.StatusOK, "index.html", map[string]any{
 		"TrendData":   trendData(tr),
 		"Title":       "Compliance posture",
 		"Posture":     p,
+		"Attention":   attentionOf(p, h.cfg.Now()),
 		"Stream":      toStreamItems(h.broker.recent(50)),
 		"After":       h.broker.last(),
 		"Changes":     changes,
@@ -115,7 +131,8 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) postureFragment(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
-	h.render(w, http.StatusOK, "posture", map[string]any{"Posture": h.posture(ctx)})
+	p := h.posture(ctx)
+	h.render(w, http.StatusOK, "posture", map[string]any{"Posture": p, "Attention": attentionOf(p, h.cfg.Now())})
 }
 
 func (h *Handler) postureJSON(w http.ResponseWriter, r *http.Request) {

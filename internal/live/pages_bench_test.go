@@ -36,25 +36,33 @@ func BenchmarkPageEndpoints(b *testing.B) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	seed(b, e.d.Store(), n)
-	endpoints := []string{"/live/", "/live/posture", "/live/api/posture", "/live/trend?range=30d", "/live/trend?range=90d",
+	endpoints := []string{"/live/", "/live/posture", "/live/api/posture", "/live/attention", "/live/api/attention", "/live/trend?range=30d", "/live/trend?range=90d",
 		"/live/trend?range=quarter", "/live/changes", "/live/changes?q=ledger", "/live/changes?service=svc-3",
 		"/live/changes?team=team-2", "/live/changes?control=CM-4"}
 	for _, ep := range endpoints {
+		get := func(b *testing.B) (time.Duration, int) {
+			req, _ := http.NewRequest("GET", e.base+ep, nil)
+			req.Header.Set("Authorization", "Bearer "+e.auditor)
+			start := time.Now()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return time.Since(start), resp.StatusCode
+		}
 		b.Run(ep, func(b *testing.B) {
+			// The first request of the posture reads it (in the
+			// background, docs/live.md); said apart, not in the figures.
+			first, code := get(b)
+			b.Logf("%s: first request %v (%d)", ep, first.Round(time.Millisecond), code)
 			lat := make([]time.Duration, 0, b.N)
 			bad := 0
 			for b.Loop() {
-				req, _ := http.NewRequest("GET", e.base+ep, nil)
-				req.Header.Set("Authorization", "Bearer "+e.auditor)
-				start := time.Now()
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				lat = append(lat, time.Since(start))
-				if resp.StatusCode != 200 {
+				d, code := get(b)
+				lat = append(lat, d)
+				if code != 200 {
 					bad++
 				}
 			}

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,6 +69,18 @@ type Posture struct {
 	// by deadline, soonest first.
 	PendingControls int            `json:"pending_controls"`
 	Pending         []ControlState `json:"pending"`
+	// The access findings (docs/access.md), apart from the changes'
+	// violations above: AccessFindings counts the access controls (AC-1..
+	// AC-4, judged per production repository per quarter, subject
+	// access:<repository>@<YYYY>-Qn) failing now, over AccessSubjects
+	// repository quarters; AccessPending the pending ones. Access lists
+	// the failing ones, newest first, then the pending ones by deadline
+	// (up to 25 in all). None of them counts among the open violations,
+	// the pending controls or the deployments' posture.
+	AccessFindings int            `json:"access_findings"`
+	AccessSubjects int            `json:"access_subjects"`
+	AccessPending  int            `json:"access_pending"`
+	Access         []ControlState `json:"access"`
 	// Unmatched counts the production deployments that match no change
 	// (CM-8) as they stand now.
 	Unmatched int `json:"unmatched_deployments"`
@@ -78,6 +91,9 @@ type Posture struct {
 	LateVerdicts int           `json:"late_verdicts"`
 	Late         []LateVerdict `json:"late"`
 	AsOf         time.Time     `json:"as_of"`
+	// Attention is read with the summary (/live/api/attention gives it,
+	// with the times left counted when asked).
+	Attention Attention `json:"-"`
 }
 
 // LateVerdict is a decided deployment verdict and the late evidence that
@@ -131,11 +147,19 @@ FROM (
   FROM deployment_verdicts FINAL
 ) USING (environment, service, deployment_key)`
 
+// retiredChanges are the ids of the retired change records (an unmatched
+// deployment since linked to its change, a push since found to be a
+// merge), whose results no longer stand: the FINAL read is limited, by the
+// primary key, to the records that ever had a retired version.
+const retiredChanges = `SELECT change_id FROM changes FINAL
+WHERE change_id IN (SELECT change_id FROM changes WHERE retired = 1) AND retired = 1`
+
 // latestResults is the newest control_results row of every change and
-// control, leaving out retired change records (an unmatched deployment
-// since linked to its change, a push since found to be a merge), whose
-// results no longer stand. Aliases differ from the column names: ClickHouse
-// would otherwise read an alias inside its own aggregate.
+// control, leaving out retired change records. Aliases differ from the
+// column names: ClickHouse would otherwise read an alias inside its own
+// aggregate. Callers narrow it with " AND <condition on change_id>" (by
+// the primary key: change_id IN (SELECT arrayJoin(?)), not has(), which
+// reads the whole table) before grouping.
 const latestResults = `SELECT change_id, control_id,
 	argMax(status, evaluated_at_ns) AS st,
 	argMax(control_title, evaluated_at_ns) AS title,
@@ -146,12 +170,24 @@ const latestResults = `SELECT change_id, control_id,
 	argMax(repository, evaluated_at_ns) AS repo,
 	max(evaluated_at_ns) AS at
 FROM control_results
-WHERE change_id NOT IN (SELECT change_id FROM changes FINAL WHERE retired = 1)`
+WHERE change_id NOT IN (` + retiredChanges + `)`
+
+// openResults is the newest status, deadline, time and exception of every
+// change and control that has a fail, pending or waived row (the caller
+// keeps those whose newest row is one). Only a change and control with
+// such a row can have one as its newest, so the grouping reads only those
+// (exact, and a small part of the history: most results pass).
+const openResults = `SELECT change_id, control_id, argMax(status, evaluated_at_ns) AS st, argMax(deadline_ns, evaluated_at_ns) AS dl,
+	max(evaluated_at_ns) AS at, argMax(exception_id, evaluated_at_ns) AS exc
+FROM control_results
+WHERE (change_id, control_id) IN (SELECT change_id, control_id FROM control_results WHERE status IN ('fail', 'pending', 'waived'))
+  AND change_id NOT IN (` + retiredChanges + `)
+GROUP BY change_id, control_id`
 
 const stateColumns = "change_id, control_id, st, title, sev, rs, exc, dl, repo, at"
 
-// posture reads the summary from ClickHouse.
-func (h *Handler) posture(ctx context.Context) Posture {
+// readPostureNow reads the summary from ClickHouse.
+func (h *Handler) readPostureNow(ctx context.Context) Posture {
 	now := h.cfg.Now()
 	p := Posture{AsOf: now.UTC()}
 	st := h.cfg.Store()
@@ -188,18 +224,7 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 		p.Windows = append(p.Windows, w)
 	}
 
-	var fails, failing, pend uint64
-	row := conn.QueryRow(ctx, "SELECT countIf(st = 'fail'), uniqExactIf(change_id, st = 'fail'), countIf(st = 'pending') FROM ("+
-		latestResults+" GROUP BY change_id, control_id)")
-	if err := row.Scan(&fails, &failing, &pend); err != nil {
-		return fmt.Errorf("read control_results: %w", err)
-	}
-	p.OpenViolations, p.FailingChanges, p.PendingControls = int(fails), int(failing), int(pend)
-	var err error
-	if p.Violations, err = h.states(ctx, st, "st = 'fail'", "at DESC, change_id, control_id", 12); err != nil {
-		return err
-	}
-	if p.Pending, err = h.states(ctx, st, "st = 'pending'", "dl, change_id, control_id", 25); err != nil {
+	if err := h.readOpen(ctx, st, now, p); err != nil {
 		return err
 	}
 
@@ -207,23 +232,129 @@ FROM deployment_verdicts FINAL WHERE deployed_at_ns >= ? AND deployed_at_ns <= ?
 		return err
 	}
 
-	rows, err := conn.Query(ctx, "SELECT environment, count() FROM deployments FINAL WHERE unmatched = 1 GROUP BY environment")
+	p.Unmatched = p.Attention.UnmatchedTotal
+	return nil
+}
+
+// AccessPrefix starts the subject of the access controls' results
+// (evaluate.AccessSubject): a repository's quarter, not a change.
+const AccessPrefix = "access:"
+
+// openKey is a change and control whose newest result is fail or pending.
+type openKey struct {
+	change, control, status, exception string
+	deadline, at                       int64
+}
+
+// readOpen counts the open violations (and their changes) and the pending
+// controls, and reads the 12 newest violations and the 25 pending controls
+// with the soonest deadlines: one grouping over the changes and controls
+// that have a fail or pending row (openResults), the counts and the order
+// worked out here, then the details of the listed ones alone, read by the
+// primary key.
+func (h *Handler) readOpen(ctx context.Context, st *store.Store, now time.Time, p *Posture) error {
+	rows, err := st.Conn().Query(ctx, openResults)
 	if err != nil {
-		return fmt.Errorf("read deployments: %w", err)
+		return fmt.Errorf("read control_results: %w", err)
 	}
 	defer rows.Close()
+	var fails, pend, waived, accFails, accPend []openKey
+	failing, accFailing := map[string]bool{}, map[string]bool{}
 	for rows.Next() {
-		var env string
-		var n uint64
-		if err := rows.Scan(&env, &n); err != nil {
-			return fmt.Errorf("read deployments: %w", err)
+		var k openKey
+		if err := rows.Scan(&k.change, &k.control, &k.status, &k.deadline, &k.at, &k.exception); err != nil {
+			return fmt.Errorf("read control_results: %w", err)
 		}
-		if h.isProduction(env) {
-			p.Unmatched += int(n)
+		if strings.HasPrefix(k.change, AccessPrefix) {
+			switch k.status {
+			case "fail":
+				accFails = append(accFails, k)
+				accFailing[k.change] = true
+			case "pending":
+				accPend = append(accPend, k)
+			}
+			continue
+		}
+		switch k.status {
+		case "fail":
+			fails = append(fails, k)
+			failing[k.change] = true
+		case "pending":
+			pend = append(pend, k)
+		case "waived":
+			waived = append(waived, k)
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read control_results: %w", err)
+	}
+	p.OpenViolations, p.FailingChanges, p.PendingControls = len(fails), len(failing), len(pend)
+	p.AccessFindings, p.AccessSubjects, p.AccessPending = len(accFails), len(accFailing), len(accPend)
+	newestFirst := func(a, b openKey) int {
+		if a.at != b.at {
+			return cmp.Compare(b.at, a.at)
+		}
+		return cmp.Or(strings.Compare(a.change, b.change), strings.Compare(a.control, b.control))
+	}
+	soonestFirst := func(a, b openKey) int {
+		if a.deadline != b.deadline {
+			return cmp.Compare(a.deadline, b.deadline)
+		}
+		return cmp.Or(strings.Compare(a.change, b.change), strings.Compare(a.control, b.control))
+	}
+	slices.SortFunc(fails, newestFirst)
+	slices.SortFunc(pend, soonestFirst)
+	slices.SortFunc(accFails, newestFirst)
+	slices.SortFunc(accPend, soonestFirst)
+	acc := append(accFails[:min(len(accFails), 25):min(len(accFails), 25)], accPend[:min(len(accPend), max(0, 25-len(accFails)))]...)
+	if p.Access, err = h.detailsOf(ctx, st, acc); err != nil {
+		return err
+	}
+	if p.Violations, err = h.detailsOf(ctx, st, fails[:min(len(fails), 12)]); err != nil {
+		return err
+	}
+	if p.Pending, err = h.detailsOf(ctx, st, pend[:min(len(pend), 25)]); err != nil {
+		return err
+	}
+	if err := h.readAttention(ctx, st, pend, waived, now, &p.Attention); err != nil {
+		return err
+	}
+	p.Attention.Available = true
+	return nil
 }
+
+// detailsOf reads the current results of keys, in their order.
+func (h *Handler) detailsOf(ctx context.Context, st *store.Store, keys []openKey) ([]ControlState, error) {
+	out := []ControlState{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var ids []string
+	for _, k := range keys {
+		if !slices.Contains(ids, k.change) {
+			ids = append(ids, k.change)
+		}
+	}
+	states, err := h.statesOf(ctx, st, inIDs, "change_id, control_id", 1000*len(ids), ids)
+	if err != nil {
+		return nil, err
+	}
+	byKey := map[[2]string]ControlState{}
+	for _, s := range states {
+		byKey[[2]string{s.Change, s.Control}] = s
+	}
+	for _, k := range keys {
+		if s, ok := byKey[[2]string{k.change, k.control}]; ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// inIDs selects the changes of an []string argument by the primary key
+// (has(?, change_id) would read every row; IN ? with a slice fails on
+// ClickHouse 18.16).
+const inIDs = "change_id IN (SELECT arrayJoin(?))"
 
 // readLate reads the verdicts with late evidence: their count and the 12
 // most recently noted.
@@ -277,15 +408,7 @@ func sortLate(l *LateVerdict) {
 	l.Controls, l.Decided, l.LateStatus = c, d, s
 }
 
-// states reads current control results matching where (over the
-// latestResults columns), in order, at most limit.
-func (h *Handler) states(ctx context.Context, st *store.Store, where, order string, limit int, args ...any) ([]ControlState, error) {
-	q := "SELECT " + stateColumns + " FROM (" + latestResults + " GROUP BY change_id, control_id) WHERE " + where +
-		" ORDER BY " + order + fmt.Sprintf(" LIMIT %d", limit)
-	return h.readStates(ctx, st, q, args...)
-}
-
-// statesOf is states of the changes that changeWhere (over control_results'
+// statesOf is the current results of the changes that changeWhere (over control_results'
 // columns, change_id alone) selects: the filter is applied before the
 // grouping, so only those changes' rows are read (a change's rows are all
 // in or all out, so the newest row per control is the same).
@@ -410,8 +533,12 @@ FROM changes FINAL WHERE retired = 0`
 		args = append(args, owned, f.Team, mapped)
 	}
 	if f.Control != "" {
-		sql += ` AND change_id IN (SELECT change_id FROM (` + latestResults + ` GROUP BY change_id, control_id) WHERE control_id = ? AND st = 'fail')`
-		args = append(args, f.Control)
+		// Only a change with a failing row of the control can fail it
+		// now: the grouping reads those changes' rows of it alone.
+		sql += ` AND change_id IN (SELECT change_id FROM (SELECT change_id, argMax(status, evaluated_at_ns) AS st FROM control_results
+  WHERE control_id = ? AND change_id IN (SELECT change_id FROM control_results WHERE control_id = ? AND status = 'fail')
+  GROUP BY change_id) WHERE st = 'fail')`
+		args = append(args, f.Control, f.Control)
 	}
 	sql += fmt.Sprintf(" ORDER BY at DESC, change_id LIMIT %d", limit)
 	rows, err := st.Conn().Query(ctx, sql, args...)
@@ -443,7 +570,7 @@ FROM changes FINAL WHERE retired = 0`
 	for i, c := range out {
 		ids[i] = c.ID
 	}
-	states, err := h.statesOf(ctx, st, "has(?, change_id)", "change_id, control_id", 100*len(ids), ids)
+	states, err := h.statesOf(ctx, st, inIDs, "change_id, control_id", 100*len(ids), ids)
 	if err != nil {
 		return nil, err
 	}

@@ -108,6 +108,7 @@ func (h *Handler) receive(m *nats.Msg) {
 	raw := make([]byte, len(m.Data))
 	copy(raw, m.Data)
 	h.broker.publish(v, raw, h.cfg.Now())
+	h.verdictReceived()
 }
 
 // events is the verdict stream (text/event-stream): each verdict as
