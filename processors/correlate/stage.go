@@ -335,8 +335,10 @@ func (s *Stage) process(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 
 	var refused map[string]*EntryError
+	var seq uint64 // the bucket's sequence after the merge
 	err := s.retry(ctx, "merge facts", func() error {
-		_, err := s.kv.Merge(ctx, factsOf(items))
+		var err error
+		_, seq, err = s.kv.mergeChecked(ctx, factsOf(items))
 		var re *RefusedError
 		if errors.As(err, &re) {
 			refused = re.Facts
@@ -365,7 +367,14 @@ func (s *Stage) process(ctx context.Context, msgs []jetstream.Msg) error {
 		items = kept
 	}
 
-	if err := s.retry(ctx, "write records", func() error { return s.update(ctx, factsOf(items)) }); err != nil {
+	first := true
+	if err := s.retry(ctx, "write records", func() error {
+		if !first {
+			seq = 0 // read it again
+		}
+		first = false
+		return s.update(ctx, factsOf(items), seq)
+	}); err != nil {
 		return err
 	}
 	for _, it := range items {
@@ -385,16 +394,20 @@ func factsOf(items []item) []Fact {
 }
 
 // update derives the records the facts may have changed and writes them,
-// until they are current (see Replicas in the file comment).
-func (s *Stage) update(ctx context.Context, facts []Fact) error {
+// until they are current (see Replicas in the file comment). seq is the
+// bucket's last sequence, read after the facts were merged (0: read it
+// now).
+func (s *Stage) update(ctx context.Context, facts []Fact, seq uint64) error {
 	if len(facts) == 0 {
 		return nil
 	}
-	seq, err := s.kv.lastSeq(ctx)
-	if err != nil {
-		return err
+	if seq == 0 {
+		var err error
+		if seq, err = s.kv.lastSeq(ctx); err != nil {
+			return err
+		}
 	}
-	l := s.kv.lazy()
+	l := s.kv.stageLazy()
 	ids, err := s.kv.affected(ctx, l, facts)
 	if err != nil {
 		return err
@@ -428,7 +441,7 @@ func (s *Stage) update(ctx context.Context, facts []Fact) error {
 			return fmt.Errorf("%w: the entries of %d records kept changing for %d rounds", errContended, len(ids), round)
 		}
 		seq = now
-		recs, none, err := s.kv.lazy().records(ctx, ids)
+		recs, none, err := s.kv.stageLazy().records(ctx, ids)
 		if err != nil {
 			return err
 		}
