@@ -17,11 +17,16 @@ package correlate
 //     (an entry grown past the bucket's value size, a key too long) has
 //     its event dead-lettered with the error naming the key;
 //  3. finds the records the facts may change ([State.Affected], over the
-//     entries it reads) and derives them from the bucket;
-//  4. gives the records to the sink (Put), and the ids that no longer
-//     derive a record (an unmatched deployment since linked, a direct push
-//     since found to be a merge) to its Retire method when it has one
-//     ([Retirer]);
+//     entries it reads) and derives them from the bucket; in steps 2 and
+//     3 the stage takes the entries its KVState's cache holds for the
+//     bucket's while the bucket moved by its own writes alone (see
+//     entryCache), and reads the others;
+//  4. gives the records to the sink (Put; PutEncoded, with the canonical
+//     JSON and hash the stage computed, to an [EncodedSink]) but for
+//     those derived to the version it put last (see writtenCache), and
+//     the ids that no longer derive a record (an unmatched deployment
+//     since linked, a direct push since found to be a merge) to its
+//     Retire method when it has one ([Retirer]);
 //  5. acknowledges the batch.
 //
 // Until the sink has taken the records the batch stays unacknowledged
