@@ -83,6 +83,10 @@ type Config struct {
 	// CorrelateCacheFacts bounds the correlation state's cache of decoded
 	// KV entries, in facts (0: no cache).
 	CorrelateCacheFacts int
+	// CorrelateWrittenRecords bounds the change records whose last
+	// version written the correlation stage remembers, so as not to write
+	// a record derived again unchanged (0: none).
+	CorrelateWrittenRecords int
 	// CorrelateSinkCache bounds, in bytes of records, the rows the
 	// ClickHouse sink keeps of what it wrote last, so that retiring a
 	// record written recently does not read it back (chsink.KeepRecent).
@@ -241,6 +245,7 @@ func (c *Config) flags() []Flag {
 		{Name: "access-review-deadline", Env: "EVIDENCE_ACCESS_REVIEW_DEADLINE", Default: "720h", Usage: "how long after a quarter's end its access list may still be signed off (AC-4 pending) before AC-4 fails", set: dur(&c.AccessReviewDeadline)},
 		{Name: "access-interval", Env: "EVIDENCE_ACCESS_INTERVAL", Default: "1m", Usage: "how often every access record is written to ClickHouse and judged again (what changed is judged at once)", set: dur(&c.AccessInterval)},
 		{Name: "correlate-cache-facts", Env: "EVIDENCE_CORRELATE_CACHE_FACTS", Default: "200000", Usage: "most facts the correlation stage keeps decoded in memory (the KV entries it read last; the rest are read again); 0: none", set: inum(&c.CorrelateCacheFacts)},
+		{Name: "correlate-written-records", Env: "EVIDENCE_CORRELATE_WRITTEN_RECORDS", Default: "100000", Usage: "most change records whose last version written (a SHA-256, about 200 bytes a record) the correlation stage remembers, so as not to write to ClickHouse, nor queue for evaluation, a record derived again unchanged; 0: none", set: inum(&c.CorrelateWrittenRecords)},
 		{Name: "demo", Env: "EVIDENCE_DEMO", Default: "false", Usage: "send a continuous stream of demo evidence (sources https://demo.evidence.invalid/...) for the live page", Bool: true, set: boolean(&c.Demo)},
 		{Name: "correlate-sink-cache", Env: "EVIDENCE_CORRELATE_SINK_CACHE", Default: "32MiB", Usage: "bytes of change records the ClickHouse sink keeps of what it wrote last, so that retiring a record it wrote recently does not read it back from changes; 0: none", set: num(&c.CorrelateSinkCache)},
 		{Name: "demo-seed", Env: "EVIDENCE_DEMO_SEED", Default: "1", Usage: "with --demo: the seed that decides the demo's changes (the same seed, the same story)", set: inum(&c.DemoSeed)},
@@ -516,6 +521,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CorrelateCacheFacts < 0 {
 		return bad("correlate-cache-facts", "EVIDENCE_CORRELATE_CACHE_FACTS", "must be 0 or more, got %d", c.CorrelateCacheFacts)
+	}
+	if c.CorrelateWrittenRecords < 0 {
+		return bad("correlate-written-records", "EVIDENCE_CORRELATE_WRITTEN_RECORDS", "must be 0 or more, got %d", c.CorrelateWrittenRecords)
 	}
 	if c.ArchiveBatchSize < 1 || c.ArchiveBatchSize > 1_000_000 {
 		return bad("archive-batch-size", "EVIDENCE_ARCHIVE_BATCH_SIZE", "must be between 1 and 1000000, got %d", c.ArchiveBatchSize)

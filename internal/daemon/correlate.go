@@ -88,13 +88,27 @@ func (s *storeSink) note(ctx context.Context, op string, ids []string, cause err
 // Put implements correlate.Sink: it writes the records (or notes them in
 // the outbox), then enqueues them for evaluation.
 func (s *storeSink) Put(ctx context.Context, records []correlate.Record) error {
+	return s.put(ctx, records, nil, nil)
+}
+
+// PutEncoded implements correlate.EncodedSink: Put, the rows taking the
+// records' canonical JSON and hashes as the stage encoded them.
+func (s *storeSink) PutEncoded(ctx context.Context, records []correlate.Record, canonical [][]byte, hashes []string) error {
+	return s.put(ctx, records, canonical, hashes)
+}
+
+func (s *storeSink) put(ctx context.Context, records []correlate.Record, canonical [][]byte, hashes []string) error {
 	ids := make([]string, len(records))
 	for i, r := range records {
 		ids[i] = r.ID
 	}
 	sink, err := s.get()
 	if err == nil {
-		err = sink.Put(ctx, records)
+		if canonical != nil {
+			err = sink.PutEncoded(ctx, records, canonical, hashes)
+		} else {
+			err = sink.Put(ctx, records)
+		}
 	}
 	if err != nil {
 		if err := s.note(ctx, opPut, ids, err); err != nil {
@@ -119,8 +133,9 @@ func (s *storeSink) Retire(ctx context.Context, ids []string) error {
 }
 
 var (
-	_ correlate.Sink    = (*storeSink)(nil)
-	_ correlate.Retirer = (*storeSink)(nil)
+	_ correlate.Sink        = (*storeSink)(nil)
+	_ correlate.EncodedSink = (*storeSink)(nil)
+	_ correlate.Retirer     = (*storeSink)(nil)
 )
 
 // flushOutbox writes the records noted in the outbox to ClickHouse, as the
@@ -208,8 +223,13 @@ func (d *Daemon) runCorrelation(ctx context.Context, kv *correlate.KVState, m *m
 	}()
 	backoff := time.Second
 	for {
+		written := d.cfg.CorrelateWrittenRecords
+		if written == 0 {
+			written = -1 // none
+		}
 		stage, err := correlate.NewStage(d.js, kv, sink, correlate.StageConfig{
-			Extractor: &correlate.Extractor{Tickets: d.cfg.Tickets()},
+			Extractor:      &correlate.Extractor{Tickets: d.cfg.Tickets()},
+			WrittenRecords: written,
 		}, d.log, m.Stage("correlate"))
 		if err == nil {
 			err = stage.Run(ctx)

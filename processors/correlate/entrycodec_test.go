@@ -138,3 +138,65 @@ func TestEntryCacheBound(t *testing.T) {
 		t.Error("a disabled cache answered")
 	}
 }
+
+// TestEntryCacheTrust works the trusted entries through by hand: the
+// cache answers for the bucket only after a check finds that every
+// sequence since its base is one of its own writes.
+func TestEntryCacheTrust(t *testing.T) {
+	fs := func(n int) []Fact { return make([]Fact, n) }
+	c := newEntryCache(100)
+	g := c.readGen()
+	c.store("a", 3, fs(1), nil, g) // read from a bucket at sequence 5
+	c.store("gone", 0, nil, nil, g)
+	if _, ok := c.lookup("a"); ok {
+		t.Fatal("trusted before any check")
+	}
+	if c.verify(5) { // 5 sequences since base 0, none ours
+		t.Fatal("trusted a bucket others wrote")
+	}
+	g = c.readGen()
+	c.store("a", 3, fs(1), nil, g) // read again after the check
+	c.wrote("b", 6, fs(2), []byte("b"))
+	c.wrote("c", 7, fs(2), nil)
+	if !c.verify(7) { // 6 and 7 are ours
+		t.Fatal("not trusted after only our writes")
+	}
+	if e, ok := c.lookup("a"); !ok || e.rev != 3 {
+		t.Errorf("a: %+v, %v; want revision 3, trusted", e, ok)
+	}
+	if e, ok := c.lookup("b"); !ok || e.rev != 6 || string(e.raw) != "b" {
+		t.Errorf("b: %+v, %v; want revision 6 with its value, trusted", e, ok)
+	}
+	if _, ok := c.lookup("gone"); ok {
+		t.Error("an absence read before the check trusted")
+	}
+	c.wrote("a", 8, fs(2), nil)
+	if !c.verify(8) || c.trustedGen() != g {
+		t.Fatal("our write ended the generation")
+	}
+	if e, _ := c.lookup("a"); e.rev != 8 {
+		t.Errorf("a at revision %d, want 8 (ours)", e.rev)
+	}
+	c.wrote("a", 10, fs(3), nil) // 9 is someone else's
+	if c.verify(10) {
+		t.Fatal("trusted past another writer's sequence")
+	}
+	for _, kk := range []string{"a", "b", "c"} {
+		if _, ok := c.lookup(kk); ok {
+			t.Errorf("%s trusted after another writer wrote", kk)
+		}
+	}
+	if c.verify(10) { // nothing read since: trusted, holding nothing
+		if _, ok := c.lookup("a"); ok {
+			t.Error("an entry of the ended generation trusted again")
+		}
+	}
+	c.wrote("d", 10, fs(1), nil) // acknowledged at the base: before it
+	c.verify(10)
+	if _, ok := c.lookup("d"); ok {
+		t.Error("a write acknowledged at the base trusted")
+	}
+	if off := newEntryCache(-1); off.verify(0) || off.trustedGen() != 0 {
+		t.Error("a disabled cache trusted")
+	}
+}

@@ -486,7 +486,17 @@ func (s *KVState) Load(ctx context.Context, keys []Key) (*State, error) {
 
 // entries reads the entries of keys, in their order.
 func (s *KVState) entries(ctx context.Context, keys []Key) ([]Entry, error) {
-	gs, err := s.getMany(ctx, keys)
+	return s.entriesOf(ctx, keys, false)
+}
+
+// trustedEntries is entries, taking the cache's trusted entries for the
+// bucket's (the stage's reads: see entryCache).
+func (s *KVState) trustedEntries(ctx context.Context, keys []Key) ([]Entry, error) {
+	return s.entriesOf(ctx, keys, true)
+}
+
+func (s *KVState) entriesOf(ctx context.Context, keys []Key, trust bool) ([]Entry, error) {
+	gs, err := s.getMany(ctx, keys, trust)
 	if err != nil {
 		return nil, err
 	}
@@ -504,22 +514,25 @@ func (s *KVState) get(ctx context.Context, key Key) (Entry, uint64, int, error) 
 	return e, rev, len(raw), err
 }
 
-// getRaw is get, with the value read: nil when absent.
+// getRaw is get, with the value read: nil when absent. It reads the
+// bucket, never a trusted entry of the cache.
 func (s *KVState) getRaw(ctx context.Context, key Key) (Entry, uint64, []byte, error) {
 	empty := Entry{Key: key, Facts: []Fact{}}
 	kk, err := KVKey(key)
 	if err != nil {
 		return empty, 0, nil, nil
 	}
+	gen := s.cache.readGen()
 	kve, err := s.kv.Get(ctx, kk)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.cache.store(kk, 0, nil, nil, gen)
 		return empty, 0, nil, nil
 	}
 	if err != nil {
 		return empty, 0, nil, fmt.Errorf("correlate: read entry %q: %w", key, err)
 	}
 	rev, raw := kve.Revision(), kve.Value()
-	e, err := s.decode(key, kk, rev, raw)
+	e, err := s.decode(key, kk, rev, raw, gen)
 	if err != nil {
 		return empty, 0, nil, err
 	}
@@ -527,9 +540,11 @@ func (s *KVState) getRaw(ctx context.Context, key Key) (Entry, uint64, []byte, e
 }
 
 // decode reads the value of key's entry (KV key kk) at revision rev,
-// through the cache.
-func (s *KVState) decode(key Key, kk string, rev uint64, raw []byte) (Entry, error) {
+// through the cache, where it is kept stamped with generation gen (that of
+// the read).
+func (s *KVState) decode(key Key, kk string, rev uint64, raw []byte, gen uint64) (Entry, error) {
 	if facts, ok := s.cache.get(kk, rev); ok {
+		s.cache.store(kk, rev, facts, raw, gen)
 		return Entry{Key: key, Facts: facts}, nil
 	}
 	var e Entry
@@ -550,7 +565,7 @@ func (s *KVState) decode(key Key, kk string, rev uint64, raw []byte) (Entry, err
 	if !slices.IsSortedFunc(e.Facts, func(a, b Fact) int { return strings.Compare(a.ID, b.ID) }) {
 		e = Entry{Key: key}.Merge(e) // written by hand, or by another tool
 	}
-	s.cache.put(kk, rev, e.Facts)
+	s.cache.store(kk, rev, e.Facts, raw, gen)
 	return e, nil
 }
 
@@ -562,6 +577,44 @@ func (s *KVState) decode(key Key, kk string, rev uint64, raw []byte) (Entry, err
 // unavailable, an unreadable entry) may leave some entries merged and
 // others not: merging the same facts again completes it.
 func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
+	return s.merge(ctx, facts, false)
+}
+
+// mergeChecked is the stage's Merge: it takes the cache's trusted entries
+// for the bucket's, then checks the bucket's last sequence. When another
+// writer wrote since the entries it took were current, it merges again
+// from the bucket itself. It returns the sequence checked after its
+// writes, at which the stage starts deriving.
+func (s *KVState) mergeChecked(ctx context.Context, facts []Fact) ([]Key, uint64, error) {
+	gen := s.cache.trustedGen()
+	changed, err := s.merge(ctx, facts, true)
+	var re *RefusedError
+	if err != nil && !errors.As(err, &re) {
+		return changed, 0, err
+	}
+	seq, serr := s.lastSeq(ctx)
+	if serr != nil {
+		return changed, 0, serr
+	}
+	if gen != 0 && s.cache.trustedGen() != gen {
+		// Another writer came between: what was taken from the cache
+		// may have been behind. The cache trusts nothing now.
+		var more []Key
+		more, err = s.merge(ctx, facts, false)
+		changed = append(changed, more...)
+		slices.Sort(changed)
+		changed = slices.Compact(changed)
+		if err != nil && !errors.As(err, &re) {
+			return changed, 0, err
+		}
+		if seq, serr = s.lastSeq(ctx); serr != nil {
+			return changed, 0, serr
+		}
+	}
+	return changed, seq, err
+}
+
+func (s *KVState) merge(ctx context.Context, facts []Fact, trust bool) ([]Key, error) {
 	byKey := map[Key][]Fact{}
 	refused := map[string]*EntryError{}
 	kvKeys := map[Key]string{}
@@ -597,7 +650,7 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 		data  []byte   // next, encoded
 	}
 	ws := make([]work, len(keys))
-	gs, err := s.getMany(ctx, keys)
+	gs, err := s.getMany(ctx, keys, trust)
 	if err != nil {
 		return nil, err
 	}
@@ -678,7 +731,7 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 	}
 	for i, rev := range written {
 		if rev != 0 {
-			s.cache.put(kvKeys[keys[i]], rev, ws[i].next.Facts)
+			s.cache.wrote(kvKeys[keys[i]], rev, ws[i].next.Facts, ws[i].data)
 			changed = append(changed, keys[i])
 		}
 	}
@@ -696,7 +749,7 @@ func (s *KVState) Merge(ctx context.Context, facts []Fact) ([]Key, error) {
 		for attempt := 1; ; attempt++ {
 			rev, err := s.write(ctx, kvKeys[k], w.data, w.rev)
 			if err == nil {
-				s.cache.put(kvKeys[k], rev, w.next.Facts)
+				s.cache.wrote(kvKeys[k], rev, w.next.Facts, w.data)
 				mu.Lock()
 				changed = append(changed, k)
 				mu.Unlock()
@@ -831,12 +884,14 @@ func isConflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
-// lastSeq is the bucket's last revision: it moves on every write.
+// lastSeq is the bucket's last revision: it moves on every write. The
+// cache checks its trusted entries against it (see entryCache).
 func (s *KVState) lastSeq(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("correlate: KV bucket %s: %w", s.opts.Bucket, err)
 	}
+	s.cache.verify(info.State.LastSeq)
 	return info.State.LastSeq, nil
 }
 
@@ -865,6 +920,9 @@ func (s *KVState) listKeys(ctx context.Context, filter string) ([]Key, error) {
 
 // lazy returns a lazily loaded view of the bucket.
 func (s *KVState) lazy() *lazy { return newLazy(s.entries) }
+
+// stageLazy is lazy, taking the cache's trusted entries for the bucket's.
+func (s *KVState) stageLazy() *lazy { return newLazy(s.trustedEntries) }
 
 // attrKeys lists the keys whose facts stand for the records an exception
 // filed under an attribute key may cover: the deployments to an
@@ -981,23 +1039,61 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // entryCache keeps decoded, verified entries by KV key and revision, the
-// least recently used forgotten first once it holds more than max facts.
+// least recently used forgotten first once it holds more than max facts
+// (an entry known absent counts as one).
+//
+// # Trusted entries
+//
+// Besides decoding each revision once, the cache can answer for the
+// bucket without a read, when it knows that nothing but this KVState's
+// own writes moved the bucket since it read its entries. The bucket is a
+// stream: every write, delete or purge, by anyone, takes the next stream
+// sequence. So the cache keeps a base sequence and a generation: entries
+// read (a read starts after the base) or written (at a sequence after the
+// base) in the generation are stamped with it, and each write's sequence
+// is noted. At a check ([entryCache.verify], given the bucket's last
+// sequence) the sequences between the base and the last that are not
+// this KVState's writes are counted: none, and every entry of the
+// generation is the bucket's as of the last sequence (the cache is
+// trusted, that sequence becomes the base); some, and the generation ends
+// (a new one begins, based there, and nothing is trusted until the next
+// check finds only this KVState's writes since). Only the stage, which
+// checks before and after it reads, asks trusted entries
+// ([KVState.getMany] with trust); every other reader reads the bucket.
 type entryCache struct {
 	mu    sync.Mutex
 	m     map[string]*list.Element // of *cachedEntry
 	lru   list.List                // most recently used first
 	facts int
 	max   int
+
+	gen     uint64   // the generation entries are stamped with now (from 1)
+	base    uint64   // the bucket's sequence the generation counts from
+	trusted bool     // entries of gen are the bucket's as of base
+	acked   []uint64 // sequences of this KVState's writes after base
+	lost    bool     // writes went unnoted (too many): the next check fails
 }
 
 type cachedEntry struct {
 	kk    string
-	rev   uint64
+	rev   uint64 // 0: the key is absent
 	facts []Fact
+	raw   []byte // the value read or written, when known
+	gen   uint64 // the generation it was read or written in
 }
 
+// maxAcked bounds the writes noted between two checks.
+const maxAcked = 1 << 16
+
 func newEntryCache(max int) *entryCache {
-	return &entryCache{m: map[string]*list.Element{}, max: max}
+	return &entryCache{m: map[string]*list.Element{}, max: max, gen: 1}
+}
+
+func weight(rev uint64, facts []Fact) int {
+	if rev == 0 {
+		return 1
+	}
+	return len(facts)
 }
 
 func (c *entryCache) get(kk string, rev uint64) ([]Fact, bool) {
@@ -1007,38 +1103,153 @@ func (c *entryCache) get(kk string, rev uint64) ([]Fact, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.m[kk]
-	if !ok || el.Value.(*cachedEntry).rev != rev {
+	if !ok || el.Value.(*cachedEntry).rev != rev || rev == 0 {
 		return nil, false
 	}
 	c.lru.MoveToFront(el)
 	return el.Value.(*cachedEntry).facts, true
 }
 
-func (c *entryCache) put(kk string, rev uint64, facts []Fact) {
-	if c.max < 0 || len(facts) > c.max {
+// put keeps a revision of an entry, outside any generation.
+func (c *entryCache) put(kk string, rev uint64, facts []Fact) { c.store(kk, rev, facts, nil, 0) }
+
+// readGen is the generation to stamp a read starting now with.
+func (c *entryCache) readGen() uint64 {
+	if c.max < 0 {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// store keeps the revision rev of an entry (0: absent) with its value when
+// known, stamped with generation gen (0: none) unless the cache holds a
+// newer revision. The same revision is stamped again.
+func (c *entryCache) store(kk string, rev uint64, facts []Fact, raw []byte, gen uint64) {
+	if c.max < 0 || weight(rev, facts) > c.max {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.storeLocked(kk, rev, facts, raw, gen)
+}
+
+func (c *entryCache) storeLocked(kk string, rev uint64, facts []Fact, raw []byte, gen uint64) {
 	if el, ok := c.m[kk]; ok {
 		e := el.Value.(*cachedEntry)
-		if e.rev >= rev {
+		switch {
+		case e.rev > rev:
 			return
+		case e.rev == rev:
+			e.gen = max(e.gen, gen)
+			if e.raw == nil {
+				e.raw = raw
+			}
+		default:
+			c.facts += weight(rev, facts) - weight(e.rev, e.facts)
+			e.rev, e.facts, e.raw, e.gen = rev, facts, raw, gen
 		}
-		c.facts += len(facts) - len(e.facts)
-		e.rev, e.facts = rev, facts
 		c.lru.MoveToFront(el)
 	} else {
-		c.m[kk] = c.lru.PushFront(&cachedEntry{kk: kk, rev: rev, facts: facts})
-		c.facts += len(facts)
+		c.m[kk] = c.lru.PushFront(&cachedEntry{kk: kk, rev: rev, facts: facts, raw: raw, gen: gen})
+		c.facts += weight(rev, facts)
 	}
 	for c.facts > c.max {
 		el := c.lru.Back()
 		e := el.Value.(*cachedEntry)
 		c.lru.Remove(el)
 		delete(c.m, e.kk)
-		c.facts -= len(e.facts)
+		c.facts -= weight(e.rev, e.facts)
 	}
+}
+
+// wrote keeps what this KVState wrote (acknowledged at sequence rev) and
+// notes the write for the next check.
+func (c *entryCache) wrote(kk string, rev uint64, facts []Fact, raw []byte) {
+	if c.max < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev <= c.base {
+		// Acknowledged before the generation's base (a check ran since it
+		// was sent): what came between is unknown.
+		c.storeLocked(kk, rev, facts, raw, 0)
+		return
+	}
+	if len(c.acked) >= maxAcked {
+		c.lost = true
+		c.acked = c.acked[:0]
+	}
+	if !c.lost {
+		c.acked = append(c.acked, rev)
+	}
+	if weight(rev, facts) <= c.max {
+		c.storeLocked(kk, rev, facts, raw, c.gen)
+	}
+}
+
+// lookup returns the entry of kk when it is trusted: the bucket's as of
+// the last check.
+func (c *entryCache) lookup(kk string) (cachedEntry, bool) {
+	if c.max < 0 {
+		return cachedEntry{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.trusted {
+		return cachedEntry{}, false
+	}
+	el, ok := c.m[kk]
+	if !ok || el.Value.(*cachedEntry).gen != c.gen {
+		return cachedEntry{}, false
+	}
+	c.lru.MoveToFront(el)
+	return *el.Value.(*cachedEntry), true
+}
+
+// trustedGen is the generation trusted now, 0 when none is.
+func (c *entryCache) trustedGen() uint64 {
+	if c.max < 0 {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.trusted {
+		return 0
+	}
+	return c.gen
+}
+
+// verify checks the bucket's last sequence seq against the writes noted:
+// it reports whether the entries of the generation are the bucket's as of
+// seq (nothing but this KVState's writes came since the base), and starts
+// a new generation, based at seq, when they are not.
+func (c *entryCache) verify(seq uint64) bool {
+	if c.max < 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ours := uint64(0)
+	kept := c.acked[:0]
+	for _, s := range c.acked {
+		switch {
+		case s <= seq:
+			ours++
+		default:
+			kept = append(kept, s)
+		}
+	}
+	c.acked = kept
+	if !c.lost && seq >= c.base && seq-c.base == ours {
+		c.trusted, c.base = true, seq
+		return true
+	}
+	c.gen++
+	c.trusted, c.base, c.lost = false, seq, false
+	return false
 }
 
 // len is how many entries and facts the cache holds.

@@ -51,25 +51,42 @@ type multiGet struct {
 
 var errNoMultiGet = errors.New("the server does not answer multi_last direct gets")
 
-// getMany reads the entries of keys, in their order.
-func (s *KVState) getMany(ctx context.Context, keys []Key) ([]got, error) {
+// getMany reads the entries of keys, in their order. With trust, the
+// cache's trusted entries answer for the bucket (see entryCache).
+func (s *KVState) getMany(ctx context.Context, keys []Key, trust bool) ([]got, error) {
 	out := make([]got, len(keys))
 	alone := make([]bool, len(keys))
-	mg := s.multi
-	if mg == nil || mg.nc == nil || mg.off.Load() || len(keys) < 2 {
-		for i := range alone {
-			alone[i] = true
-		}
-		return out, s.getAlone(ctx, keys, out, alone)
-	}
-	idx := make(map[string]int, len(keys)) // subject -> index in keys
-	var subjects []string
+	gen := s.cache.readGen()
+	ask := make([]bool, len(keys)) // not answered by the cache
+	nask := 0
 	for i, k := range keys {
 		out[i] = got{e: Entry{Key: k, Facts: []Fact{}}}
 		kk, err := KVKey(k)
 		if err != nil {
 			continue // not a KV key: no entry
 		}
+		if trust {
+			if c, ok := s.cache.lookup(kk); ok {
+				if c.rev != 0 {
+					out[i] = got{e: Entry{Key: k, Facts: c.facts}, rev: c.rev, raw: c.raw}
+				}
+				continue
+			}
+		}
+		ask[i] = true
+		nask++
+	}
+	mg := s.multi
+	if mg == nil || mg.nc == nil || mg.off.Load() || nask < 2 {
+		return out, s.getAlone(ctx, keys, out, ask)
+	}
+	idx := make(map[string]int, nask) // subject -> index in keys
+	var subjects []string
+	for i, k := range keys {
+		if !ask[i] {
+			continue
+		}
+		kk, _ := KVKey(k)
 		subj := mg.prefix + kk
 		if _, dup := idx[subj]; dup {
 			alone[i] = true
@@ -84,10 +101,7 @@ func (s *KVState) getMany(ctx context.Context, keys []Key) ([]got, error) {
 		answered, cut, err := mg.get(ctx, chunk)
 		if errors.Is(err, errNoMultiGet) {
 			mg.off.Store(true)
-			for i := range alone {
-				alone[i] = true
-			}
-			return out, s.getAlone(ctx, keys, out, alone)
+			return out, s.getAlone(ctx, keys, out, ask)
 		}
 		if err != nil {
 			return out, fmt.Errorf("correlate: read %d entries: %w", len(chunk), err)
@@ -97,16 +111,20 @@ func (s *KVState) getMany(ctx context.Context, keys []Key) ([]got, error) {
 			m, ok := answered[subj]
 			if !ok {
 				alone[i] = cut // else absent
+				if !cut {
+					s.cache.store(subj[len(mg.prefix):], 0, nil, nil, gen)
+				}
 				continue
 			}
 			if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+				s.cache.store(subj[len(mg.prefix):], 0, nil, nil, gen)
 				continue // deleted: absent
 			}
 			rev, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 			if err != nil || rev == 0 {
 				return out, fmt.Errorf("correlate: read entry %q: bad %s header %q", keys[i], jetstream.SequenceHeader, m.Header.Get(jetstream.SequenceHeader))
 			}
-			e, err := s.decode(keys[i], subj[len(mg.prefix):], rev, m.Data)
+			e, err := s.decode(keys[i], subj[len(mg.prefix):], rev, m.Data, gen)
 			if err != nil {
 				return out, err
 			}

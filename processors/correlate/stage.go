@@ -17,11 +17,16 @@ package correlate
 //     (an entry grown past the bucket's value size, a key too long) has
 //     its event dead-lettered with the error naming the key;
 //  3. finds the records the facts may change ([State.Affected], over the
-//     entries it reads) and derives them from the bucket;
-//  4. gives the records to the sink (Put), and the ids that no longer
-//     derive a record (an unmatched deployment since linked, a direct push
-//     since found to be a merge) to its Retire method when it has one
-//     ([Retirer]);
+//     entries it reads) and derives them from the bucket; in steps 2 and
+//     3 the stage takes the entries its KVState's cache holds for the
+//     bucket's while the bucket moved by its own writes alone (see
+//     entryCache), and reads the others;
+//  4. gives the records to the sink (Put; PutEncoded, with the canonical
+//     JSON and hash the stage computed, to an [EncodedSink]) but for
+//     those derived to the version it put last (see writtenCache), and
+//     the ids that no longer derive a record (an unmatched deployment
+//     since linked, a direct push since found to be a merge) to its
+//     Retire method when it has one ([Retirer]);
 //  5. acknowledges the batch.
 //
 // Until the sink has taken the records the batch stays unacknowledged
@@ -126,6 +131,11 @@ type StageConfig struct {
 	// Extractor reads the facts of events (nil: the default ticket
 	// pattern).
 	Extractor *Extractor
+	// WrittenRecords bounds the records whose last version put the stage
+	// remembers (by the SHA-256 of its canonical JSON, about 200 bytes a
+	// record), so as not to put a record derived again unchanged (default
+	// 100000; negative: none, every record derived is put).
+	WrittenRecords int
 }
 
 func (c *StageConfig) defaults() {
@@ -149,6 +159,9 @@ func (c *StageConfig) defaults() {
 	}
 	if c.Extractor == nil {
 		c.Extractor = &defaultExtractor
+	}
+	if c.WrittenRecords == 0 {
+		c.WrittenRecords = 100_000
 	}
 }
 
@@ -189,6 +202,18 @@ type Stage struct {
 	cfg     StageConfig
 	log     *slog.Logger
 	stage   Metrics
+	// last remembers what was put (see writtenCache).
+	last *writtenCache
+	// encoded is sink's, when it takes records with their encoding.
+	encoded EncodedSink
+}
+
+// EncodedSink is implemented by a Sink that can take each record with its
+// canonical JSON (Record.Canonical) and hash (Record.Hash), which the
+// stage has computed already, instead of encoding it again. PutEncoded
+// is Put otherwise.
+type EncodedSink interface {
+	PutEncoded(ctx context.Context, records []Record, canonical [][]byte, hashes []string) error
 }
 
 // Metrics counts the stage's work (internal/metrics' Stage implements
@@ -226,7 +251,9 @@ func NewStage(js jetstream.JetStream, kv *KVState, sink Sink, cfg StageConfig, l
 		m = noMetrics{}
 	}
 	r, _ := sink.(Retirer)
-	return &Stage{js: js, kv: kv, sink: sink, retirer: r, cfg: cfg, log: log.With("stage", "correlate"), stage: m}, nil
+	es, _ := sink.(EncodedSink)
+	return &Stage{js: js, kv: kv, sink: sink, retirer: r, encoded: es, cfg: cfg, log: log.With("stage", "correlate"), stage: m,
+		last: newWrittenCache(cfg.WrittenRecords)}, nil
 }
 
 // Run correlates until ctx ends, then returns nil, leaving the batch in
@@ -335,8 +362,10 @@ func (s *Stage) process(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 
 	var refused map[string]*EntryError
+	var seq uint64 // the bucket's sequence after the merge
 	err := s.retry(ctx, "merge facts", func() error {
-		_, err := s.kv.Merge(ctx, factsOf(items))
+		var err error
+		_, seq, err = s.kv.mergeChecked(ctx, factsOf(items))
 		var re *RefusedError
 		if errors.As(err, &re) {
 			refused = re.Facts
@@ -365,7 +394,14 @@ func (s *Stage) process(ctx context.Context, msgs []jetstream.Msg) error {
 		items = kept
 	}
 
-	if err := s.retry(ctx, "write records", func() error { return s.update(ctx, factsOf(items)) }); err != nil {
+	first := true
+	if err := s.retry(ctx, "write records", func() error {
+		if !first {
+			seq = 0 // read it again
+		}
+		first = false
+		return s.update(ctx, factsOf(items), seq)
+	}); err != nil {
 		return err
 	}
 	for _, it := range items {
@@ -385,16 +421,20 @@ func factsOf(items []item) []Fact {
 }
 
 // update derives the records the facts may have changed and writes them,
-// until they are current (see Replicas in the file comment).
-func (s *Stage) update(ctx context.Context, facts []Fact) error {
+// until they are current (see Replicas in the file comment). seq is the
+// bucket's last sequence, read after the facts were merged (0: read it
+// now).
+func (s *Stage) update(ctx context.Context, facts []Fact, seq uint64) error {
 	if len(facts) == 0 {
 		return nil
 	}
-	seq, err := s.kv.lastSeq(ctx)
-	if err != nil {
-		return err
+	if seq == 0 {
+		var err error
+		if seq, err = s.kv.lastSeq(ctx); err != nil {
+			return err
+		}
 	}
-	l := s.kv.lazy()
+	l := s.kv.stageLazy()
 	ids, err := s.kv.affected(ctx, l, facts)
 	if err != nil {
 		return err
@@ -410,7 +450,7 @@ func (s *Stage) update(ctx context.Context, facts []Fact) error {
 		return err
 	}
 	written := map[string]string{} // id -> hash of the version put, "" when retired
-	if err := s.write(ctx, recs, gone, written); err != nil {
+	if err := s.write(ctx, recs, gone, written, true); err != nil {
 		return err
 	}
 	for round := 1; ; round++ {
@@ -428,21 +468,15 @@ func (s *Stage) update(ctx context.Context, facts []Fact) error {
 			return fmt.Errorf("%w: the entries of %d records kept changing for %d rounds", errContended, len(ids), round)
 		}
 		seq = now
-		recs, none, err := s.kv.lazy().records(ctx, ids)
+		recs, none, err := s.kv.stageLazy().records(ctx, ids)
 		if err != nil {
 			return err
-		}
-		var put []Record
-		for _, r := range recs {
-			if h, ok := written[r.ID]; !ok || h != r.Hash() {
-				put = append(put, r)
-			}
 		}
 		retire, err := s.gone(ctx, none, written)
 		if err != nil {
 			return err
 		}
-		if err := s.write(ctx, put, retire, written); err != nil {
+		if err := s.write(ctx, recs, retire, written, false); err != nil {
 			return err
 		}
 	}
@@ -473,22 +507,53 @@ func (s *Stage) gone(ctx context.Context, ids []string, written map[string]strin
 	return out, nil
 }
 
-// write puts records and retires ids, noting what it wrote. The records
-// that may disappear are noted live in the records bucket before they are
-// put, and retired after they are retired.
-func (s *Stage) write(ctx context.Context, recs []Record, gone []string, written map[string]string) error {
-	if len(recs) > 0 {
-		if err := s.kv.markWritten(ctx, recs); err != nil {
+// write puts records and retires ids, noting what it wrote. A record is
+// not put when its version is the one this update put (written), or, on
+// an update's first write (first), the one the stage put last. The
+// records that may disappear are noted live in the records bucket before
+// they are put, and retired after they are retired.
+func (s *Stage) write(ctx context.Context, recs []Record, gone []string, written map[string]string, first bool) error {
+	var put []Record
+	var canon [][]byte
+	var hashes []string
+	var sums [][32]byte
+	for _, r := range recs {
+		e, err := encodeRecord(r)
+		if err != nil {
 			return err
 		}
-		if err := s.sink.Put(ctx, recs); err != nil {
-			return fmt.Errorf("correlate: sink: put %d records: %w", len(recs), err)
+		if h, ok := written[r.ID]; ok && h == e.hash {
+			continue
 		}
-		for _, r := range recs {
-			written[r.ID] = r.Hash()
+		if first && s.last.same(r.ID, e.sum) {
+			written[r.ID] = e.hash // in the sink as it is
+			continue
+		}
+		put = append(put, r)
+		canon = append(canon, e.canon)
+		hashes = append(hashes, e.hash)
+		sums = append(sums, e.sum)
+	}
+	if len(put) > 0 {
+		if err := s.kv.markWritten(ctx, put); err != nil {
+			return err
+		}
+		var err error
+		if s.encoded != nil {
+			err = s.encoded.PutEncoded(ctx, put, canon, hashes)
+		} else {
+			err = s.sink.Put(ctx, put)
+		}
+		if err != nil {
+			return fmt.Errorf("correlate: sink: put %d records: %w", len(put), err)
+		}
+		for i, r := range put {
+			written[r.ID] = hashes[i]
+			s.last.put(r.ID, sums[i])
 		}
 	}
 	if len(gone) > 0 && s.retirer != nil {
+		s.last.forget(gone)
 		if err := s.retirer.Retire(ctx, gone); err != nil {
 			return fmt.Errorf("correlate: sink: retire %d records: %w", len(gone), err)
 		}

@@ -23,7 +23,14 @@ func Rows(r correlate.Record, now time.Time) (store.ChangeRow, []store.Deploymen
 		return store.ChangeRow{}, nil, fmt.Errorf("record %s: %w", r.ID, err)
 	}
 	sum := sha256.Sum256(canon)
-	hash := hex.EncodeToString(sum[:])
+	return rows(r, canon, hex.EncodeToString(sum[:]), now)
+}
+
+// rows is Rows given the record's canonical JSON and its hash.
+func rows(r correlate.Record, canon []byte, hash string, now time.Time) (store.ChangeRow, []store.DeploymentRow, error) {
+	if r.ID == "" {
+		return store.ChangeRow{}, nil, fmt.Errorf("record has no id")
+	}
 	events := EventCount(r)
 	ver := version(ClassOf(r), events, hash)
 	now = now.UTC().Truncate(time.Second)

@@ -53,6 +53,20 @@ func New(st *store.Store, log *slog.Logger) (*Sink, error) {
 // once ClickHouse has stored both; on error, retrying the same Put is
 // safe. A record without an id refuses the whole Put.
 func (s *Sink) Put(ctx context.Context, records []correlate.Record) error {
+	return s.put(ctx, records, nil, nil)
+}
+
+// PutEncoded implements correlate.EncodedSink: Put, given each record's
+// canonical JSON and its hash (as Record.Canonical and Record.Hash give
+// them), which the rows hold, instead of encoding each record again.
+func (s *Sink) PutEncoded(ctx context.Context, records []correlate.Record, canonical [][]byte, hashes []string) error {
+	if len(canonical) != len(records) || len(hashes) != len(records) {
+		return fmt.Errorf("chsink: %d records with %d encodings and %d hashes", len(records), len(canonical), len(hashes))
+	}
+	return s.put(ctx, records, canonical, hashes)
+}
+
+func (s *Sink) put(ctx context.Context, records []correlate.Record, canonical [][]byte, hashes []string) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -60,7 +74,14 @@ func (s *Sink) Put(ctx context.Context, records []correlate.Record) error {
 	changes := make([]store.ChangeRow, 0, len(records))
 	var deps []store.DeploymentRow
 	for i, r := range records {
-		c, ds, err := Rows(r, now)
+		var c store.ChangeRow
+		var ds []store.DeploymentRow
+		var err error
+		if canonical != nil {
+			c, ds, err = rows(r, canonical[i], hashes[i], now)
+		} else {
+			c, ds, err = Rows(r, now)
+		}
 		if err != nil {
 			return fmt.Errorf("chsink: record %d: %w", i, err)
 		}
@@ -136,4 +157,7 @@ func (s *Sink) Retire(ctx context.Context, ids []string) error {
 	return nil
 }
 
-var _ correlate.Sink = (*Sink)(nil)
+var (
+	_ correlate.Sink        = (*Sink)(nil)
+	_ correlate.EncodedSink = (*Sink)(nil)
+)
