@@ -106,6 +106,17 @@ type StageConfig struct {
 	Watermark Watermark
 	// WatermarkInterval is how often the Watermark is read (default 200ms).
 	WatermarkInterval time.Duration
+	// Hold: a record queued because it was updated is judged no earlier
+	// than Hold after that update was queued, and every further update
+	// queued meanwhile is judged with it, in the same evaluation: a record
+	// updated N times within the hold is judged once, as it stands after
+	// the hold, instead of N times. The hold changes when a verdict is
+	// computed, never what it is: a deployment's verdict is decided on the
+	// record as of its arrival cutoff once the watermark is past it, and
+	// the controls are judged as of the clock when the evaluation runs, as
+	// they would be after any wait for a worker. Only updates are held
+	// (not deadlines, nor a new bundle's re-judging). Zero: none.
+	Hold time.Duration
 	// Started, when set, is called once by Run when it has queued what a
 	// new policy bundle asks to judge again and watches the queue: a
 	// record enqueued after it is written no earlier than those (tests
@@ -280,6 +291,9 @@ type entry struct {
 	task    task
 	attempt int
 	retryAt time.Time
+	// holdUntil: an update is held until then (StageConfig.Hold), from
+	// the first update queued since the record was last judged.
+	holdUntil time.Time
 }
 
 // ready reports whether the entry is to be evaluated now, at watermark
@@ -288,6 +302,9 @@ type entry struct {
 func (e *entry) ready(now, wm time.Time) (ok bool, next time.Time) {
 	if e.retryAt.After(now) {
 		return false, e.retryAt
+	}
+	if e.holdUntil.After(now) {
+		return false, e.holdUntil
 	}
 	for _, w := range e.task.wakes() {
 		if w.holds(now, wm) {
@@ -382,6 +399,12 @@ func (s *Stage) Run(ctx context.Context) error {
 		if e == nil {
 			e = &entry{key: kve.Key(), id: string(raw)}
 			pending[kve.Key()] = e
+		}
+		// The first update since the record was last judged starts the
+		// hold; later ones join it. An entry is dropped from pending once
+		// judged, so the next update starts a new hold.
+		if s.cfg.Hold > 0 && t.Trigger == TriggerUpdate && e.holdUntil.IsZero() {
+			e.holdUntil = t.Due.Add(s.cfg.Hold)
 		}
 		e.rev, e.task = kve.Revision(), t
 	}
