@@ -738,7 +738,9 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		return o
 	}
 	now, wm := s.cfg.Now().UTC(), s.watermark()
-	res, err := s.engine.Evaluate(ctx, rec, now, s.cfg.Params)
+	// Hashed once: every evaluation of it below names the same version.
+	recHash := rec.Hash()
+	res, err := s.engine.evaluateHashed(ctx, rec, recHash, now, s.cfg.Params, "")
 	if err != nil {
 		o.err = err
 		return o
@@ -781,7 +783,6 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 	// The verdict at the moment of each production deployment.
 	var decided []DeploymentVerdict
 	next.Decided = slices.Clone(prev.Decided)
-	recHash := rec.Hash()
 	for _, d := range rec.Deployments {
 		if !s.production(d.Environment) {
 			continue
@@ -793,7 +794,7 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 				setAsOf(&next, key, recHash)
 				continue
 			}
-			h, checked, err := s.lateEvidence(ctx, rec, arr, key, now)
+			h, checked, err := s.lateEvidence(ctx, rec, recHash, arr, key, now)
 			if err != nil {
 				o.err = err
 				return o
@@ -806,7 +807,7 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 			}
 			continue
 		}
-		h, isNew, wait, err := s.deploymentVerdict(ctx, rec, arr, d, key, now, wm)
+		h, isNew, wait, err := s.deploymentVerdict(ctx, rec, recHash, arr, d, key, now, wm)
 		if err != nil {
 			o.err = err
 			return o
@@ -826,7 +827,7 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		// Evidence already here that arrived after the cutoff and would
 		// change the verdict is noted beside it at once.
 		if h.v.RecordHash != recHash {
-			l, err := s.lateAgainst(ctx, key, storedVerdict{DeploymentVerdict: h.v}, rec, arr, now)
+			l, err := s.lateAgainst(ctx, key, storedVerdict{DeploymentVerdict: h.v}, rec, recHash, arr, now)
 			if err != nil {
 				o.err = err
 				return o
@@ -922,7 +923,7 @@ func (s *Stage) deadlineWake(rec correlate.Record, arr correlate.Arrivals, deadl
 // plus VerdictDelay (the arrival cutoff), on the record derived from the
 // evidence that arrived by the cutoff; before that it gives nil and the
 // cutoff to wait for.
-func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr correlate.Arrivals, d correlate.Deployment, key string, now, wm time.Time) (h *heldVerdict, isNew bool, wait time.Time, err error) {
+func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, recHash string, arr correlate.Arrivals, d correlate.Deployment, key string, now, wm time.Time) (h *heldVerdict, isNew bool, wait time.Time, err error) {
 	dk := chsink.DeploymentKey(d)
 	for range 3 {
 		kve, err := s.verdicts.Get(ctx, key)
@@ -945,20 +946,20 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr
 		}
 		// The record as it stood at the cutoff: what live delivery would
 		// have judged.
-		judged, jd := rec, d
+		judged, jd, judgedHash := rec, d, recHash
 		if ar, ok := s.reader.(correlate.ArrivalReader); ok {
 			r, dd, found, err := ar.DeploymentAsOf(ctx, rec.ID, d, cutoff)
 			if err != nil {
 				return nil, false, wait, fmt.Errorf("verdict of deployment %s: the record as of %s: %w", dk, cutoff, err)
 			}
 			if found {
-				judged, jd = r, dd
+				judged, jd, judgedHash = r, dd, r.Hash()
 			}
 		}
 		at := deployedAt(jd, now)
 		// The deployment is judged on what it deployed: the provenance of
 		// its own artifact, not of the change's others.
-		res, err := s.engine.EvaluateArtifact(ctx, judged, at, s.cfg.Params, deployedArtifact(jd))
+		res, err := s.engine.evaluateHashed(ctx, judged, judgedHash, at, s.cfg.Params, deployedArtifact(jd))
 		if err != nil {
 			return nil, false, wait, err
 		}
@@ -966,7 +967,7 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr
 			Environment: d.Environment, Service: d.Service, DeploymentKey: dk, DeploymentID: d.DeploymentID,
 			Change: judged.ID, Repository: judged.Repository, Commit: jd.Commit, DeployedAt: at.UTC(),
 			Verdict: Overall(res), Failing: ByStatus(res, Fail), Pending: ByStatus(res, Pending), Waived: ByStatus(res, Waived),
-			Results: res, RecordHash: judged.Hash(), BundleHash: s.engine.BundleHash(), DecidedAt: now, ArrivedBy: cutoff,
+			Results: res, RecordHash: judgedHash, BundleHash: s.engine.BundleHash(), DecidedAt: now, ArrivedBy: cutoff,
 		}
 		if jd.Deployer != nil {
 			v.Deployer = jd.Deployer.Login
@@ -1001,7 +1002,7 @@ func setAsOf(l *lastResults, key, hash string) {
 // (not written), so the comparison is made again later. A verdict
 // decided under another bundle, or before arrival cutoffs were kept, is
 // not compared: its differences are not late evidence.
-func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, arr correlate.Arrivals, key string, now time.Time) (h *heldLate, checked bool, err error) {
+func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, recHash string, arr correlate.Arrivals, key string, now time.Time) (h *heldLate, checked bool, err error) {
 	kve, err := s.verdicts.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, false, nil
@@ -1016,12 +1017,12 @@ func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, arr corr
 	if !sv.Written {
 		return nil, false, nil
 	}
-	h, err = s.lateAgainst(ctx, key, sv, rec, arr, now)
+	h, err = s.lateAgainst(ctx, key, sv, rec, recHash, arr, now)
 	return h, err == nil, err
 }
 
 // lateAgainst is lateEvidence against the verdict sv.
-func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, rec correlate.Record, arr correlate.Arrivals, now time.Time) (*heldLate, error) {
+func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, rec correlate.Record, recHash string, arr correlate.Arrivals, now time.Time) (*heldLate, error) {
 	if sv.ArrivedBy.IsZero() || sv.BundleHash != s.engine.BundleHash() {
 		return nil, nil
 	}
@@ -1033,7 +1034,7 @@ func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, r
 			break
 		}
 	}
-	res, err := s.engine.EvaluateArtifact(ctx, rec, sv.DeployedAt, s.cfg.Params, artifact)
+	res, err := s.engine.evaluateHashed(ctx, rec, recHash, sv.DeployedAt, s.cfg.Params, artifact)
 	if err != nil {
 		return nil, err
 	}
@@ -1047,7 +1048,7 @@ func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, r
 			base[c.Control] = c.Late
 		}
 	}
-	late := LateEvidence{Change: rec.ID, RecordHash: rec.Hash(), NotedAt: now, Events: []string{}}
+	late := LateEvidence{Change: rec.ID, RecordHash: recHash, NotedAt: now, Events: []string{}}
 	for _, r := range res {
 		if r.Status != base[r.Control.ID] {
 			late.Controls = append(late.Controls, LateControl{Control: r.Control.ID, Decided: decided[r.Control.ID], Late: r.Status, Reasons: orEmpty(r.Reasons)})
