@@ -111,6 +111,9 @@ type Config struct {
 	// the event stream evidence still counts for its verdict (judged as
 	// of the deployment), for evidence still in transit.
 	VerdictDelay time.Duration
+	// EvaluateHold: a record updated again within it of an update is
+	// judged once, after it (evaluate.StageConfig.Hold).
+	EvaluateHold time.Duration
 	// ArchiveBatchSize and ArchiveFlushInterval tune the archive.
 	ArchiveBatchSize     int
 	ArchiveFlushInterval time.Duration
@@ -260,6 +263,7 @@ func (c *Config) flags() []Flag {
 		{Name: "protected-branches", Env: "EVIDENCE_PROTECTED_BRANCHES", Default: "main,master", Usage: "comma-separated branches changes must be merged into (CM-7)", set: list(&c.ProtectedBranches)},
 		{Name: "pending-deadline", Env: "EVIDENCE_PENDING_DEADLINE", Default: "1h", Usage: "how long after a production deployment missing evidence may still arrive (pending), before the control fails", set: dur(&c.PendingDeadline)},
 		{Name: "verdict-delay", Env: "EVIDENCE_VERDICT_DELAY", Default: "1m", Usage: "how long after a production deployment's arrival in the event stream evidence still counts for its verdict (judged as of the deployment; decided once the correlation has taken in everything that arrived by then), so that evidence sent before it and delivered after it counts; 0: only what arrived with it", set: dur(&c.VerdictDelay)},
+		{Name: "evaluate-hold", Env: "EVIDENCE_EVALUATE_HOLD", Default: "500ms", Usage: "how long the evaluation stage holds an updated change record before judging it, so that the updates that follow within it are judged together, once (it delays verdicts, never changes them); 0: judge every update as soon as it is queued", set: dur(&c.EvaluateHold)},
 		{Name: "archive-batch-size", Env: "EVIDENCE_ARCHIVE_BATCH_SIZE", Default: "10000", Usage: "most rows per ClickHouse insert", set: inum(&c.ArchiveBatchSize)},
 		{Name: "archive-flush-interval", Env: "EVIDENCE_ARCHIVE_FLUSH_INTERVAL", Default: "200ms", Usage: "longest an event waits for its batch", set: dur(&c.ArchiveFlushInterval)},
 		{Name: "signing-key", Env: "EVIDENCE_SIGNING_KEY", Usage: "ed25519 key signing the archive's checkpoints (PKCS#8 PEM, mode 0600; evidence keys new); empty: DATA_DIR/evidence-signing.key, made at first start", set: str(&c.SigningKey)},
@@ -438,6 +442,9 @@ func (c *Config) Validate() error {
 	}
 	if c.VerdictDelay < 0 {
 		return bad("verdict-delay", "EVIDENCE_VERDICT_DELAY", "must not be negative, got %s", c.VerdictDelay)
+	}
+	if c.EvaluateHold < 0 {
+		return bad("evaluate-hold", "EVIDENCE_EVALUATE_HOLD", "must not be negative, got %s", c.EvaluateHold)
 	}
 	if c.PendingDeadline <= 0 {
 		return bad("pending-deadline", "EVIDENCE_PENDING_DEADLINE", "must be positive, got %s", c.PendingDeadline)

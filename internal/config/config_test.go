@@ -23,7 +23,8 @@ func TestDefaults(t *testing.T) {
 	if c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || c.NATSURL != "" ||
 		c.ClickHouseURL != "clickhouse://127.0.0.1:9000/evidence" || c.TokensFile != "" ||
 		c.MaxBodyBytes != 10<<20 || c.DedupeWindow != 10*time.Minute || !c.Archive || c.ArchiveBatchSize != 10000 ||
-		c.CorrelateCacheFacts != 200_000 || c.MemoryLimit != config.MemoryLimitAuto || c.CorrelateSinkCache != 32<<20 {
+		c.CorrelateCacheFacts != 200_000 || c.MemoryLimit != config.MemoryLimitAuto || c.CorrelateSinkCache != 32<<20 ||
+		c.EvaluateHold != 500*time.Millisecond {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -89,6 +90,7 @@ func TestErrorsNameTheField(t *testing.T) {
 		{args: []string{"--nats-url", "nats://n:4222", "--nats-listen", "127.0.0.1:4222"}, want: "--nats-listen (EVIDENCE_NATS_LISTEN): only applies to the embedded NATS"},
 		{args: []string{"--max-body-bytes", "12"}, want: "--max-body-bytes (EVIDENCE_MAX_BODY_BYTES): at least 1KiB"},
 		{args: []string{"--dedupe-window", "48h", "--stream-max-age", "24h"}, want: "--dedupe-window (EVIDENCE_DEDUPE_WINDOW): 48h0m0s is longer than --stream-max-age"},
+		{env: map[string]string{"EVIDENCE_EVALUATE_HOLD": "-1s"}, want: "--evaluate-hold (EVIDENCE_EVALUATE_HOLD): must not be negative, got -1s"},
 		{args: []string{"stray"}, want: `unexpected argument "stray"`},
 		{args: []string{"--manual-trigger-by-author", "warn"}, want: `--manual-trigger-by-author (EVIDENCE_MANUAL_TRIGGER_BY_AUTHOR): "warn": want allow or fail`},
 	} {

@@ -44,6 +44,8 @@ func (d *Daemon) runEvaluation(ctx context.Context, engine *evaluate.Engine, rea
 		err := evaluate.RunLeased(ctx, d.js, evaluate.Lease{}, d.log, func(ctx context.Context) error {
 			stage, err := evaluate.NewStage(ctx, d.js, engine, reader, evaluate.StoreWriter{Get: d.Store}, evaluate.StageConfig{
 				Params: d.controlParams(), Publish: publish, VerdictDelay: d.cfg.VerdictDelay,
+				// Updates within the hold are judged together, once.
+				Hold: d.cfg.EvaluateHold,
 				// Verdicts are decided in stream terms: once the correlation
 				// stage has taken in every event that arrived by each
 				// deployment's arrival plus the delay.

@@ -111,12 +111,18 @@ func (e *Engine) Evaluate(ctx context.Context, record correlate.Record, at time.
 // provenance is judged, not that of the change's other artifacts
 // (policies.InputFor). An empty artifact is Evaluate.
 func (e *Engine) EvaluateArtifact(ctx context.Context, record correlate.Record, at time.Time, params Params, artifact string) ([]Result, error) {
-	at = at.UTC()
-	params = params.WithDefaults()
 	// The record as served (its ETag) names the result, not the
 	// normalized input.
 	sum := sha256.Sum256(record.Canonical())
-	recHash := hex.EncodeToString(sum[:])
+	return e.evaluateHashed(ctx, record, hex.EncodeToString(sum[:]), at, params, artifact)
+}
+
+// evaluateHashed is EvaluateArtifact with the record's hash (its Hash)
+// already known: the stage hashes each record it judges once, however
+// many times it judges it (now, as of a deployment, for late evidence).
+func (e *Engine) evaluateHashed(ctx context.Context, record correlate.Record, recHash string, at time.Time, params Params, artifact string) ([]Result, error) {
+	at = at.UTC()
+	params = params.WithDefaults()
 	rv, ok := e.records.get(recHash)
 	if !ok {
 		v, err := policies.ValueOf(normalize(record).Canonical())

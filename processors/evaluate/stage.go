@@ -106,6 +106,17 @@ type StageConfig struct {
 	Watermark Watermark
 	// WatermarkInterval is how often the Watermark is read (default 200ms).
 	WatermarkInterval time.Duration
+	// Hold: a record queued because it was updated is judged no earlier
+	// than Hold after that update was queued, and every further update
+	// queued meanwhile is judged with it, in the same evaluation: a record
+	// updated N times within the hold is judged once, as it stands after
+	// the hold, instead of N times. The hold changes when a verdict is
+	// computed, never what it is: a deployment's verdict is decided on the
+	// record as of its arrival cutoff once the watermark is past it, and
+	// the controls are judged as of the clock when the evaluation runs, as
+	// they would be after any wait for a worker. Only updates are held
+	// (not deadlines, nor a new bundle's re-judging). Zero: none.
+	Hold time.Duration
 	// Started, when set, is called once by Run when it has queued what a
 	// new policy bundle asks to judge again and watches the queue: a
 	// record enqueued after it is written no earlier than those (tests
@@ -280,6 +291,9 @@ type entry struct {
 	task    task
 	attempt int
 	retryAt time.Time
+	// holdUntil: an update is held until then (StageConfig.Hold), from
+	// the first update queued since the record was last judged.
+	holdUntil time.Time
 }
 
 // ready reports whether the entry is to be evaluated now, at watermark
@@ -288,6 +302,9 @@ type entry struct {
 func (e *entry) ready(now, wm time.Time) (ok bool, next time.Time) {
 	if e.retryAt.After(now) {
 		return false, e.retryAt
+	}
+	if e.holdUntil.After(now) {
+		return false, e.holdUntil
 	}
 	for _, w := range e.task.wakes() {
 		if w.holds(now, wm) {
@@ -382,6 +399,12 @@ func (s *Stage) Run(ctx context.Context) error {
 		if e == nil {
 			e = &entry{key: kve.Key(), id: string(raw)}
 			pending[kve.Key()] = e
+		}
+		// The first update since the record was last judged starts the
+		// hold; later ones join it. An entry is dropped from pending once
+		// judged, so the next update starts a new hold.
+		if s.cfg.Hold > 0 && t.Trigger == TriggerUpdate && e.holdUntil.IsZero() {
+			e.holdUntil = t.Due.Add(s.cfg.Hold)
 		}
 		e.rev, e.task = kve.Revision(), t
 	}
@@ -715,7 +738,9 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		return o
 	}
 	now, wm := s.cfg.Now().UTC(), s.watermark()
-	res, err := s.engine.Evaluate(ctx, rec, now, s.cfg.Params)
+	// Hashed once: every evaluation of it below names the same version.
+	recHash := rec.Hash()
+	res, err := s.engine.evaluateHashed(ctx, rec, recHash, now, s.cfg.Params, "")
 	if err != nil {
 		o.err = err
 		return o
@@ -758,7 +783,6 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 	// The verdict at the moment of each production deployment.
 	var decided []DeploymentVerdict
 	next.Decided = slices.Clone(prev.Decided)
-	recHash := rec.Hash()
 	for _, d := range rec.Deployments {
 		if !s.production(d.Environment) {
 			continue
@@ -770,7 +794,7 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 				setAsOf(&next, key, recHash)
 				continue
 			}
-			h, checked, err := s.lateEvidence(ctx, rec, arr, key, now)
+			h, checked, err := s.lateEvidence(ctx, rec, recHash, arr, key, now)
 			if err != nil {
 				o.err = err
 				return o
@@ -783,7 +807,7 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 			}
 			continue
 		}
-		h, isNew, wait, err := s.deploymentVerdict(ctx, rec, arr, d, key, now, wm)
+		h, isNew, wait, err := s.deploymentVerdict(ctx, rec, recHash, arr, d, key, now, wm)
 		if err != nil {
 			o.err = err
 			return o
@@ -803,7 +827,7 @@ func (s *Stage) evaluate(ctx context.Context, e *entry) outcome {
 		// Evidence already here that arrived after the cutoff and would
 		// change the verdict is noted beside it at once.
 		if h.v.RecordHash != recHash {
-			l, err := s.lateAgainst(ctx, key, storedVerdict{DeploymentVerdict: h.v}, rec, arr, now)
+			l, err := s.lateAgainst(ctx, key, storedVerdict{DeploymentVerdict: h.v}, rec, recHash, arr, now)
 			if err != nil {
 				o.err = err
 				return o
@@ -899,7 +923,7 @@ func (s *Stage) deadlineWake(rec correlate.Record, arr correlate.Arrivals, deadl
 // plus VerdictDelay (the arrival cutoff), on the record derived from the
 // evidence that arrived by the cutoff; before that it gives nil and the
 // cutoff to wait for.
-func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr correlate.Arrivals, d correlate.Deployment, key string, now, wm time.Time) (h *heldVerdict, isNew bool, wait time.Time, err error) {
+func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, recHash string, arr correlate.Arrivals, d correlate.Deployment, key string, now, wm time.Time) (h *heldVerdict, isNew bool, wait time.Time, err error) {
 	dk := chsink.DeploymentKey(d)
 	for range 3 {
 		kve, err := s.verdicts.Get(ctx, key)
@@ -922,20 +946,20 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr
 		}
 		// The record as it stood at the cutoff: what live delivery would
 		// have judged.
-		judged, jd := rec, d
+		judged, jd, judgedHash := rec, d, recHash
 		if ar, ok := s.reader.(correlate.ArrivalReader); ok {
 			r, dd, found, err := ar.DeploymentAsOf(ctx, rec.ID, d, cutoff)
 			if err != nil {
 				return nil, false, wait, fmt.Errorf("verdict of deployment %s: the record as of %s: %w", dk, cutoff, err)
 			}
 			if found {
-				judged, jd = r, dd
+				judged, jd, judgedHash = r, dd, r.Hash()
 			}
 		}
 		at := deployedAt(jd, now)
 		// The deployment is judged on what it deployed: the provenance of
 		// its own artifact, not of the change's others.
-		res, err := s.engine.EvaluateArtifact(ctx, judged, at, s.cfg.Params, deployedArtifact(jd))
+		res, err := s.engine.evaluateHashed(ctx, judged, judgedHash, at, s.cfg.Params, deployedArtifact(jd))
 		if err != nil {
 			return nil, false, wait, err
 		}
@@ -943,7 +967,7 @@ func (s *Stage) deploymentVerdict(ctx context.Context, rec correlate.Record, arr
 			Environment: d.Environment, Service: d.Service, DeploymentKey: dk, DeploymentID: d.DeploymentID,
 			Change: judged.ID, Repository: judged.Repository, Commit: jd.Commit, DeployedAt: at.UTC(),
 			Verdict: Overall(res), Failing: ByStatus(res, Fail), Pending: ByStatus(res, Pending), Waived: ByStatus(res, Waived),
-			Results: res, RecordHash: judged.Hash(), BundleHash: s.engine.BundleHash(), DecidedAt: now, ArrivedBy: cutoff,
+			Results: res, RecordHash: judgedHash, BundleHash: s.engine.BundleHash(), DecidedAt: now, ArrivedBy: cutoff,
 		}
 		if jd.Deployer != nil {
 			v.Deployer = jd.Deployer.Login
@@ -978,7 +1002,7 @@ func setAsOf(l *lastResults, key, hash string) {
 // (not written), so the comparison is made again later. A verdict
 // decided under another bundle, or before arrival cutoffs were kept, is
 // not compared: its differences are not late evidence.
-func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, arr correlate.Arrivals, key string, now time.Time) (h *heldLate, checked bool, err error) {
+func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, recHash string, arr correlate.Arrivals, key string, now time.Time) (h *heldLate, checked bool, err error) {
 	kve, err := s.verdicts.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, false, nil
@@ -993,12 +1017,12 @@ func (s *Stage) lateEvidence(ctx context.Context, rec correlate.Record, arr corr
 	if !sv.Written {
 		return nil, false, nil
 	}
-	h, err = s.lateAgainst(ctx, key, sv, rec, arr, now)
+	h, err = s.lateAgainst(ctx, key, sv, rec, recHash, arr, now)
 	return h, err == nil, err
 }
 
 // lateAgainst is lateEvidence against the verdict sv.
-func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, rec correlate.Record, arr correlate.Arrivals, now time.Time) (*heldLate, error) {
+func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, rec correlate.Record, recHash string, arr correlate.Arrivals, now time.Time) (*heldLate, error) {
 	if sv.ArrivedBy.IsZero() || sv.BundleHash != s.engine.BundleHash() {
 		return nil, nil
 	}
@@ -1010,7 +1034,7 @@ func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, r
 			break
 		}
 	}
-	res, err := s.engine.EvaluateArtifact(ctx, rec, sv.DeployedAt, s.cfg.Params, artifact)
+	res, err := s.engine.evaluateHashed(ctx, rec, recHash, sv.DeployedAt, s.cfg.Params, artifact)
 	if err != nil {
 		return nil, err
 	}
@@ -1024,7 +1048,7 @@ func (s *Stage) lateAgainst(ctx context.Context, key string, sv storedVerdict, r
 			base[c.Control] = c.Late
 		}
 	}
-	late := LateEvidence{Change: rec.ID, RecordHash: rec.Hash(), NotedAt: now, Events: []string{}}
+	late := LateEvidence{Change: rec.ID, RecordHash: recHash, NotedAt: now, Events: []string{}}
 	for _, r := range res {
 		if r.Status != base[r.Control.ID] {
 			late.Controls = append(late.Controls, LateControl{Control: r.Control.ID, Decided: decided[r.Control.ID], Late: r.Status, Reasons: orEmpty(r.Reasons)})
