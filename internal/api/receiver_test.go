@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/metrics"
@@ -50,7 +51,7 @@ func newFixture(t *testing.T, tokens *auth.Tokens, maxBody int64) *fixture {
 		t.Fatal(err)
 	}
 	s := api.New(api.Config{Publisher: bus.NewPublisher(js.JS), Catalog: cat, Tokens: tokens, MaxBodyBytes: maxBody})
-	srv := httptest.NewServer(s)
+	srv := apitest.NewServer(t, s)
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, js: js}
 }
@@ -163,11 +164,11 @@ func TestReceiverRefusals(t *testing.T) {
 			if code != tc.code {
 				t.Fatalf("status %d, want %d (%+v)", code, tc.code, r)
 			}
-			if tc.field != "" && (len(r.Invalid) == 0 || r.Invalid[0].Field != tc.field) {
-				t.Fatalf("problems %+v, want the first naming %q", r.Invalid, tc.field)
+			if tc.field != "" && (len(r.Errors) == 0 || r.Errors[0].Field != tc.field) {
+				t.Fatalf("problems %+v, want the first naming %q", r.Errors, tc.field)
 			}
-			if tc.errHas != "" && !strings.Contains(r.Error, tc.errHas) {
-				t.Fatalf("error %q, want it to contain %q", r.Error, tc.errHas)
+			if tc.errHas != "" && !strings.Contains(r.Detail, tc.errHas) {
+				t.Fatalf("error %q, want it to contain %q", r.Detail, tc.errHas)
 			}
 		})
 	}
@@ -188,12 +189,12 @@ func TestInvalidBatchStoresNothing(t *testing.T) {
 	if code != 400 {
 		t.Fatalf("status %d", code)
 	}
-	if len(r.Invalid) != 2 || r.Invalid[0].Index != 3 || r.Invalid[0].ID != "e-3" || r.Invalid[0].Field != "source" ||
-		r.Invalid[1].Index != 7 || r.Invalid[1].Field != "data/outcome" {
-		t.Fatalf("invalid = %+v", r.Invalid)
+	if len(r.Errors) != 2 || r.Errors[0].Index != 3 || r.Errors[0].ID != "e-3" || r.Errors[0].Field != "source" ||
+		r.Errors[1].Index != 7 || r.Errors[1].Field != "data/outcome" {
+		t.Fatalf("invalid = %+v", r.Errors)
 	}
-	if !strings.Contains(r.Error, "2 of 10 events are invalid; nothing was stored") {
-		t.Fatalf("error = %q", r.Error)
+	if !strings.Contains(r.Detail, "2 of 10 events are invalid; nothing was stored") {
+		t.Fatalf("error = %q", r.Detail)
 	}
 	if n := f.streamCount(t); n != 0 {
 		t.Fatalf("an invalid batch stored %d events", n)
@@ -225,8 +226,8 @@ func TestAccessControl(t *testing.T) {
 			h.Set("Authorization", tc.auth)
 		}
 		code, r := f.post(t, h, body)
-		if code != tc.code || !strings.Contains(r.Error, tc.errHas) {
-			t.Errorf("Authorization %q: %d %q, want %d %q", tc.auth, code, r.Error, tc.code, tc.errHas)
+		if code != tc.code || !strings.Contains(r.Detail, tc.errHas) {
+			t.Errorf("Authorization %q: %d %q, want %d %q", tc.auth, code, r.Detail, tc.code, tc.errHas)
 		}
 	}
 	// Health and metrics stay open.
@@ -286,8 +287,8 @@ func TestPartialStoreIsReported(t *testing.T) {
 			t.Fatalf("event %d: %+v; want the first five stored and the rest refused", i, e)
 		}
 	}
-	if !strings.Contains(r.Error, "3 of 8 events were not stored") {
-		t.Fatalf("error = %q", r.Error)
+	if !strings.Contains(r.Detail, "3 of 8 events were not stored") {
+		t.Fatalf("error = %q", r.Detail)
 	}
 }
 
@@ -299,7 +300,7 @@ func TestMetricsCountTheReceiver(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	s := api.New(api.Config{Publisher: bus.NewPublisher(js.JS), Catalog: cat, Gatherer: reg, Metrics: metrics.New(reg)})
-	srv := httptest.NewServer(s)
+	srv := apitest.NewServer(t, s)
 	defer srv.Close()
 	f := &fixture{srv: srv, js: js}
 	f.post(t, ct(api.MediaBatch), "["+structured("m-1", runData("abcdef1"))+","+structured("m-2", runData("abcdef2"))+"]")
@@ -358,11 +359,11 @@ func TestCDEvents(t *testing.T) {
 	}
 	broken := strings.Replace(string(data), `"artifactId"`, `"artifactID"`, 1)
 	code, r := f.post(t, ct(api.MediaStructured), `{"specversion":"1.0","id":"cde-bad","source":"s","type":"dev.cdevents.service.deployed.0.3.0","data":`+broken+`}`)
-	if code != 400 || len(r.Invalid) == 0 {
+	if code != 400 || len(r.Errors) == 0 {
 		t.Fatalf("broken service.deployed: %d %+v", code, r)
 	}
 	paths := []string{}
-	for _, p := range r.Invalid {
+	for _, p := range r.Errors {
 		paths = append(paths, p.Field)
 	}
 	if !slices.Contains(paths, "data/subject/content/artifactId") {
