@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/producers/emitter"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -368,5 +370,24 @@ func TestCDEvents(t *testing.T) {
 	}
 	if !slices.Contains(paths, "data/subject/content/artifactId") {
 		t.Fatalf("problems %v do not name data/subject/content/artifactId", paths)
+	}
+}
+
+// TestEmitterReadsProblems: the producers' client (producers/emitter), told
+// no by the real receiver, reports the problem's detail and each refused
+// event's field, as evidence emit prints them.
+func TestEmitterReadsProblems(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	c := emitter.New(f.srv.URL, "")
+	batch := `[` + structured("ok-1", runData("c0ffee1")) + `,{"specversion":"1.0","id":"bad-1","type":"` + runType + `","data":` + runData("c0ffee1") + `}]`
+	_, err := c.Post(context.Background(), api.MediaBatch, []byte(batch))
+	var ref *emitter.RefusedError
+	if !errors.As(err, &ref) || ref.Status != 400 {
+		t.Fatalf("err %v, want a refusal", err)
+	}
+	// Hand-worked: entry 1 has no source; nothing was stored.
+	if ref.Message != "1 of 2 events are invalid; nothing was stored" || len(ref.Problems) != 1 ||
+		!strings.HasPrefix(ref.Problems[0], "event 1 (bad-1): source: ") {
+		t.Fatalf("message %q, problems %q", ref.Message, ref.Problems)
 	}
 }

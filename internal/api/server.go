@@ -3,6 +3,11 @@
 // Prometheus metrics (/metrics), behind bearer-token access control with
 // roles.
 //
+// Every error answer is an RFC 9457 problem document (internal/problem;
+// docs/api.md#errors), a request that matches no route included. The
+// routes are described in OpenAPI 3.1 (openapi.yaml, served at GET
+// /v1/openapi.yaml); the tests hold the server to it (apitest).
+//
 // Every answer carries security headers (no sniffing, no caching, no
 // framing). Without tokens (open mode, on loopback only) the server answers
 // only requests whose Host is a loopback name or address, so a web page that
