@@ -183,13 +183,17 @@ func (c *Contract) Check(r *http.Request, reqBody []byte, status int, header htt
 
 // checkProblem checks a problem document against the description's
 // Problem schema.
-func (c *Contract) checkProblem(body []byte) error {
-	ref := c.doc.Components.Schemas["Problem"]
+func (c *Contract) checkProblem(body []byte) error { return c.CheckSchema("Problem", body) }
+
+// CheckSchema checks a JSON document against the description's schema of
+// that name (components/schemas).
+func (c *Contract) CheckSchema(name string, doc []byte) error {
+	ref := c.doc.Components.Schemas[name]
 	if ref == nil || ref.Value == nil {
-		return errors.New("the description has no Problem schema")
+		return fmt.Errorf("the description has no schema %s", name)
 	}
 	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
+	if err := json.Unmarshal(doc, &v); err != nil {
 		return err
 	}
 	return ref.Value.VisitJSON(v, openapi3.EnableJSONSchema2020())

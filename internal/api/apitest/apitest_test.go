@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -97,5 +98,37 @@ func TestContractHasTeeth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDocsExamplesKeepTheContract: the problem documents shown in
+// docs/api.md are what the description allows (an example that drifts
+// from the wire type fails here).
+func TestDocsExamplesKeepTheContract(t *testing.T) {
+	c, err := apitest.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, block := range strings.Split(string(doc), "```json\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if !strings.Contains(block, problem.TypeBase) {
+			continue
+		}
+		schema := "Problem"
+		if strings.Contains(block, `"accepted"`) {
+			schema = "EventsProblem"
+		}
+		n++
+		if err := c.CheckSchema(schema, []byte(block)); err != nil {
+			t.Errorf("docs/api.md example is not a %s of the description: %v\n%s", schema, err, block)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("%d problem examples in docs/api.md, want at least 3", n)
 	}
 }
