@@ -2,15 +2,20 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/evidencepipeline/evidence/internal/problem"
+	"github.com/evidencepipeline/evidence/internal/store"
 	itlog "github.com/evidencepipeline/evidence/internal/tlog"
+	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
 // The transparency log's routes (role auditor; docs/tamper-evidence.md):
@@ -18,7 +23,10 @@ import (
 //	GET /v1/log/checkpoint                                 the newest signed checkpoint (C2SP note)
 //	GET /v1/log/proof/inclusion?seq=STREAM_SEQ&size=N      the row's leaf and its inclusion proof
 //	GET /v1/log/proof/consistency?old=M&size=N             tree N extends tree M
+//	GET /v1/log/checkpoint?size=N                          the signed checkpoint of tree N
+//	POST /v1/log/cosignature                               a witness's cosigned checkpoint (C2SP note)
 //
+// Checkpoints are served with every witness cosignature stored for them.
 // size defaults to the newest checkpoint's size.
 
 // LogSource is where the log routes read: ClickHouse (nil while not
@@ -29,7 +37,27 @@ type LogSource interface {
 }
 
 func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
-	note, ok, err := s.cfg.TLog.Latest(r.Context())
+	var note []byte
+	var ok bool
+	var err error
+	if v := r.URL.Query().Get("size"); v != "" {
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || n < 1 {
+			invalidParameters(w, r, []problem.FieldError{{Field: "size", Detail: "size " + strconv.Quote(v) + ": want a tree size, a positive integer"}})
+			return
+		}
+		conn := s.cfg.TLog.Conn()
+		if conn == nil {
+			fail(w, r, problem.Unavailable, "ClickHouse not connected yet")
+			return
+		}
+		if note, ok, err = itlog.CheckpointAt(r.Context(), conn, n); err == nil && !ok {
+			fail(w, r, problem.NotFound, "the log has no checkpoint of "+v+" leaves")
+			return
+		}
+	} else {
+		note, ok, err = s.cfg.TLog.Latest(r.Context())
+	}
 	switch {
 	case err != nil:
 		fail(w, r, problem.Unavailable, "reading the log's checkpoints: "+err.Error())
@@ -117,7 +145,25 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, problem.Internal, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, itlog.InclusionProof{TreeSize: tree.N, LeafIndex: idx, StreamSeq: seq, RowHash: rowHash, Proof: p})
+	ip := itlog.InclusionProof{TreeSize: tree.N, LeafIndex: idx, StreamSeq: seq, RowHash: rowHash, Proof: p}
+	// The row, so that the reader recomputes its chain hash.
+	err = verify.ScanEvents(r.Context(), conn, seq, seq, func(row *store.EventRow) error {
+		if row.Hash != rowHash {
+			return nil
+		}
+		ev, err := verify.EventFromRow(row)
+		if err != nil {
+			return err
+		}
+		ip.Source, ip.ID, ip.PrevHash, ip.ReceivedNs = row.Source, row.EventID, row.PrevHash, row.ReceivedNs
+		ip.Canonical = base64.StdEncoding.EncodeToString(ev.MarshalCanonical())
+		return nil
+	})
+	if err != nil {
+		fail(w, r, problem.Unavailable, "reading the row of stream sequence "+v+": "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, ip)
 }
 
 func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) {
@@ -158,4 +204,38 @@ func noteText(note []byte) string {
 		}
 	}
 	return string(note)
+}
+
+// maxCosignedNote bounds a posted cosigned checkpoint.
+const maxCosignedNote = 64 << 10
+
+// logCosignature stores a witness's cosignature of a checkpoint: the body
+// is the checkpoint's signed note with the witness's signature line added
+// (evidence witness), text/plain.
+func (s *Server) logCosignature(w http.ResponseWriter, r *http.Request) {
+	conn := s.cfg.TLog.Conn()
+	if conn == nil {
+		fail(w, r, problem.Unavailable, "ClickHouse not connected yet")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCosignedNote+1))
+	if err != nil {
+		fail(w, r, problem.MalformedBody, "reading the cosigned checkpoint: "+err.Error())
+		return
+	}
+	if len(body) > maxCosignedNote {
+		fail(w, r, problem.BodyTooLarge, "a cosigned checkpoint is at most 64 KiB")
+		return
+	}
+	n, err := itlog.AddCosignatures(r.Context(), conn, body)
+	switch {
+	case errors.Is(err, itlog.ErrUnknownCheckpoint):
+		fail(w, r, problem.NotFound, err.Error())
+	case err != nil && strings.Contains(err.Error(), "log_checkpoints"):
+		fail(w, r, problem.Unavailable, err.Error())
+	case err != nil:
+		fail(w, r, problem.MalformedBody, "cosigned checkpoint: "+err.Error())
+	default:
+		writeJSON(w, http.StatusOK, map[string]int{"stored": n})
+	}
 }

@@ -90,6 +90,10 @@ func TestLogRoutesThroughEvidenced(t *testing.T) {
 	if err := tlog.VerifyInclusion(cur, ip); err != nil || ip.LeafIndex != 2 {
 		t.Fatalf("inclusion of seq 3 (leaf %d): %v", ip.LeafIndex, err)
 	}
+	// The proof carries the archived row: its chain hash is recomputed.
+	if err := tlog.VerifyRowInclusion(cur, ip); err != nil || ip.ID != "log-2" {
+		t.Fatalf("inclusion of seq 3 (event %q) with its row: %v", ip.ID, err)
+	}
 	if err := tlog.VerifyInclusion(old, ip); err == nil {
 		t.Fatal("a proof for 21 leaves verifies against the checkpoint of 7")
 	}

@@ -140,6 +140,7 @@ func New(cfg Config) *Server {
 		s.Handle("GET /v1/log/checkpoint", auth.Auditor, http.HandlerFunc(s.logCheckpoint))
 		s.Handle("GET /v1/log/proof/inclusion", auth.Auditor, http.HandlerFunc(s.logInclusion))
 		s.Handle("GET /v1/log/proof/consistency", auth.Auditor, http.HandlerFunc(s.logConsistency))
+		s.Handle("POST /v1/log/cosignature", auth.Auditor, http.HandlerFunc(s.logCosignature))
 	}
 	if cfg.Changes != nil && cfg.Gate != nil {
 		s.Handle("GET /v1/gate", auth.Gate, http.HandlerFunc(s.gate))

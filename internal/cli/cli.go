@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"policy":     {"controls as code: policy test DIR (run the Rego tests), policy replay --policies DIR --from --to", runPolicy},
 	"report":     {"auditor reports from ClickHouse: report population|sample|controls|trace|package", runReport},
 	"token":      {"make API tokens (token new --role R --name N)", runToken},
+	"witness":    {"cosign the log's checkpoints after checking they extend the last one (witness --server --log-key --key --state; witness keygen)", runWitness},
 	"verify":     {"check the archive against its signed checkpoints (verify --from --to), or an evidence package (verify package FILE.zip)", runVerify},
 }
 

@@ -18,7 +18,8 @@ var subcommands = map[string][]string{
 	"policy":     {"test", "replay"},
 	"report":     {"population", "sample", "controls", "trace", "package"},
 	"token":      {"new"},
-	"verify":     {"package"},
+	"verify":     {"package", "inclusion", "consistency"},
+	"witness":    {"keygen"},
 }
 
 // commandNames is every first word, sorted: the commands, help and version.

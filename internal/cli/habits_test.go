@@ -17,7 +17,8 @@ var everyCommand = [][]string{
 	{"emit"}, {"emit", "pipeline"}, {"emit", "artifact"}, {"emit", "test"}, {"emit", "scan"}, {"emit", "deploy"},
 	{"keys"}, {"keys", "new"}, {"policy"}, {"policy", "test"}, {"policy", "replay"},
 	{"report"}, {"report", "population"}, {"report", "sample"}, {"report", "controls"}, {"report", "trace"}, {"report", "package"},
-	{"token"}, {"token", "new"}, {"verify"}, {"verify", "package"},
+	{"token"}, {"token", "new"}, {"verify"}, {"verify", "package"}, {"verify", "inclusion"}, {"verify", "consistency"},
+	{"witness"}, {"witness", "keygen"},
 }
 
 // TestHelpAndUsageExitCodes: over every command, -h, -help, --help and

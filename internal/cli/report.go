@@ -270,7 +270,19 @@ func runReportTable(ctx context.Context, name string, args []string, env Env) in
 		return fail(env, ExitUsage, "report %s: %v", name, err)
 	}
 	if name == "population" {
-		tw, err := report.NewTableWriter(w, f, report.Header{Report: "population", Period: p})
+		// The checkpoint first: the rows are read after it, so every
+		// event it signs was archived before they were.
+		lc, err := report.CurrentLogCheckpoint(ctx, st)
+		if err != nil {
+			closeOut()
+			return fail(env, ExitFail, "report population: %v", err)
+		}
+		if lc != nil {
+			fmt.Fprintf(env.Stderr, "population: computed against the log checkpoint %s, %d leaves, root %s (the events archived up to it are its leaves 0..%d)\n", lc.Origin, lc.TreeSize, lc.Root, lc.TreeSize-1)
+		} else {
+			fmt.Fprintln(env.Stderr, "population: the transparency log has no signed checkpoint yet: the report states none")
+		}
+		tw, err := report.NewTableWriter(w, f, report.Header{Report: "population", Period: p, Log: lc})
 		if err != nil {
 			closeOut()
 			return fail(env, ExitFail, "report population: %v", err)

@@ -90,6 +90,7 @@ func runVerifyPackage(_ context.Context, args []string, env Env) int {
 	pubPath := fs.String("public-key", "", "the signer's ed25519 public key, PKIX PEM (evidence-signing.pub)")
 	var logKeys stringList
 	fs.Var(&logKeys, "log-key", "the transparency log's note verifier key (name+hash+key), repeatable; default: the log evidenced signs with --public-key")
+	wf := witnessFlags(fs)
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code
@@ -116,7 +117,11 @@ func runVerifyPackage(_ context.Context, args []string, env Env) int {
 	for i, k := range logKeys {
 		logKeys[i] = strings.TrimSpace(k)
 	}
-	res := report.VerifyPackage(f, fi.Size(), pub, logKeys...)
+	wkeys, err := wf.keys()
+	if err != nil {
+		return fail(env, ExitUsage, "verify package: %v", err)
+	}
+	res := report.VerifyPackageWitnessed(f, fi.Size(), pub, logKeys, report.Witnesses{Keys: wkeys, Need: *wf.need})
 	for _, n := range res.Notes {
 		fmt.Fprintf(env.Stdout, "note: %s\n", n)
 	}
@@ -135,6 +140,7 @@ func runVerifyPackage(_ context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stdout, "inclusion: %d events of %d traces proven leaves of the log %s at %d leaves (log/checkpoint.note)\n",
 			res.Proven, m.Sample.Changes, res.Log.Origin, res.Log.Tree.N)
 	}
+	printCosignatures(env, report.LogCheckpointFile, res.Cosignatures)
 	return ExitOK
 }
 

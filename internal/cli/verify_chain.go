@@ -49,6 +49,8 @@ func runVerifyChain(ctx context.Context, args []string, env Env) int {
 	toSeq := fs.Uint64("to-seq", 0, "last stream_seq to check (instead of --to)")
 	natsURL := fs.String("nats-url", env.Getenv("EVIDENCE_NATS_URL"), "NATS server holding the stream EVIDENCE_CHECKPOINTS, nats://[user:password@]host:4222: check against its checkpoints, read-only (env EVIDENCE_NATS_URL)")
 	natsCreds := fs.String("nats-creds", env.Getenv("EVIDENCE_NATS_CREDS"), "NATS credentials file (JWT and nkey seed) for --nats-url (env EVIDENCE_NATS_CREDS)")
+	wf := witnessFlags(fs)
+	held := fs.String("witnessed-checkpoint", "", "with --witnesses: a log checkpoint cosigned by the witnesses that you hold (default: the newest such in ClickHouse)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -88,6 +90,13 @@ func runVerifyChain(ctx context.Context, args []string, env Env) int {
 	}
 	if !fromT.IsZero() && !toT.IsZero() && !toT.After(fromT) {
 		return fail(env, ExitUsage, "verify: --to %s is not after --from %s", *to, *from)
+	}
+	wkeys, err := wf.keys()
+	if err != nil {
+		return fail(env, ExitUsage, "verify: %v", err)
+	}
+	if *wf.need == 0 && (len(wkeys) > 0 || *held != "") {
+		return fail(env, ExitUsage, "verify: --witness and --witnessed-checkpoint need --witnesses N (how many of the witnesses must have cosigned)")
 	}
 	if *natsCreds != "" {
 		if *natsURL == "" {
@@ -132,8 +141,22 @@ func runVerifyChain(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return fail(env, ExitUsage, "verify: %v", err)
 	}
-	printVerifyResult(env.Stdout, res, keys, cmp, redactNATS(*natsURL))
-	if !res.OK() {
+	var wr witnessedResult
+	if *wf.need > 0 {
+		if wr, err = checkWitnessed(ctx, conn, keys, wkeys, *wf.need, *held); err != nil {
+			return fail(env, ExitUsage, "verify: --witnesses: %v", err)
+		}
+		for _, p := range wr.problems {
+			fmt.Fprintln(env.Stdout, p)
+		}
+	}
+	if len(wr.problems) > 0 && res.OK() {
+		// The chain is intact by itself, but not the history the
+		// witnesses cosigned: not "intact".
+		res.Problems = append(res.Problems, verify.Problem{Message: "the chain is consistent with its own checkpoints, but not with what the witnesses cosigned (above)"})
+	}
+	printVerifyResult(env.Stdout, res, keys, cmp, redactNATS(*natsURL), wr.lines...)
+	if !res.OK() || len(wr.problems) > 0 {
 		return ExitFail
 	}
 	return ExitOK
@@ -201,7 +224,7 @@ func redactNATS(s string) string {
 // printVerifyResult writes the findings and the summary; cmp is the
 // comparison with the stream at natsURL, nil when the checkpoints were
 // read from ClickHouse only.
-func printVerifyResult(w io.Writer, res *verify.Result, keys verify.PublicKeys, cmp *verify.StreamComparison, natsURL string) {
+func printVerifyResult(w io.Writer, res *verify.Result, keys verify.PublicKeys, cmp *verify.StreamComparison, natsURL string, witnessed ...string) {
 	ts := func(c *verify.Checkpoint) string { return c.Created().Format(time.RFC3339) }
 	if !res.OK() {
 		for _, p := range res.Problems {
@@ -241,6 +264,9 @@ func printVerifyResult(w io.Writer, res *verify.Result, keys verify.PublicKeys, 
 	if res.OK() {
 		if res.Unsigned > 0 {
 			fmt.Fprintf(w, "note: the last %d rows checked (up to stream_seq %d) come after the last checkpoint: they are checked against each other only; deleting the newest of them, or adding rows after them, is not detectable until a checkpoint signs them\n", res.Unsigned, res.LastSeq)
+		}
+		for _, l := range witnessed {
+			fmt.Fprintln(w, l)
 		}
 		fmt.Fprintln(w, "intact")
 	}

@@ -3,9 +3,9 @@ package cli
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	itlog "github.com/evidencepipeline/evidence/internal/tlog"
+	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
 type hashes []tlog.Hash
@@ -36,7 +37,7 @@ func TestVerifyInclusionAndConsistencyOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stored hashes
-	var rows []string
+	var rows, canons []string
 	write := func(name string, v any) string {
 		p := filepath.Join(dir, name)
 		var b []byte
@@ -52,8 +53,14 @@ func TestVerifyInclusionAndConsistencyOffline(t *testing.T) {
 	}
 	sign := func(n int64) (tlog.Tree, string) {
 		for int64(len(rows)) < n {
-			h := sha256.Sum256([]byte{byte(len(rows))})
-			rows = append(rows, hex.EncodeToString(h[:]))
+			// Chained as the archive chains rows (verify.ChainHash).
+			prev := strings.Repeat("0", 64)
+			if len(rows) > 0 {
+				prev = rows[len(rows)-1]
+			}
+			canon := fmt.Sprintf(`{"id":"ev-%d","source":"test","specversion":"1.0","type":"t"}`, len(rows))
+			canons = append(canons, canon)
+			rows = append(rows, verify.ChainHash(prev, uint64(len(rows)+1), int64(1000+len(rows)), []byte(canon)))
 			lh, _ := itlog.LeafHash(rows[len(rows)-1])
 			hs, _ := tlog.StoredHashesForRecordHash(int64(len(rows)-1), lh, stored)
 			stored = append(stored, hs...)
@@ -68,7 +75,9 @@ func TestVerifyInclusionAndConsistencyOffline(t *testing.T) {
 	_, oldFile := sign(5)
 	_, newFile := sign(12)
 	ip, _ := tlog.ProveRecord(12, 3, stored)
-	proof := write("inclusion.json", itlog.InclusionProof{TreeSize: 12, LeafIndex: 3, StreamSeq: 4, RowHash: rows[3], Proof: ip})
+	row3 := itlog.InclusionProof{TreeSize: 12, LeafIndex: 3, StreamSeq: 4, RowHash: rows[3], Proof: ip, Source: "test", ID: "ev-3",
+		PrevHash: rows[2], ReceivedNs: 1003, Canonical: base64.StdEncoding.EncodeToString([]byte(canons[3]))}
+	proof := write("inclusion.json", row3)
 	run := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
 		code := runVerify(t.Context(), args, Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
@@ -81,9 +90,28 @@ func TestVerifyInclusionAndConsistencyOffline(t *testing.T) {
 	if code, out := run("inclusion", "--log-key", vkey, "--checkpoint", oldFile, "--proof", proof); code != ExitFail || !strings.Contains(out, "tree of 12 leaves, the checkpoint signs 5") {
 		t.Fatalf("inclusion against another size: %d %s", code, out)
 	}
-	bad := write("bad.json", itlog.InclusionProof{TreeSize: 12, LeafIndex: 3, StreamSeq: 4, RowHash: rows[4], Proof: ip})
-	if code, out := run("inclusion", "--log-key", vkey, "--checkpoint", newFile, "--proof", bad); code != ExitFail || !strings.Contains(out, "FAIL") {
+	// The row altered after archiving, its proof (of the original hash)
+	// kept: the recomputed hash differs.
+	altered := row3
+	altered.Canonical = base64.StdEncoding.EncodeToString([]byte(strings.Replace(canons[3], `"type":"t"`, `"type":"u"`, 1)))
+	bad := write("bad.json", altered)
+	if code, out := run("inclusion", "--log-key", vkey, "--checkpoint", newFile, "--proof", bad); code != ExitFail || !strings.Contains(out, "stream sequence 4 (event test ev-3) was altered") {
 		t.Fatalf("inclusion of an altered row: %d %s", code, out)
+	}
+	// The row altered and its hash recomputed: the proof fails.
+	rehashed := altered
+	c, _ := base64.StdEncoding.DecodeString(altered.Canonical)
+	rehashed.RowHash = verify.ChainHash(rehashed.PrevHash, 4, 1003, c)
+	bad2 := write("bad2.json", rehashed)
+	if code, out := run("inclusion", "--log-key", vkey, "--checkpoint", newFile, "--proof", bad2); code != ExitFail || !strings.Contains(out, "is not in the tree of 12 leaves") {
+		t.Fatalf("inclusion of an altered, re-hashed row: %d %s", code, out)
+	}
+	// A proof without its row (the format before rows were carried).
+	norow := row3
+	norow.Canonical = ""
+	bad3 := write("bad3.json", norow)
+	if code, out := run("inclusion", "--log-key", vkey, "--checkpoint", newFile, "--proof", bad3); code != ExitFail || !strings.Contains(out, "carries no row") {
+		t.Fatalf("inclusion without the row: %d %s", code, out)
 	}
 	cp, _ := tlog.ProveTree(12, 5, stored)
 	cproof := write("consistency.json", itlog.ConsistencyProof{OldSize: 5, TreeSize: 12, Proof: cp})

@@ -36,8 +36,8 @@ import (
 //   - Neither repository's access list was signed off: AC-4 pending.
 func TestAccessWebhooksToACResults(t *testing.T) {
 	chURL := testenv.DatabaseURL(t)
-	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), chURL, "--github-secret", "s3cret",
-		"--production-repos", "github.com/octo-org/octo-repo,github.com/Codertocat/Hello-World",
+	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), chURL, "--github-secret", "s3cret", "--gitlab-token", "gl-s3cret",
+		"--production-repos", "github.com/octo-org/octo-repo,github.com/Codertocat/Hello-World,gitlab.com/jsmith/storecloud",
 		"--protected-branches", "main,master,production", "--access-interval", "1s")
 	post := func(event, delivery string, body []byte) {
 		t.Helper()
@@ -70,6 +70,27 @@ func TestAccessWebhooksToACResults(t *testing.T) {
 	post("member", "acc-3", corpus(t, "github/octokit-examples-access/member/00-added.json"))
 	post("push", "acc-4", forced)
 	post("member", "acc-3", corpus(t, "github/octokit-examples-access/member/00-added.json")) // a redelivery changes nothing
+	// A GitLab system hook: a project member made Developer. GitLab's
+	// member events do not name who did it: AC-3 finds no approver.
+	glAt := time.Now().UTC().Truncate(time.Second)
+	glBody := `{"created_at":"` + glAt.Format(time.RFC3339) + `","updated_at":"` + glAt.Format(time.RFC3339) + `","event_name":"user_add_to_team",` +
+		`"access_level":"Developer","project_id":74,"project_name":"StoreCloud","project_path":"storecloud",` +
+		`"project_path_with_namespace":"jsmith/storecloud","user_email":"johnsmith@example.com","user_name":"John Smith",` +
+		`"user_username":"johnsmith","user_id":41,"project_visibility":"private"}`
+	glReq, _ := http.NewRequest("POST", "http://"+d.Addr()+"/webhooks/gitlab", strings.NewReader(glBody))
+	glReq.Header.Set("Content-Type", "application/json")
+	glReq.Header.Set("X-Gitlab-Event", "System Hook")
+	glReq.Header.Set("X-Gitlab-Token", "gl-s3cret")
+	glReq.Header.Set("X-Gitlab-Instance", "https://gitlab.com")
+	glReq.Header.Set("X-Gitlab-Event-UUID", "acc-gl-1")
+	glResp, err := http.DefaultClient.Do(glReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	glResp.Body.Close()
+	if glResp.StatusCode != 202 {
+		t.Fatalf("gitlab system hook: %d, want 202", glResp.StatusCode)
+	}
 
 	st := testenv.StoreAt(t, chURL)
 	ctx := context.Background()
@@ -114,6 +135,7 @@ func TestAccessWebhooksToACResults(t *testing.T) {
 		"access:github.com/codertocat/hello-world@" + label + " AC-1": "fail\nno branch protection known on the protected branches (main, master, production) during the period",
 		"access:github.com/codertocat/hello-world@" + label + " AC-3": "fail\nself-grant: write to user hacktocat by hacktocat at " + rfc(grantedAt),
 		"access:github.com/codertocat/hello-world@" + label + " AC-4": "pending\nno sign-off of the access list for " + label + " yet; due by " + rfc(due),
+		"access:gitlab.com/jsmith/storecloud@" + label + " AC-3":      "fail\ngrant of write to user johnsmith by unknown at " + rfc(glAt) + ": no approver other than the grantee and the grantor",
 	}
 	testenv.Eventually(t, 60*time.Second, func() error {
 		rows, err := st.Conn().Query(ctx, "SELECT change_id, control_id, argMax(status, evaluated_at_ns), argMax(reasons, evaluated_at_ns) "+

@@ -304,6 +304,9 @@ type VerifyResult struct {
 	// Proven is the number of trace events proven in the log against Log.
 	Proven int
 	Log    *itlog.Checkpoint
+	// Cosignatures are the valid witness cosignatures of Log's
+	// checkpoint, of the keys VerifyPackageWitnessed was given.
+	Cosignatures []itlog.Cosignature
 	// Notes say what was not checked (a format 1 package has no proofs).
 	Notes []string
 	// Problems name each thing that is wrong, a sentence each; none means
@@ -318,6 +321,21 @@ type VerifyResult struct {
 // (note verifier keys; none: the log evidenced signs with pub,
 // PackageLogKey). Every problem found is reported.
 func VerifyPackage(r io.ReaderAt, size int64, pub ed25519.PublicKey, logKeys ...string) VerifyResult {
+	return VerifyPackageWitnessed(r, size, pub, logKeys, Witnesses{})
+}
+
+// Witnesses is what verify package requires of the package's log
+// checkpoint: Need valid cosignatures from distinct Keys (witness
+// cosignature/v1 verifier keys).
+type Witnesses struct {
+	Keys []string
+	Need int
+}
+
+// VerifyPackageWitnessed is VerifyPackage that also requires w's witness
+// cosignatures on the package's log checkpoint (res.Cosignatures lists
+// those found).
+func VerifyPackageWitnessed(r io.ReaderAt, size int64, pub ed25519.PublicKey, logKeys []string, w Witnesses) VerifyResult {
 	var res VerifyResult
 	bad := func(format string, a ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, a...)) }
 	zr, err := zip.NewReader(r, size)
@@ -416,7 +434,7 @@ func VerifyPackage(r io.ReaderAt, size int64, pub ed25519.PublicKey, logKeys ...
 			}
 			logKeys = []string{k}
 		}
-		res.Proven, res.Log = verifyInclusions(files, res.Manifest, logKeys, bad)
+		res.Proven, res.Log, res.Cosignatures = verifyInclusions(files, res.Manifest, logKeys, w, bad)
 	}
 	return res
 }

@@ -204,25 +204,31 @@ func PackageLogKey(pub ed25519.PublicKey) (string, error) {
 
 // verifyInclusions checks the package's log checkpoint with logKeys and
 // every trace's events against it. It returns the number of events proven.
-func verifyInclusions(files map[string]*zip.File, m Manifest, logKeys []string, bad func(string, ...any)) (int, *itlog.Checkpoint) {
+func verifyInclusions(files map[string]*zip.File, m Manifest, logKeys []string, w Witnesses, bad func(string, ...any)) (int, *itlog.Checkpoint, []itlog.Cosignature) {
 	if m.Log == nil {
 		bad("%s: no \"log\": the package carries no inclusion proofs", ManifestFile)
-		return 0, nil
+		return 0, nil, nil
 	}
 	f := files[m.Log.Checkpoint]
 	if f == nil {
 		bad("%s is missing: the package's inclusion proofs have no checkpoint", m.Log.Checkpoint)
-		return 0, nil
+		return 0, nil, nil
 	}
 	nb, err := readAll(f)
 	if err != nil {
 		bad("%s: unreadable: %v", m.Log.Checkpoint, err)
-		return 0, nil
+		return 0, nil, nil
 	}
 	cp, _, err := itlog.OpenCheckpoint(nb, logKeys...)
 	if err != nil {
 		bad("%s: %v (give the log's key with --log-key)", m.Log.Checkpoint, err)
-		return 0, nil
+		return 0, nil, nil
+	}
+	var cosigs []itlog.Cosignature
+	if len(w.Keys) > 0 || w.Need > 0 {
+		if _, cosigs, err = itlog.OpenWitnessed(nb, logKeys, w.Keys, w.Need); err != nil {
+			bad("%s: %v", m.Log.Checkpoint, err)
+		}
 	}
 	if cp.Tree.N != m.Log.TreeSize || cp.Origin != m.Log.Origin {
 		bad("%s: signs %d leaves of %s, the manifest says %d of %s", m.Log.Checkpoint, cp.Tree.N, cp.Origin, m.Log.TreeSize, m.Log.Origin)
@@ -238,7 +244,7 @@ func verifyInclusions(files map[string]*zip.File, m Manifest, logKeys []string, 
 	for _, dir := range dirs {
 		proven += verifyTraceInclusion(files, dir, cp, bad)
 	}
-	return proven, &cp
+	return proven, &cp, cosigs
 }
 
 func verifyTraceInclusion(files map[string]*zip.File, dir string, cp itlog.Checkpoint, bad func(string, ...any)) int {
@@ -365,4 +371,18 @@ func readJSON(f *zip.File, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// CurrentLogCheckpoint is the log's newest signed checkpoint, for a
+// report to state (nil, nil when the log has none).
+func CurrentLogCheckpoint(ctx context.Context, st *store.Store) (*LogCheckpoint, error) {
+	note, ok, err := itlog.LatestCheckpoint(ctx, st.Conn())
+	if err != nil || !ok {
+		return nil, err
+	}
+	cp, err := itlog.ParseCheckpoint(noteText(note))
+	if err != nil {
+		return nil, fmt.Errorf("the newest log checkpoint: %w", err)
+	}
+	return &LogCheckpoint{Origin: cp.Origin, TreeSize: cp.Tree.N, Root: base64.StdEncoding.EncodeToString(cp.Tree.Hash[:]), Note: string(note)}, nil
 }

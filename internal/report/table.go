@@ -29,6 +29,20 @@ type Header struct {
 	Report string // population or sample
 	Period Period
 	Sample *SampleInfo
+	// Log is the transparency log's newest signed checkpoint when the
+	// population was read (nil: the log had none).
+	Log *LogCheckpoint
+}
+
+// LogCheckpoint is the signed log checkpoint a report states it was
+// computed against: the events archived up to it are the leaves
+// 0..TreeSize-1 of the tree it signs.
+type LogCheckpoint struct {
+	Origin   string `json:"origin"`
+	TreeSize int64  `json:"tree_size"`
+	Root     string `json:"root"`
+	// Note is the signed note, as GET /v1/log/checkpoint serves it.
+	Note string `json:"note"`
 }
 
 // TableWriter writes the rows of a population or a sample in one format.
@@ -93,12 +107,13 @@ type jsonTable struct {
 
 func (t *jsonTable) start(h Header) error {
 	head := struct {
-		Report      string      `json:"report"`
-		Environment string      `json:"environment"`
-		From        string      `json:"from"`
-		To          string      `json:"to"`
-		Sample      *SampleInfo `json:"sample,omitempty"`
-	}{h.Report, h.Period.Environment, stamp(h.Period.From), stamp(h.Period.To), h.Sample}
+		Report      string         `json:"report"`
+		Environment string         `json:"environment"`
+		From        string         `json:"from"`
+		To          string         `json:"to"`
+		Sample      *SampleInfo    `json:"sample,omitempty"`
+		Log         *LogCheckpoint `json:"log_checkpoint,omitempty"`
+	}{h.Report, h.Period.Environment, stamp(h.Period.From), stamp(h.Period.To), h.Sample, h.Log}
 	b, err := json.Marshal(head)
 	if err != nil {
 		return err
@@ -160,6 +175,10 @@ func newXLSXTable(w io.Writer, h Header) (*xlsxTable, error) {
 		about = append(about, [][2]string{{"seed", s.Seed}, {"algorithm", s.Algorithm}, {"key", s.Key},
 			{"population", fmt.Sprint(s.Population)}, {"drawn", fmt.Sprint(s.Drawn)}, {"sample size", fmt.Sprint(s.Plan.Size)},
 			{"size method", s.Plan.Method}}...)
+	}
+	if l := h.Log; l != nil {
+		about = append(about, [][2]string{{"log checkpoint origin", l.Origin}, {"log checkpoint tree size", fmt.Sprint(l.TreeSize)},
+			{"log checkpoint root", l.Root}, {"log checkpoint note", l.Note}}...)
 	}
 	for i, kv := range about {
 		if err := f.SetSheetRow("about", fmt.Sprintf("A%d", i+1), &[]any{kv[0], kv[1]}); err != nil {

@@ -3,24 +3,37 @@ package tlog
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/evidencepipeline/evidence/internal/verify"
 )
 
 // InclusionProof is the answer of GET /v1/log/proof/inclusion and the
 // input of evidence verify inclusion: the leaf (its index, its row's
-// stream sequence and chain hash) and the proof against the tree of
-// TreeSize leaves. Hashes are standard base64, as in checkpoints.
+// stream sequence and chain hash), the archived row the chain hash is
+// computed from (previous hash, arrival, canonical CloudEvent) and the
+// proof against the tree of TreeSize leaves. Proof hashes are standard
+// base64, as in checkpoints.
 type InclusionProof struct {
 	TreeSize  int64       `json:"tree_size"`
 	LeafIndex int64       `json:"leaf_index"`
 	StreamSeq uint64      `json:"stream_seq"`
 	RowHash   string      `json:"row_hash"`
 	Proof     []tlog.Hash `json:"proof"`
+	// The row: its event's source and id, and what its chain hash is
+	// SHA-256 of (prev_hash "\n" stream_seq "\n" received_ns "\n"
+	// canonical JSON).
+	Source     string `json:"source,omitempty"`
+	ID         string `json:"id,omitempty"`
+	PrevHash   string `json:"prev_hash,omitempty"`
+	ReceivedNs int64  `json:"received_ns,omitempty"`
+	Canonical  string `json:"canonical_base64,omitempty"`
 }
 
 // ConsistencyProof is the answer of GET /v1/log/proof/consistency and the
@@ -110,6 +123,23 @@ func VerifyInclusion(c Checkpoint, p InclusionProof) error {
 		return fmt.Errorf("row of stream sequence %d (leaf %d) is not in the tree of %d leaves the checkpoint signs: %w", p.StreamSeq, p.LeafIndex, c.Tree.N, err)
 	}
 	return nil
+}
+
+// VerifyRowInclusion is VerifyInclusion after recomputing the row's chain
+// hash from the row the proof carries: a row altered after it was
+// archived, or a proof of another row's hash, fails here.
+func VerifyRowInclusion(c Checkpoint, p InclusionProof) error {
+	if p.Canonical == "" {
+		return fmt.Errorf("the proof of stream sequence %d carries no row (canonical_base64, prev_hash, received_ns): its row hash cannot be recomputed; fetch the proof again from GET /v1/log/proof/inclusion", p.StreamSeq)
+	}
+	canon, err := base64.StdEncoding.DecodeString(p.Canonical)
+	if err != nil {
+		return fmt.Errorf("the proof of stream sequence %d: canonical_base64 is not base64: %v", p.StreamSeq, err)
+	}
+	if h := verify.ChainHash(p.PrevHash, p.StreamSeq, p.ReceivedNs, canon); h != p.RowHash {
+		return fmt.Errorf("the row of stream sequence %d (event %s %s) was altered: it hashes to %s, not to the row hash %s the proof is for", p.StreamSeq, p.Source, p.ID, h, p.RowHash)
+	}
+	return VerifyInclusion(c, p)
 }
 
 // VerifyConsistency checks that newer extends older with p.

@@ -32,7 +32,7 @@ var corpusWant = map[string]string{
 	"xanzy-go-gitlab-testdata/deployment.json":                 "dev.evidencepipeline.deployment.finished.v1",
 	"xanzy-go-gitlab-testdata/group_merge_request.json":        "error:object_attributes.iid", // keys with trailing spaces ("iid ")
 	"xanzy-go-gitlab-testdata/job.json":                        "dev.evidencepipeline.deployment.finished.v1",
-	"xanzy-go-gitlab-testdata/member.json":                     "ignored",
+	"xanzy-go-gitlab-testdata/member.json":                     "dev.evidencepipeline.access.grant.changed.v1",
 	"xanzy-go-gitlab-testdata/merge_request.json":              "dev.evidencepipeline.change.updated.v1",
 	"xanzy-go-gitlab-testdata/pipeline.json":                   "dev.evidencepipeline.pipelinerun.finished.v1",
 	"xanzy-go-gitlab-testdata/push.json":                       "",
@@ -51,7 +51,7 @@ func TestCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Deliveries carry X-Gitlab-Event; derive it as GitLab would.
-			h := webhooktest.Header("X-Gitlab-Event-UUID", "corpus-"+rel)
+			h := webhooktest.Header("X-Gitlab-Event-UUID", "corpus-"+rel, "X-Gitlab-Instance", "https://gitlab.com")
 			var kind struct {
 				ObjectKind string `json:"object_kind"`
 			}

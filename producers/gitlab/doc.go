@@ -43,8 +43,12 @@
 //	                    job without environment, or not started/finished: ignored
 //	Push Hook           the raw payload only (webhook.received)
 //	                    branch deletion      ignored
+//	Member Hook, System Hook
+//	                    member added to, changed on or removed from a group
+//	                    or (system hooks) a project
+//	                                         access.grant.changed (member.go)
 //	Tag Push Hook, Note Hook, Issue Hook, Wiki Page Hook, Release Hook,
-//	system and group hook events, ...        ignored
+//	other system and group hook events, ...  ignored
 //
 // Decisions:
 //

@@ -111,6 +111,9 @@ func (p *Provider) Translate(h http.Header, body []byte) ([]*ce.Event, error) {
 	if err := webhook.Decode(body, &env); err != nil {
 		return nil, err
 	}
+	if env.ObjectKind == "" && isMemberEvent(env.EventName) {
+		return p.member(h, body)
+	}
 	header := strings.TrimSpace(h.Get("X-Gitlab-Event"))
 	kind := env.ObjectKind
 	if kind == "" {
