@@ -5,7 +5,7 @@
 //
 // Every error answer is an RFC 9457 problem document (internal/problem;
 // docs/api.md#errors), a request that matches no route included. The
-// routes are described in OpenAPI 3.1 (openapi.yaml, served at GET
+// routes are described in OpenAPI 3.1 (openapi/openapi.yaml, served at GET
 // /v1/openapi.yaml); the tests hold the server to it (apitest).
 //
 // Every answer carries security headers (no sniffing, no caching, no
@@ -17,7 +17,6 @@ package api
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -29,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/evidencepipeline/evidence/internal/api/openapi"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/metrics"
@@ -42,10 +42,9 @@ import (
 )
 
 // OpenAPI is the OpenAPI 3.1 description of the API (every route of the
-// server, the webhooks and the live page), served at GET /v1/openapi.yaml.
-//
-//go:embed openapi.yaml
-var OpenAPI []byte
+// server, the webhooks and the live page; openapi/openapi.yaml), served at
+// GET /v1/openapi.yaml.
+var OpenAPI = openapi.YAML
 
 func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")

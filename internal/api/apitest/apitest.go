@@ -1,5 +1,5 @@
 // Package apitest keeps evidenced's API true to its OpenAPI description
-// (api.OpenAPI, internal/api/openapi.yaml), for tests: a Contract loads and
+// (internal/api/openapi/openapi.yaml), for tests: a Contract loads and
 // validates the description with kin-openapi, and its Handler wraps the
 // handler a test server serves, checking every request and answer that
 // passes through it:
@@ -35,7 +35,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 
-	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/openapi"
 	"github.com/evidencepipeline/evidence/internal/problem"
 )
 
@@ -52,11 +52,11 @@ type Contract struct {
 	mux *http.ServeMux
 }
 
-// Load parses the description (data, or api.OpenAPI when nil) and
+// Load parses the description (data, or openapi.YAML when nil) and
 // validates it as OpenAPI 3.1.
 func Load(data []byte) (*Contract, error) {
 	if data == nil {
-		data = api.OpenAPI
+		data = openapi.YAML
 	}
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(data)
@@ -92,14 +92,14 @@ var (
 	loadErr  error
 )
 
-// Default is api.OpenAPI's contract, loaded once.
+// Default is openapi.YAML's contract, loaded once.
 func Default() (*Contract, error) {
 	loadOnce.Do(func() { loaded, loadErr = Load(nil) })
 	return loaded, loadErr
 }
 
 // NewServer is httptest.NewServer(h) with every exchange checked against
-// api.OpenAPI (mismatches fail t), closed when the test ends.
+// openapi.YAML (mismatches fail t), closed when the test ends.
 func NewServer(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
 	c, err := Default()
