@@ -5,9 +5,10 @@
 run:            ## install/start ClickHouse, build, run evidenced (embedded NATS)
 	scripts/quickstart.sh
 
-test:           ## install ClickHouse if missing, then every test (real NATS and ClickHouse)
+test:           ## install ClickHouse if missing, then every test (real NATS and ClickHouse), and the Helm chart's (its own module)
 	scripts/install-clickhouse.sh
 	go test -count=1 -timeout 30m ./...
+	cd deploy/helm && go test -count=1 -timeout 10m ./...
 
 verify-verdicts: ## 10,000 changes / 50 repositories delivered five ways: identical verdicts, equal to the reference judge
 	scripts/install-clickhouse.sh
@@ -31,6 +32,7 @@ bench-live:     ## the live page's endpoints with 100,000 deployments in history
 lint:
 	gofmt -l . | (! grep .)
 	go vet ./...
+	cd deploy/helm && go vet ./...
 
 # Releases (.goreleaser.yaml). goreleaser runs at a pinned version with go
 # run, outside the main module's go.mod.

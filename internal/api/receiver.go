@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/problem"
@@ -111,7 +112,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		for i, raw := range entries {
 			e, err := ce.ParseJSON(raw)
 			if err == nil {
-				err = s.CheckEvent(e)
+				err = s.checkPosted(e)
 			}
 			if err != nil {
 				problems = append(problems, problemsOf(i, e, raw, err)...)
@@ -127,7 +128,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			e, err = ce.FromBinary(r.Header, body)
 		}
 		if err == nil {
-			err = s.CheckEvent(e)
+			err = s.checkPosted(e)
 			var fe *ce.Error
 			if mode == "binary" && errors.As(err, &fe) && ce.IsAttribute(fe.Field) {
 				fe.Field = "ce-" + fe.Field // the attribute came in its header
@@ -150,6 +151,18 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		refuse(w, r, problem.InvalidEvent, msg, problems)
 		return
+	}
+
+	if id, _ := auth.FromContext(r.Context()); id.Job != nil {
+		if problems := bindJob(events, id.Job); len(problems) > 0 {
+			s.receive.Failed("forbidden", countIndexes(problems))
+			msg := "the CI job token does not speak for this evidence: " + problems[0].Field + ": " + problems[0].Detail
+			if len(events) > 1 {
+				msg = fmt.Sprintf("%d of %d events are not the CI job token's run's evidence; nothing was stored", countIndexes(problems), len(events))
+			}
+			refuse(w, r, problem.NotJobsEvidence, msg, problems)
+			return
+		}
 	}
 
 	res, err := s.cfg.Publisher.Publish(r.Context(), events)

@@ -71,6 +71,10 @@ type Config struct {
 	// 127.0.0.0/8, [::1]), which keeps DNS-rebinding pages out. With tokens
 	// the Host is not checked: a rebinding page has no token to send.
 	Tokens *auth.Tokens
+	// JobTokens, with Tokens, also accepts CI job tokens (OIDC ID tokens
+	// of the configured issuers, jobtoken.Verifier) as producer
+	// credentials for the evidence of their own run (jobtoken.go).
+	JobTokens JobTokenVerifier
 	// MaxBodyBytes limits request bodies (default 10 MiB).
 	MaxBodyBytes int64
 	// Required checks make /readyz fail; Informative ones are reported in
@@ -183,17 +187,21 @@ func (s *Server) authorize(role auth.Role, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		id, err := s.cfg.Tokens.Authenticate(r)
+		id, err := s.authenticate(r) // a static token, else a CI job token (jobtoken.go)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="evidence"`)
-			fail(w, r, problem.Unauthorized, err.Error())
+			t := problem.Unauthorized
+			if authStatus(err) == http.StatusServiceUnavailable { // the issuer's keys cannot be read now
+				t = problem.Unavailable
+			}
+			fail(w, r, t, err.Error())
 			return
 		}
 		if !id.Allows(role) {
 			fail(w, r, problem.Forbidden, "token "+id.Name+" has role "+string(id.Role)+"; this endpoint needs role "+string(role))
 			return
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 	})
 }
 

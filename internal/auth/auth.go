@@ -11,6 +11,7 @@ package auth
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/internal/ce"
 )
 
 // Role is what a token may do.
@@ -49,6 +52,24 @@ func ParseRole(s string) (Role, error) {
 type Identity struct {
 	Name string
 	Role Role
+	// Job holds the verified claims of a CI job token (an OIDC ID token of
+	// GitHub Actions or GitLab CI, internal/jobtoken): the run whose
+	// evidence the request may post. nil for a static token.
+	Job *ce.JobClaims
+}
+
+type identityKey struct{}
+
+// WithIdentity is ctx carrying the request's authenticated identity.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// FromContext is the identity WithIdentity put in ctx; ok is false when
+// the request was not authenticated (open mode, or an open route).
+func FromContext(ctx context.Context) (id Identity, ok bool) {
+	id, ok = ctx.Value(identityKey{}).(Identity)
+	return id, ok
 }
 
 // Allows reports whether the identity may act in role want.
@@ -134,14 +155,23 @@ var (
 	ErrBadToken = errors.New("unknown token")
 )
 
-// Authenticate finds the identity of a request's bearer token.
-func (t *Tokens) Authenticate(r *http.Request) (Identity, error) {
+// Bearer is the request's bearer token; ok is false when it sends none.
+func Bearer(r *http.Request) (token string, ok bool) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// Authenticate finds the identity of a request's bearer token.
+func (t *Tokens) Authenticate(r *http.Request) (Identity, error) {
+	tok, ok := Bearer(r)
+	if !ok {
 		return Identity{}, ErrNoToken
 	}
-	id, ok := t.byHash[Hash(strings.TrimSpace(tok))]
+	id, ok := t.byHash[Hash(tok)]
 	if !ok {
 		return Identity{}, ErrBadToken
 	}

@@ -16,7 +16,7 @@ var subcommands = map[string][]string{
 	"emit":       {"pipeline", "artifact", "test", "scan", "deploy"},
 	"keys":       {"new"},
 	"policy":     {"test", "replay"},
-	"report":     {"population", "sample", "controls", "trace", "package"},
+	"report":     {"population", "sample", "controls", "trace", "package", "access"},
 	"token":      {"new"},
 	"verify":     {"package", "inclusion", "consistency"},
 	"witness":    {"keygen"},

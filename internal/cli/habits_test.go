@@ -16,7 +16,7 @@ var everyCommand = [][]string{
 	{"dashboards"}, {"dashboards", "push"}, {"gate"},
 	{"emit"}, {"emit", "pipeline"}, {"emit", "artifact"}, {"emit", "test"}, {"emit", "scan"}, {"emit", "deploy"},
 	{"keys"}, {"keys", "new"}, {"policy"}, {"policy", "test"}, {"policy", "replay"},
-	{"report"}, {"report", "population"}, {"report", "sample"}, {"report", "controls"}, {"report", "trace"}, {"report", "package"},
+	{"report"}, {"report", "population"}, {"report", "sample"}, {"report", "controls"}, {"report", "trace"}, {"report", "package"}, {"report", "access"},
 	{"token"}, {"token", "new"}, {"verify"}, {"verify", "package"}, {"verify", "inclusion"}, {"verify", "consistency"},
 	{"witness"}, {"witness", "keygen"},
 }

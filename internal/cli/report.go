@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ func runReport(ctx context.Context, args []string, env Env) int {
 		return runReportTrace(ctx, args[1:], env)
 	case "package":
 		return runReportPackage(ctx, args[1:], env)
+	case "access":
+		return runReportAccess(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		reportUsage(env.Stderr)
 		return ExitOK
@@ -56,6 +59,10 @@ func reportUsage(w io.Writer) {
              the full evidence of one change, with the raw events behind it
   package    --from --to --out FILE.zip --signing-key FILE [sample flags]
              population, sample, controls and the sampled changes' traces, in a signed zip
+  access     --from --to [--repository R]... [--all-repositories] [--permissions write,maintain,admin]
+             [--format csv|json|xlsx] [--out FILE]
+             who held write or admin on each production repository during the period, with the
+             grant and removal events behind each line
 
 Reports read ClickHouse directly: --clickhouse-url (env EVIDENCE_CLICKHOUSE_URL), as the
 read-only auditor user. --from and --to are RFC 3339 times or dates (UTC); a date given to
@@ -442,4 +449,84 @@ func (p *reportProgress) done() {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.shown = false
 	}
+}
+
+// runReportAccess is `evidence report access`: the user-access review's
+// evidence (docs/access.md).
+func runReportAccess(ctx context.Context, args []string, env Env) int {
+	fs := flagSet("report access", env)
+	rf := addReportFlags(fs, env, false)
+	// A period, but no environment: access is per repository.
+	access := "access"
+	rf.env = &access
+	rf.from = fs.String("from", "", "start of the period, included: RFC 3339 time or date (UTC)")
+	rf.to = fs.String("to", "", "end of the period, excluded: RFC 3339 time, or a date whose day is included")
+	format := fs.String("format", "", "csv, json or xlsx (default: from --out's extension, else csv)")
+	out := fs.String("out", "", "write to this file (default: standard output)")
+	var repos stringList
+	fs.Var(&repos, "repository", "a repository to report (host/owner/name; repeatable); default: the production repositories the access stage judged in the period")
+	all := fs.Bool("all-repositories", false, "every repository with a grant, not only the production ones")
+	perms := fs.String("permissions", "write,maintain,admin", "comma-separated permissions to report: read, triage, write, maintain, admin")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fail(env, ExitUsage, "report access: unexpected argument %q", fs.Arg(0))
+	}
+	p, err := rf.period()
+	if err != nil {
+		return fail(env, ExitUsage, "report access: %v", err)
+	}
+	if *all && len(repos) > 0 {
+		return fail(env, ExitUsage, "report access: --all-repositories and --repository exclude each other")
+	}
+	f := *format
+	if f == "" {
+		f = formatFromOut(*out)
+	}
+	if f == "" {
+		f = "csv"
+	}
+	if f != "csv" && f != "json" && f != "xlsx" {
+		return fail(env, ExitUsage, "report access: --format %q: want csv, json or xlsx", f)
+	}
+	q := report.AccessQuery{From: p.From, To: p.To, Repositories: repos, All: *all}
+	for _, s := range strings.Split(*perms, ",") {
+		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+			q.Permissions = append(q.Permissions, s)
+		}
+	}
+	for _, s := range q.Permissions {
+		if !slices.Contains(report.AccessPermissions, s) {
+			return fail(env, ExitUsage, "report access: --permissions: %q: want some of %s", s, strings.Join(report.AccessPermissions, ", "))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *rf.timeout)
+	defer cancel()
+	st, err := rf.open(ctx)
+	if err != nil {
+		return fail(env, ExitFail, "report access: %v", err)
+	}
+	defer st.Close()
+	a, err := report.LoadAccess(ctx, st, q)
+	if err != nil {
+		return fail(env, ExitFail, "report access: %v", err)
+	}
+	w, closeOut, err := output(*out, env)
+	if err != nil {
+		return fail(env, ExitUsage, "report access: %v", err)
+	}
+	err = a.Write(w, f)
+	if cerr := closeOut(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(env, ExitFail, "report access: %v", err)
+	}
+	fmt.Fprintf(env.Stderr, "access: %d periods held on %d %s repositories from %s to %s (excluded)\n",
+		len(a.Lines), len(a.Repositories), a.Selection, a.From, a.To)
+	if a.Selection == "production" && len(a.Repositories) == 0 {
+		fmt.Fprintln(env.Stderr, "access: the access stage judged no repository in this period; name them with --repository, or --all-repositories")
+	}
+	return ExitOK
 }

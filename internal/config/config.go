@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/jobtoken"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/producers/jira"
 	"github.com/evidencepipeline/evidence/producers/ticketkeys"
@@ -35,6 +36,11 @@ type Config struct {
 	// TokensFile is the bearer-token file; without it the API is open and
 	// must listen on loopback.
 	TokensFile string
+	// OIDCIssuers are the issuers whose CI job tokens (OIDC ID tokens of
+	// GitHub Actions or GitLab CI) are accepted as producer credentials,
+	// each with the audience its tokens must name (--oidc-issuer
+	// URL=AUDIENCE, repeatable). They need TokensFile.
+	OIDCIssuers []jobtoken.Issuer
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64
 	// StreamMaxAge bounds how long events stay in JetStream.
@@ -152,7 +158,11 @@ type Flag struct {
 	Secret bool
 	// Bool flags may be given alone (--demo), meaning true.
 	Bool bool
-	set  func(string) error
+	// Repeat flags may be given more than once, each adding a value; the
+	// environment variable holds a comma-separated list, which the first
+	// flag replaces.
+	Repeat bool
+	set    func(string) error
 }
 
 func (c *Config) flags() []Flag {
@@ -212,6 +222,7 @@ func (c *Config) flags() []Flag {
 		{Name: "nats-listen", Env: "EVIDENCE_NATS_LISTEN", Default: "", Usage: "with the embedded NATS: host:port to accept NATS clients on, with the users generated in DATA_DIR/nats-users (evidenced, producer); empty: in-process only", set: str(&c.NATSListen)},
 		{Name: "clickhouse-url", Env: "EVIDENCE_CLICKHOUSE_URL", Default: "clickhouse://127.0.0.1:9000/evidence", Usage: "ClickHouse, native protocol: clickhouse://[user[:password]@]host[:port]/database", Secret: true, set: str(&c.ClickHouseURL)},
 		{Name: "tokens-file", Env: "EVIDENCE_TOKENS_FILE", Default: "", Usage: "bearer tokens (ROLE SHA256 NAME per line); without it the API is open and listens on loopback only", set: str(&c.TokensFile)},
+		{Name: "oidc-issuer", Env: "EVIDENCE_OIDC_ISSUERS", Repeat: true, Usage: "ISSUER_URL=AUDIENCE: accept CI job tokens (OIDC ID tokens) of this issuer naming this audience as producer credentials for their own run's evidence, e.g. https://token.actions.githubusercontent.com=https://evidence.example.com or https://gitlab.com=https://evidence.example.com; repeatable (the variable: comma-separated); needs --tokens-file", set: issuers(&c.OIDCIssuers)},
 		{Name: "max-body-bytes", Env: "EVIDENCE_MAX_BODY_BYTES", Default: "10MiB", Usage: "largest request body (bytes, or with KiB/MiB)", set: num(&c.MaxBodyBytes)},
 		{Name: "stream-max-age", Env: "EVIDENCE_STREAM_MAX_AGE", Default: "720h", Usage: "how long events stay in JetStream (0: forever); the archive must catch up within it", set: dur(&c.StreamMaxAge)},
 		{Name: "dedupe-window", Env: "EVIDENCE_DEDUPE_WINDOW", Default: "10m", Usage: "window in which a re-posted event (same source and id) is stored once", set: dur(&c.DedupeWindow)},
@@ -264,6 +275,33 @@ func (c *Config) flags() []Flag {
 	}
 }
 
+// issuers is the setter of --oidc-issuer: "" empties the list, any other
+// value adds its comma-separated issuers.
+func issuers(p *[]jobtoken.Issuer) func(string) error {
+	return func(v string) error {
+		if strings.TrimSpace(v) == "" {
+			*p = nil
+			return nil
+		}
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(part) == "" {
+				continue
+			}
+			is, err := jobtoken.ParseIssuer(part)
+			if err != nil {
+				return err
+			}
+			for _, prev := range *p {
+				if prev.URL == is.URL {
+					return fmt.Errorf("issuer %s is given twice", is.URL)
+				}
+			}
+			*p = append(*p, is)
+		}
+		return nil
+	}
+}
+
 // FieldError is a bad setting, named by flag and environment variable.
 type FieldError struct {
 	Flag, Env string
@@ -292,9 +330,19 @@ func Parse(name string, args []string, getenv func(string) string) (*Config, *fl
 			def = ""
 		}
 		usage := f.Usage + " (env " + f.Env + ")"
-		if f.Bool {
+		switch {
+		case f.Bool:
 			fs.BoolFunc(f.Name, usage, func(v string) error { return f.set(v) })
-		} else {
+		case f.Repeat:
+			given := false // the first flag replaces the variable's list
+			fs.Func(f.Name, usage, func(v string) error {
+				if !given {
+					given = true
+					_ = f.set("")
+				}
+				return f.set(v)
+			})
+		default:
 			fs.Func(f.Name, usage, func(v string) error { return f.set(v) })
 		}
 		if def != "" {
@@ -364,6 +412,9 @@ func (c *Config) Validate() error {
 		if _, err := os.Stat(c.TokensFile); err != nil {
 			return bad("tokens-file", "EVIDENCE_TOKENS_FILE", "%v", err)
 		}
+	}
+	if len(c.OIDCIssuers) > 0 && c.TokensFile == "" {
+		return bad("oidc-issuer", "EVIDENCE_OIDC_ISSUERS", "needs --tokens-file: without one the API is open (loopback only) and checks no token")
 	}
 	if c.PoliciesDir != "" {
 		if fi, err := os.Stat(c.PoliciesDir); err != nil || !fi.IsDir() {

@@ -130,3 +130,44 @@ func TestTicketAndJiraSettings(t *testing.T) {
 		}
 	}
 }
+
+// --oidc-issuer is repeatable; its variable is a comma-separated list,
+// which the flags replace; each is ISSUER_URL=AUDIENCE; it needs a tokens
+// file.
+func TestOIDCIssuers(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const gh, gl = "https://token.actions.githubusercontent.com", "https://gitlab.example.com"
+	vars := env(map[string]string{"EVIDENCE_TOKENS_FILE": tokens, "EVIDENCE_OIDC_ISSUERS": gh + "=aud-1, " + gl + "=aud-2"})
+	c, _, err := config.Parse("evidenced", nil, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.OIDCIssuers) != 2 || c.OIDCIssuers[0].URL != gh || c.OIDCIssuers[0].Audience != "aud-1" || c.OIDCIssuers[1].URL != gl || c.OIDCIssuers[1].Audience != "aud-2" {
+		t.Errorf("from the variable: %+v", c.OIDCIssuers)
+	}
+	c, _, err = config.Parse("evidenced", []string{"--oidc-issuer", gl + "=aud-3", "--oidc-issuer", "https://gitlab.com=aud-4"}, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.OIDCIssuers) != 2 || c.OIDCIssuers[0].Audience != "aud-3" || c.OIDCIssuers[1].URL != "https://gitlab.com" {
+		t.Errorf("flags over the variable: %+v", c.OIDCIssuers)
+	}
+	for _, tc := range []struct {
+		args []string
+		vars map[string]string
+		want string
+	}{
+		{[]string{"--oidc-issuer", gh}, map[string]string{"EVIDENCE_TOKENS_FILE": tokens}, "--oidc-issuer (EVIDENCE_OIDC_ISSUERS): invalid value"},
+		{[]string{"--oidc-issuer", gh + "=a", "--oidc-issuer", gh + "=b"}, map[string]string{"EVIDENCE_TOKENS_FILE": tokens}, "is given twice"},
+		{[]string{"--oidc-issuer", gh + "=a"}, nil, "--oidc-issuer (EVIDENCE_OIDC_ISSUERS): needs --tokens-file"},
+		{nil, map[string]string{"EVIDENCE_OIDC_ISSUERS": "http://gitlab.example.com=a"}, "--oidc-issuer (EVIDENCE_OIDC_ISSUERS): \"http://gitlab.example.com\": an issuer is https"},
+	} {
+		_, _, err := config.Parse("evidenced", tc.args, env(tc.vars))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: got %v, want %q", tc.args, tc.vars, err, tc.want)
+		}
+	}
+}

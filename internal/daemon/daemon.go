@@ -28,6 +28,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/demo"
+	"github.com/evidencepipeline/evidence/internal/jobtoken"
 	"github.com/evidencepipeline/evidence/internal/live"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/store"
@@ -114,6 +115,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 	} else {
 		log.Warn("no --tokens-file: the API is open to anyone who can reach it, so it listens on loopback only", "http_addr", cfg.HTTPAddr)
 	}
+	var jobTokens api.JobTokenVerifier
+	if len(cfg.OIDCIssuers) > 0 {
+		v, err := jobtoken.New(jobtoken.Config{Issuers: cfg.OIDCIssuers, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("--oidc-issuer: %w", err)
+		}
+		jobTokens = v
+		for _, is := range cfg.OIDCIssuers {
+			log.Info("CI job tokens accepted", "issuer", is.URL, "audience", is.Audience, "system", is.System(), "repositories", is.RepositoryHost())
+		}
+	}
 	var demoToken string // --demo with a tokens file: a producer token kept in memory
 	if cfg.Demo && cfg.TokensFile != "" {
 		var derr error
@@ -182,6 +194,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Optio
 		Catalog:      catalog,
 		Admit:        func(e *ce.Event) error { return extractor.Admit(e, entryLimit) },
 		Tokens:       tokens,
+		JobTokens:    jobTokens,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Required: map[string]api.Check{"nats": func(ctx context.Context) error {
 			if st := d.nc.Status(); st != nats.CONNECTED {

@@ -140,7 +140,21 @@ func TestVerdictProperty(t *testing.T) {
 		for _, dl := range deliveries {
 			t.Run(dl.name, func(t *testing.T) {
 				began := time.Now()
-				rows, cols := deliver(t, h, dl, delay, len(deps))
+				// A loaded machine can stretch a change's arrival past the
+				// delay: that delivery's premise fails (checkSpread), so it
+				// is delivered again into a fresh evidenced with a delay
+				// that covers the spread seen, at most twice.
+				d := delay
+				rows, cols, worst := deliver(t, h, dl, d, len(deps))
+				for try := 1; rows == nil && try <= 2; try++ {
+					d = min(max(2*d, 2*worst).Round(time.Second), time.Minute)
+					t.Logf("%s: an event reached the stream %s after its deployment, past the verdict delay: delivering again with a delay of %s",
+						dl.name, worst.Round(time.Millisecond), d)
+					rows, cols, worst = deliver(t, h, dl, d, len(deps))
+				}
+				if rows == nil {
+					t.Fatalf("an event reached the stream up to %s after its deployment, not within the verdict delay %s, three times: raise EVIDENCE_PROPERTY_DELAY_MS", worst, d)
+				}
 				took := time.Since(began)
 				mism := compareJudge(t, h, deps, judge, rows, cols)
 				t.Logf("%s: %d events, %d verdicts, %d mismatches with the judge, %s", dl.name, len(h.Events), len(rows), mism, took.Round(time.Millisecond))
@@ -200,8 +214,10 @@ func clipS(s string) string {
 // deliver starts a fresh evidenced, posts the history in dl's way, waits
 // until every production deployment has its verdict and returns the rows
 // of deployment_verdicts (every column as text but verdictSkip's), sorted
-// by key, with the column names.
-func deliver(t *testing.T, h *history.History, dl delivery, delay time.Duration, want int) ([][]string, []string) {
+// by key, with the column names, and the widest spread of a change's
+// events after its deployment's arrival. When that spread is not within
+// delay (checkSpread), it returns no rows.
+func deliver(t *testing.T, h *history.History, dl delivery, delay time.Duration, want int) ([][]string, []string, time.Duration) {
 	url := testenv.DatabaseURL(t)
 	cfg, _, err := config.Parse("evidenced", []string{"--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--clickhouse-url", url, "--archive-flush-interval", "50ms", "--verdict-delay", delay.String()}, func(string) string { return "" })
@@ -217,7 +233,10 @@ func deliver(t *testing.T, h *history.History, dl delivery, delay time.Duration,
 	evs := dl.order(h)
 	arr := postHistory(t, base, evs, dl)
 	posted := time.Now()
-	checkSpread(t, h, evs, arr, delay)
+	worst, ok := checkSpread(t, h, evs, arr, delay)
+	if !ok {
+		return nil, nil, worst
+	}
 
 	st := testenv.StoreAt(t, url)
 	ctx := context.Background()
@@ -284,7 +303,7 @@ func deliver(t *testing.T, h *history.History, dl delivery, delay time.Duration,
 	if dl.replay {
 		replayAgrees(t, st, h, delay, want)
 	}
-	return rows, cols
+	return rows, cols, worst
 }
 
 // replayAgrees replays the whole history's period as `evidence policy
@@ -419,12 +438,12 @@ func postHistory(t *testing.T, base string, evs []history.Event, dl delivery) []
 	return arr
 }
 
-// checkSpread fails the test when an event of a change may have reached
+// checkSpread reports false when an event of a change may have reached
 // the stream after its deployment's arrival plus the delay: the premise of
 // the comparison (every delivery judges each deployment on all its
 // change's evidence) would not hold, and a difference would be the
-// delivery's, not a defect.
-func checkSpread(t *testing.T, h *history.History, evs []history.Event, arr []arrival, delay time.Duration) {
+// delivery's, not a defect. It returns the widest spread seen.
+func checkSpread(t *testing.T, h *history.History, evs []history.Event, arr []arrival, delay time.Duration) (time.Duration, bool) {
 	depFrom := make([]time.Time, len(h.Changes))
 	for i, e := range evs {
 		if e.Type == history.TypeDeploymentStarted || e.Type == history.TypeDeploymentFinished {
@@ -438,9 +457,10 @@ func checkSpread(t *testing.T, h *history.History, evs []history.Event, arr []ar
 		worst = max(worst, arr[i].to.Sub(depFrom[e.Change]))
 	}
 	if worst >= delay {
-		t.Fatalf("an event reached the stream up to %s after its deployment, not within the verdict delay %s: raise EVIDENCE_PROPERTY_DELAY_MS", worst, delay)
+		return worst, false
 	}
 	t.Logf("widest spread of a change's events after its deployment's arrival: %s (delay %s)", worst.Round(time.Millisecond), delay)
+	return worst, true
 }
 
 // compareJudge checks every verdict against the reference judge's and

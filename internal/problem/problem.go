@@ -60,6 +60,7 @@ var (
 	WebhookNotConfigured = Type{"webhook-not-configured", "Webhook secret not configured", http.StatusUnauthorized}
 	WebhookSignature     = Type{"webhook-signature", "Webhook signature refused", http.StatusUnauthorized}
 	InvalidPayload       = Type{"invalid-payload", "Invalid webhook payload", http.StatusBadRequest}
+	NotJobsEvidence      = Type{"not-jobs-evidence", "The CI job token does not speak for this evidence", http.StatusForbidden}
 )
 
 // Types lists every problem type, in the order docs/api.md documents them.
@@ -67,7 +68,7 @@ var Types = []Type{
 	NoRoute, MethodNotAllowed, Unauthorized, Forbidden, MisdirectedHost,
 	UnsupportedMediaType, BodyTooLarge, MalformedBody, InvalidEvent,
 	InvalidParameter, NotFound, EventsNotStored, Unavailable, Internal,
-	WebhookNotConfigured, WebhookSignature, InvalidPayload,
+	WebhookNotConfigured, WebhookSignature, InvalidPayload, NotJobsEvidence,
 }
 
 // Problem is an RFC 9457 problem details object. Every member is set on

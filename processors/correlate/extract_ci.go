@@ -51,6 +51,13 @@ func (x *Extractor) run(e *ce.Event) (*Fact, error) {
 		StartedAt:  c.time("started_at", d.StartedAt),
 		FinishedAt: c.time("finished_at", d.FinishedAt),
 	}
+	jc, err := job(e)
+	if err != nil {
+		return nil, err
+	}
+	if jc != nil {
+		jobPipeline(jc, &r.Repository, &r.System, &r.RunID, &r.Pipeline)
+	}
 	if d.RunAttempt != nil {
 		if *d.RunAttempt < 1 {
 			c.fail("run_attempt", "must be ≥ 1, got %d", *d.RunAttempt)
@@ -115,6 +122,13 @@ func (x *Extractor) artifact(e *ce.Event) (*Fact, error) {
 		Builder:        c.identity("builder", d.Builder, false),
 		BuiltAt:        c.time("built_at", d.BuiltAt),
 		AttestationURL: d.AttestationURL,
+	}
+	jc, err := job(e)
+	if err != nil {
+		return nil, err
+	}
+	if jc != nil {
+		a.Builder = jobPipeline(jc, &a.Repository, &a.System, &a.RunID, &a.Pipeline)
 	}
 	if c.err != nil {
 		return nil, c.err

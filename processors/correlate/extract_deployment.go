@@ -61,6 +61,16 @@ func (x *Extractor) deployment(e *ce.Event) (*Fact, error) {
 	if len(dp.TicketKeys) == 0 {
 		dp.TicketKeys = nil
 	}
+	jc, err := job(e)
+	if err != nil {
+		return nil, err
+	}
+	if jc != nil {
+		dp.Deployer = jobPipeline(jc, &dp.Repository, &dp.System, &dp.RunID, &dp.Pipeline)
+		if dp.TriggeredBy == nil && jc.Trigger() != "" {
+			dp.TriggeredBy = &Identity{Login: jc.Trigger(), Type: "user"}
+		}
+	}
 	dp.Change, _ = c.change("change", d.Change, false)
 	f := &Fact{Kind: KindDeployment, Deployment: dp}
 	if e.Type == TypeDeploymentStarted {
