@@ -27,6 +27,7 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/config"
 	"github.com/evidencepipeline/evidence/internal/daemon"
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/version"
 	"github.com/evidencepipeline/evidence/schemas"
@@ -152,11 +153,8 @@ func healthcheck(ctx context.Context, addr string) error {
 	}
 	var ready map[string]any
 	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &ready) != nil {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("unhealthy: GET %s: %s: %s", url, resp.Status, e.Error)
+		if p := problem.Parse(resp.Header.Get("Content-Type"), body); p != nil {
+			return fmt.Errorf("unhealthy: GET %s: %s: %s", url, resp.Status, p.Text())
 		}
 		return fmt.Errorf("unhealthy: GET %s: %s", url, resp.Status)
 	}

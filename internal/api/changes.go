@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/producers/ci"
 )
 
@@ -36,17 +37,17 @@ var commitParamRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
 func (s *Server) getChange(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if id == "" {
-		writeError(w, http.StatusBadRequest, "missing change id: GET /v1/changes/{id}, or GET /v1/changes?repo=REPOSITORY&commit=SHA")
+		fail(w, r, problem.InvalidParameter, "missing change id: GET /v1/changes/{id}, or GET /v1/changes?repo=REPOSITORY&commit=SHA")
 		return
 	}
 	rec, ok, err := s.cfg.Changes.Change(r.Context(), id)
 	if err != nil {
 		s.log.Error("reading a change record", "id", id, "err", err)
-		writeError(w, http.StatusInternalServerError, "reading change record "+id+": "+err.Error())
+		fail(w, r, problem.Internal, "reading change record "+id+": "+err.Error())
 		return
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, "no change record with id "+id)
+		fail(w, r, problem.NotFound, "no change record with id "+id)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -65,27 +66,27 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) {
 	rawRepo := strings.TrimSpace(q.Get("repo"))
 	repo := strings.ToLower(ci.NormalizeRepository(rawRepo))
 	commit := strings.ToLower(strings.TrimSpace(q.Get("commit")))
-	var problems []string
+	var problems []problem.FieldError
 	switch {
 	case rawRepo == "":
-		problems = append(problems, "repo is required (host/owner/name, e.g. github.com/acme/payments)")
+		problems = append(problems, problem.FieldError{Field: "repo", Detail: "repo is required (host/owner/name, e.g. github.com/acme/payments)"})
 	case strings.Count(repo, "/") < 2 || strings.ContainsAny(repo, "#@ "):
-		problems = append(problems, "repo "+quote(rawRepo)+" is not a repository as host/owner/name (e.g. github.com/acme/payments)")
+		problems = append(problems, problem.FieldError{Field: "repo", Detail: "repo " + quote(rawRepo) + " is not a repository as host/owner/name (e.g. github.com/acme/payments)"})
 	}
 	switch {
 	case commit == "":
-		problems = append(problems, "commit is required (a commit SHA, 7 to 64 hex digits)")
+		problems = append(problems, problem.FieldError{Field: "commit", Detail: "commit is required (a commit SHA, 7 to 64 hex digits)"})
 	case !commitParamRE.MatchString(commit):
-		problems = append(problems, "commit "+quote(q.Get("commit"))+" is not a commit SHA (7 to 64 hex digits)")
+		problems = append(problems, problem.FieldError{Field: "commit", Detail: "commit " + quote(q.Get("commit")) + " is not a commit SHA (7 to 64 hex digits)"})
 	}
 	if len(problems) > 0 {
-		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
+		invalidParameters(w, r, problems)
 		return
 	}
 	recs, err := s.cfg.Changes.ChangesOf(r.Context(), repo, commit)
 	if err != nil {
 		s.log.Error("reading change records", "repo", repo, "commit", commit, "err", err)
-		writeError(w, http.StatusInternalServerError, "reading the change records of "+repo+"@"+commit+": "+err.Error())
+		fail(w, r, problem.Internal, "reading the change records of "+repo+"@"+commit+": "+err.Error())
 		return
 	}
 	out := ChangesResponse{Changes: make([]json.RawMessage, 0, len(recs))}

@@ -17,7 +17,9 @@ import (
 	"testing"
 
 	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/auth"
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
 )
@@ -57,7 +59,7 @@ func changeStates(t *testing.T) map[string]*correlate.State {
 
 func changesServer(t *testing.T, r correlate.Reader, tokens *auth.Tokens) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(api.New(api.Config{Changes: r, Tokens: tokens}))
+	srv := apitest.NewServer(t, api.New(api.Config{Changes: r, Tokens: tokens}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -89,17 +91,26 @@ func get(t *testing.T, srv *httptest.Server, path, token string) answer {
 	return answer{resp.StatusCode, b, resp.Header}
 }
 
-// errorOf decodes an error answer, failing when it is not {"error": ...}.
+// errorOf decodes an error answer, failing when it is not a problem
+// document (RFC 9457) of the answer's status with a detail; it returns
+// the detail.
 func errorOf(t *testing.T, a answer) string {
 	t.Helper()
-	if ct := a.h.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("error answer has content type %q", ct)
+	return problemOf(t, a).Detail
+}
+
+// problemOf decodes an error answer as errorOf does (the whole problem).
+func problemOf(t *testing.T, a answer) problem.Problem {
+	t.Helper()
+	if ct := a.h.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("error answer has content type %q, want application/problem+json", ct)
 	}
-	var e api.ErrorBody
-	if err := json.Unmarshal(a.body, &e); err != nil || e.Error == "" {
-		t.Fatalf("error answer is not {\"error\": ...}: %s", a.body)
+	var p problem.Problem
+	if err := json.Unmarshal(a.body, &p); err != nil || p.Detail == "" || p.Status != a.code ||
+		!strings.HasPrefix(p.Type, problem.TypeBase) || p.Title == "" {
+		t.Fatalf("%d answer is not a problem document of status %d with a type, title and detail: %s", a.code, a.code, a.body)
 	}
-	return e.Error
+	return p
 }
 
 // encodings are the ways a client may put an id in the path.
@@ -314,7 +325,7 @@ func TestChangesRoles(t *testing.T) {
 }
 
 func TestChangesRoutesNeedAReader(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{}))
+	srv := apitest.NewServer(t, api.New(api.Config{}))
 	defer srv.Close()
 	for _, p := range []string{"/v1/changes/x", "/v1/changes?repo=github.com/a/b&commit=c0ffee1"} {
 		if a := get(t, srv, p, ""); a.code != http.StatusNotFound {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/producers/ci"
@@ -89,7 +90,7 @@ type gateQuery struct {
 	repo, commit, artifact, env string
 }
 
-func parseGateQuery(r *http.Request) (gateQuery, []string) {
+func parseGateQuery(r *http.Request) (gateQuery, []problem.FieldError) {
 	q := r.URL.Query()
 	rawRepo := strings.TrimSpace(q.Get("repo"))
 	g := gateQuery{
@@ -98,30 +99,30 @@ func parseGateQuery(r *http.Request) (gateQuery, []string) {
 		artifact: strings.ToLower(strings.TrimSpace(q.Get("artifact"))),
 		env:      strings.TrimSpace(q.Get("env")),
 	}
-	var problems []string
+	var problems []problem.FieldError
 	switch {
 	case rawRepo == "" && g.artifact != "":
 		// Found by the artifact alone, across repositories.
 	case rawRepo == "":
-		problems = append(problems, "repo is required (host/owner/name, e.g. github.com/acme/payments)")
+		problems = append(problems, problem.FieldError{Field: "repo", Detail: "repo is required (host/owner/name, e.g. github.com/acme/payments)"})
 	case strings.Count(g.repo, "/") < 2 || strings.ContainsAny(g.repo, "#@ "):
-		problems = append(problems, "repo "+quote(rawRepo)+" is not a repository as host/owner/name (e.g. github.com/acme/payments)")
+		problems = append(problems, problem.FieldError{Field: "repo", Detail: "repo " + quote(rawRepo) + " is not a repository as host/owner/name (e.g. github.com/acme/payments)"})
 	}
 	switch {
 	case g.commit != "" && g.artifact != "":
-		problems = append(problems, "give commit or artifact, not both")
+		problems = append(problems, problem.FieldError{Field: "commit", Detail: "give commit or artifact, not both"})
 	case g.commit == "" && g.artifact == "":
-		problems = append(problems, "commit is required (a commit SHA, 7 to 64 hex digits), or artifact (sha256:<64 hex digits>)")
+		problems = append(problems, problem.FieldError{Field: "commit", Detail: "commit is required (a commit SHA, 7 to 64 hex digits), or artifact (sha256:<64 hex digits>)"})
 	case g.commit != "" && !commitParamRE.MatchString(g.commit):
-		problems = append(problems, "commit "+quote(q.Get("commit"))+" is not a commit SHA (7 to 64 hex digits)")
+		problems = append(problems, problem.FieldError{Field: "commit", Detail: "commit " + quote(q.Get("commit")) + " is not a commit SHA (7 to 64 hex digits)"})
 	case g.artifact != "" && !digestParamRE.MatchString(g.artifact):
-		problems = append(problems, "artifact "+quote(q.Get("artifact"))+" is not a digest (sha256:<64 hex digits>)")
+		problems = append(problems, problem.FieldError{Field: "artifact", Detail: "artifact " + quote(q.Get("artifact")) + " is not a digest (sha256:<64 hex digits>)"})
 	}
 	switch {
 	case g.env == "":
-		problems = append(problems, "env is required (the environment to deploy to, e.g. production)")
+		problems = append(problems, problem.FieldError{Field: "env", Detail: "env is required (the environment to deploy to, e.g. production)"})
 	case len(g.env) > 200 || strings.ContainsAny(g.env, "\x00\n\r"):
-		problems = append(problems, "env "+quote(g.env)+" is not an environment name")
+		problems = append(problems, problem.FieldError{Field: "env", Detail: "env " + quote(g.env) + " is not an environment name"})
 	}
 	return g, problems
 }
@@ -130,7 +131,7 @@ func parseGateQuery(r *http.Request) (gateQuery, []string) {
 func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	g, problems := parseGateQuery(r)
 	if len(problems) > 0 {
-		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
+		invalidParameters(w, r, problems)
 		return
 	}
 	ctx := r.Context()
@@ -150,7 +151,8 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch ar, byArtifact := s.cfg.Changes.(correlate.ArtifactReader); {
 	case g.artifact != "" && g.repo == "" && !byArtifact:
-		writeError(w, http.StatusBadRequest, errArtifactOnly)
+		problem.Write(w, r, &problem.Problem{Type: problem.InvalidParameter.URI(), Title: problem.InvalidParameter.Title, Status: http.StatusBadRequest,
+			Detail: errArtifactOnly, Errors: []problem.FieldError{{Field: "repo", Detail: errArtifactOnly}}})
 		return
 	case g.artifact != "" && g.repo == "":
 		recs, err = ar.ChangesOfArtifact(ctx, g.artifact)
@@ -162,7 +164,7 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.log.Error("gate: reading change records", "repo", g.repo, "commit", g.commit, "artifact", g.artifact, "err", err)
-		writeError(w, http.StatusInternalServerError, "reading the change records of "+g.repo+": "+err.Error())
+		fail(w, r, problem.Internal, "reading the change records of "+g.repo+": "+err.Error())
 		return
 	}
 	recs = primary(recs, g.commit)
@@ -220,7 +222,7 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 		res, err := s.cfg.Gate.EvaluateArtifact(ctx, rec, now, params, g.artifact)
 		if err != nil {
 			s.log.Error("gate: evaluating", "change", rec.ID, "err", err)
-			writeError(w, http.StatusInternalServerError, "evaluating change "+rec.ID+": "+err.Error())
+			fail(w, r, problem.Internal, "evaluating change "+rec.ID+": "+err.Error())
 			return
 		}
 		for _, x := range res {

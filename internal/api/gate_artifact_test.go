@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/correlate"
@@ -280,7 +281,7 @@ func TestGateJudgesTheArtifactAskedAbout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Changes: correlate.KVReader{KV: kv}, Gate: engine}))
+	srv := apitest.NewServer(t, api.New(api.Config{Changes: correlate.KVReader{KV: kv}, Gate: engine}))
 	t.Cleanup(srv.Close)
 
 	phases := artifactPhases()

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/testenv"
@@ -46,7 +46,7 @@ func TestGateWaitsForTheStream(t *testing.T) {
 	if _, err := bus.NewPublisher(n.JS).Publish(ctx, []*ce.Event{{ID: "just-sent", Source: "https://ci.example", Type: "t"}}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Changes: correlate.StateReader{State: full}, Gate: e,
+	srv := apitest.NewServer(t, api.New(api.Config{Changes: correlate.StateReader{State: full}, Gate: e,
 		Watermark: correlate.StreamWatermark{JS: n.JS}.Watermark, GateCatchUp: 300 * time.Millisecond}))
 	defer srv.Close()
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/correlate/correlatetest"
@@ -80,7 +81,7 @@ func gateServer(t testing.TB, r correlate.Reader, tokens *auth.Tokens) *httptest
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Changes: r, Gate: e, Tokens: tokens}))
+	srv := apitest.NewServer(t, api.New(api.Config{Changes: r, Gate: e, Tokens: tokens}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -208,7 +209,7 @@ func TestGateProductionParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Changes: correlate.StateReader{State: s}, Gate: e,
+	srv := apitest.NewServer(t, api.New(api.Config{Changes: correlate.StateReader{State: s}, Gate: e,
 		GateParams: evaluate.Params{ProductionEnvironments: []string{"live-eu"}}}))
 	defer srv.Close()
 	if code, g, raw := askGate(t, srv, "repo="+gateRepo+"&commit="+gateCommit+"&env=live-EU", ""); code != 200 || !g.Production || g.Decision != api.GateDeny {
@@ -250,7 +251,7 @@ func TestGateRoles(t *testing.T) {
 		}
 	}
 	// Without an engine the route is not mounted.
-	plain := httptest.NewServer(api.New(api.Config{Changes: correlate.StateReader{State: correlate.NewState()}}))
+	plain := apitest.NewServer(t, api.New(api.Config{Changes: correlate.StateReader{State: correlate.NewState()}}))
 	defer plain.Close()
 	if resp, err := http.Get(plain.URL + "/v1/gate?" + gateQ); err != nil || resp.StatusCode != 404 {
 		t.Fatalf("no engine: %v %v", resp, err)

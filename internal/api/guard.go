@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/evidencepipeline/evidence/internal/problem"
 )
 
 // What every request goes through before its route (Server.ServeHTTP): the
@@ -57,8 +59,50 @@ func (s *Server) refuseHost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Warn("refused a request addressed to a host that is not loopback (no --tokens-file: the API is open, on loopback only)",
 		"host", r.Host, "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
-	writeError(w, http.StatusMisdirectedRequest,
+	fail(w, r, problem.MisdirectedHost,
 		"refused: this request is addressed to "+what+". Without --tokens-file evidenced's API is open and answers only requests addressed to a loopback name or address "+
 			"(localhost, *.localhost, 127.0.0.1 or [::1], any port), so that a web page whose name is pointed at 127.0.0.1 (DNS rebinding) cannot use it. "+
 			"Open "+use+" instead (a tunnel or proxy in front must keep that Host), or start evidenced with --tokens-file to serve other names")
+}
+
+// noRoute answers a request that matches no route. The mux's own answer
+// (h: 404, 405 with Allow, or a redirect to the path with a trailing slash
+// or cleaned) is run into a recorder first: a redirect is sent as it is,
+// a 405 keeps its Allow header, and the text body becomes a problem.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	switch {
+	case rec.code >= 300 && rec.code < 400:
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.code)
+	case rec.code == http.StatusMethodNotAllowed:
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		fail(w, r, problem.MethodNotAllowed, r.Method+" "+r.URL.Path+": this route answers "+allow)
+	default:
+		fail(w, r, problem.NoRoute, "no route "+r.Method+" "+r.URL.Path+" (the routes are described at GET /v1/openapi.yaml)")
+	}
+}
+
+// statusRecorder keeps the status and headers of an answer and drops its
+// body.
+type statusRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return len(b), nil
+}
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
 }

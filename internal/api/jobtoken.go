@@ -104,8 +104,8 @@ type ciIdentity struct {
 // bindJob checks each event against the job token's claims and, when
 // none contradicts them, records the claims with every event. The
 // problems name the field and say which claim it contradicts.
-func bindJob(events []*ce.Event, c *ce.JobClaims) []Problem {
-	var problems []Problem
+func bindJob(events []*ce.Event, c *ce.JobClaims) []EventError {
+	var problems []EventError
 	for i, e := range events {
 		for _, p := range jobProblems(e, c) {
 			p.Index, p.ID = i, e.ID
@@ -117,23 +117,23 @@ func bindJob(events []*ce.Event, c *ce.JobClaims) []Problem {
 	}
 	for i, e := range events {
 		if err := e.SetJobClaims(c); err != nil {
-			problems = append(problems, Problem{Index: i, ID: e.ID, Field: ce.ExtAuthClaims, Message: err.Error()})
+			problems = append(problems, EventError{Index: i, ID: e.ID, Field: ce.ExtAuthClaims, Detail: err.Error()})
 		}
 	}
 	return problems
 }
 
-func jobProblems(e *ce.Event, c *ce.JobClaims) []Problem {
+func jobProblems(e *ce.Event, c *ce.JobClaims) []EventError {
 	if !jobTypes[e.Type] {
-		return []Problem{{Field: "type", Message: fmt.Sprintf("a CI job token posts only its run's own evidence (pipelinerun.started and .finished, artifact.built, test.reported, scan.reported, deployment.started and .finished); %s needs a static producer token", e.Type)}}
+		return []EventError{{Field: "type", Detail: fmt.Sprintf("a CI job token posts only its run's own evidence (pipelinerun.started and .finished, artifact.built, test.reported, scan.reported, deployment.started and .finished); %s needs a static producer token", e.Type)}}
 	}
 	var d ciData
 	if e.DataBase64 || json.Unmarshal(e.Data, &d) != nil {
-		return []Problem{{Field: "data", Message: "not a JSON object"}}
+		return []EventError{{Field: "data", Detail: "not a JSON object"}}
 	}
-	var ps []Problem
+	var ps []EventError
 	bad := func(field, format string, a ...any) {
-		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, a...)})
+		ps = append(ps, EventError{Field: field, Detail: fmt.Sprintf(format, a...)})
 	}
 	runClaim, repoClaim := "run_id", "repository"
 	if c.System == jobtoken.GitLabCI {

@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/internal/store"
 	itlog "github.com/evidencepipeline/evidence/internal/tlog"
 	"github.com/evidencepipeline/evidence/internal/verify"
@@ -42,16 +43,16 @@ func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("size"); v != "" {
 		n, perr := strconv.ParseInt(v, 10, 64)
 		if perr != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, "size "+strconv.Quote(v)+": want a tree size, a positive integer")
+			invalidParameters(w, r, []problem.FieldError{{Field: "size", Detail: "size " + strconv.Quote(v) + ": want a tree size, a positive integer"}})
 			return
 		}
 		conn := s.cfg.TLog.Conn()
 		if conn == nil {
-			writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+			fail(w, r, problem.Unavailable, "ClickHouse not connected yet")
 			return
 		}
 		if note, ok, err = itlog.CheckpointAt(r.Context(), conn, n); err == nil && !ok {
-			writeError(w, http.StatusNotFound, "the log has no checkpoint of "+v+" leaves")
+			fail(w, r, problem.NotFound, "the log has no checkpoint of "+v+" leaves")
 			return
 		}
 	} else {
@@ -59,9 +60,9 @@ func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, "reading the log's checkpoints: "+err.Error())
+		fail(w, r, problem.Unavailable, "reading the log's checkpoints: "+err.Error())
 	case !ok:
-		writeError(w, http.StatusNotFound, "the log has no checkpoint yet")
+		fail(w, r, problem.NotFound, "the log has no checkpoint yet")
 	default:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write(note)
@@ -75,35 +76,35 @@ func (s *Server) logTree(w http.ResponseWriter, r *http.Request, tiles *itlog.Ti
 	if v := r.URL.Query().Get("size"); v != "" {
 		x, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || x < 1 {
-			writeError(w, http.StatusBadRequest, "size "+strconv.Quote(v)+": want a tree size, a positive integer")
+			invalidParameters(w, r, []problem.FieldError{{Field: "size", Detail: "size " + strconv.Quote(v) + ": want a tree size, a positive integer"}})
 			return tlog.Tree{}, false
 		}
 		n = x
 	} else {
 		note, ok, err := s.cfg.TLog.Latest(r.Context())
 		if err != nil || !ok {
-			writeError(w, http.StatusNotFound, "no size given and the log has no checkpoint yet")
+			fail(w, r, problem.NotFound, "no size given and the log has no checkpoint yet")
 			return tlog.Tree{}, false
 		}
 		c, err := itlog.ParseCheckpoint(noteText(note))
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "the newest checkpoint: "+err.Error())
+			fail(w, r, problem.Internal, "the newest checkpoint: "+err.Error())
 			return tlog.Tree{}, false
 		}
 		n = c.Tree.N
 	}
 	size, _, err := tiles.State(r.Context())
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		fail(w, r, problem.Unavailable, err.Error())
 		return tlog.Tree{}, false
 	}
 	if n > size {
-		writeError(w, http.StatusNotFound, "size "+strconv.FormatInt(n, 10)+": the log has "+strconv.FormatInt(size, 10)+" leaves")
+		fail(w, r, problem.NotFound, "size "+strconv.FormatInt(n, 10)+": the log has "+strconv.FormatInt(size, 10)+" leaves")
 		return tlog.Tree{}, false
 	}
 	root, err := tiles.RootAt(r.Context(), n)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		fail(w, r, problem.Internal, err.Error())
 		return tlog.Tree{}, false
 	}
 	return tlog.Tree{N: n, Hash: root}, true
@@ -112,13 +113,13 @@ func (s *Server) logTree(w http.ResponseWriter, r *http.Request, tiles *itlog.Ti
 func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
 	conn := s.cfg.TLog.Conn()
 	if conn == nil {
-		writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+		fail(w, r, problem.Unavailable, "ClickHouse not connected yet")
 		return
 	}
 	v := r.URL.Query().Get("seq")
 	seq, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || seq == 0 {
-		writeError(w, http.StatusBadRequest, "seq "+strconv.Quote(v)+": want the row's stream sequence, a positive integer")
+		invalidParameters(w, r, []problem.FieldError{{Field: "seq", Detail: "seq " + strconv.Quote(v) + ": want the row's stream sequence, a positive integer"}})
 		return
 	}
 	tiles := itlog.NewTiles(conn)
@@ -128,20 +129,20 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
 	}
 	idx, rowHash, err := itlog.Leaf(r.Context(), conn, seq)
 	if errors.Is(err, itlog.ErrNoRow) {
-		writeError(w, http.StatusNotFound, err.Error())
+		fail(w, r, problem.NotFound, err.Error())
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		fail(w, r, problem.Unavailable, err.Error())
 		return
 	}
 	if idx >= tree.N {
-		writeError(w, http.StatusNotFound, "row "+v+" is leaf "+strconv.FormatInt(idx, 10)+", not in the tree of "+strconv.FormatInt(tree.N, 10)+" leaves (ask a larger size)")
+		fail(w, r, problem.NotFound, "row "+v+" is leaf "+strconv.FormatInt(idx, 10)+", not in the tree of "+strconv.FormatInt(tree.N, 10)+" leaves (ask a larger size)")
 		return
 	}
 	p, err := tiles.InclusionProof(r.Context(), tree, idx)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		fail(w, r, problem.Internal, err.Error())
 		return
 	}
 	ip := itlog.InclusionProof{TreeSize: tree.N, LeafIndex: idx, StreamSeq: seq, RowHash: rowHash, Proof: p}
@@ -159,7 +160,7 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "reading the row of stream sequence "+v+": "+err.Error())
+		fail(w, r, problem.Unavailable, "reading the row of stream sequence "+v+": "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, ip)
@@ -168,13 +169,13 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) {
 	conn := s.cfg.TLog.Conn()
 	if conn == nil {
-		writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+		fail(w, r, problem.Unavailable, "ClickHouse not connected yet")
 		return
 	}
 	v := r.URL.Query().Get("old")
 	old, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || old < 1 {
-		writeError(w, http.StatusBadRequest, "old "+strconv.Quote(v)+": want the older tree size, a positive integer")
+		invalidParameters(w, r, []problem.FieldError{{Field: "old", Detail: "old " + strconv.Quote(v) + ": want the older tree size, a positive integer"}})
 		return
 	}
 	tiles := itlog.NewTiles(conn)
@@ -183,12 +184,12 @@ func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old > tree.N {
-		writeError(w, http.StatusBadRequest, "old "+v+" is larger than size "+strconv.FormatInt(tree.N, 10))
+		invalidParameters(w, r, []problem.FieldError{{Field: "old", Detail: "old " + v + " is larger than size " + strconv.FormatInt(tree.N, 10)}})
 		return
 	}
 	p, err := tiles.ConsistencyProof(r.Context(), tree, old)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		fail(w, r, problem.Internal, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, itlog.ConsistencyProof{OldSize: old, TreeSize: tree.N, Proof: p})
@@ -214,26 +215,26 @@ const maxCosignedNote = 64 << 10
 func (s *Server) logCosignature(w http.ResponseWriter, r *http.Request) {
 	conn := s.cfg.TLog.Conn()
 	if conn == nil {
-		writeError(w, http.StatusServiceUnavailable, "ClickHouse not connected yet")
+		fail(w, r, problem.Unavailable, "ClickHouse not connected yet")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxCosignedNote+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading the cosigned checkpoint: "+err.Error())
+		fail(w, r, problem.MalformedBody, "reading the cosigned checkpoint: "+err.Error())
 		return
 	}
 	if len(body) > maxCosignedNote {
-		writeError(w, http.StatusRequestEntityTooLarge, "a cosigned checkpoint is at most 64 KiB")
+		fail(w, r, problem.BodyTooLarge, "a cosigned checkpoint is at most 64 KiB")
 		return
 	}
 	n, err := itlog.AddCosignatures(r.Context(), conn, body)
 	switch {
 	case errors.Is(err, itlog.ErrUnknownCheckpoint):
-		writeError(w, http.StatusNotFound, err.Error())
+		fail(w, r, problem.NotFound, err.Error())
 	case err != nil && strings.Contains(err.Error(), "log_checkpoints"):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		fail(w, r, problem.Unavailable, err.Error())
 	case err != nil:
-		writeError(w, http.StatusBadRequest, "cosigned checkpoint: "+err.Error())
+		fail(w, r, problem.MalformedBody, "cosigned checkpoint: "+err.Error())
 	default:
 		writeJSON(w, http.StatusOK, map[string]int{"stored": n})
 	}

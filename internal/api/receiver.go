@@ -12,6 +12,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/producers/cdevents"
 	"github.com/evidencepipeline/evidence/schemas"
 )
@@ -22,13 +23,17 @@ const (
 	MediaBatch      = "application/cloudevents-batch+json"
 )
 
-// Problem is why one event was refused.
-type Problem struct {
+// EventError is why one event was refused: an item of the errors list of
+// an invalid-event problem.
+type EventError struct {
 	// Index is the event's position in a batch (0 for a single event).
-	Index   int    `json:"index"`
-	ID      string `json:"id,omitempty"`
-	Field   string `json:"field"`
-	Message string `json:"message"`
+	Index int    `json:"index"`
+	ID    string `json:"id,omitempty"`
+	// Field is an attribute ("source"; "ce-id" in binary mode), a path
+	// into the event ("data/commit"), "(event)" for an entry that is not
+	// a JSON object or "(batch)" for a body that is not an array.
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
 }
 
 // EventResult is what happened to one event.
@@ -41,16 +46,21 @@ type EventResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
-// EventsResponse is the body of every answer of POST /v1/events.
+// EventsResponse is the body of every answer of POST /v1/events. An
+// error answer is a problem document (the embedded Problem's members are
+// set, content type application/problem+json) whose extension members
+// are the counts and, on a 503, the events.
 type EventsResponse struct {
+	problem.Problem
+	// Errors lists the refused events of an invalid-event problem (400);
+	// nothing was stored. It stands for the Problem's errors list, with
+	// each event's index and id.
+	Errors []EventError `json:"errors,omitempty"`
 	// Accepted counts the events now in the stream (Stored new ones plus
 	// Duplicates of events already there).
-	Accepted   int    `json:"accepted"`
-	Stored     int    `json:"stored"`
-	Duplicates int    `json:"duplicates"`
-	Error      string `json:"error,omitempty"`
-	// Invalid lists the refused events of a 400; nothing was stored.
-	Invalid []Problem `json:"invalid,omitempty"`
+	Accepted   int `json:"accepted"`
+	Stored     int `json:"stored"`
+	Duplicates int `json:"duplicates"`
 	// Events says, per event, its stream sequence, or why it was not
 	// stored (503: JetStream did not acknowledge some; the others are
 	// stored and listed with their sequence).
@@ -72,8 +82,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		mode = "binary"
 	default:
 		s.receive.Failed("media_type", 1)
-		writeJSON(w, http.StatusUnsupportedMediaType, EventsResponse{Error: fmt.Sprintf(
-			"unsupported content type %q: send %s, %s, or binary mode (ce-specversion, ce-id, ce-source, ce-type headers)", ct, MediaStructured, MediaBatch)})
+		refuse(w, r, problem.UnsupportedMediaType, fmt.Sprintf(
+			"unsupported content type %q: send %s, %s, or binary mode (ce-specversion, ce-id, ce-source, ce-type headers)", ct, MediaStructured, MediaBatch), nil)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
@@ -81,21 +91,21 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			s.receive.Failed("too_large", 1)
-			writeJSON(w, http.StatusRequestEntityTooLarge, EventsResponse{Error: fmt.Sprintf("body over the limit of %d bytes (split the batch)", mbe.Limit)})
+			refuse(w, r, problem.BodyTooLarge, fmt.Sprintf("body over the limit of %d bytes (split the batch)", mbe.Limit), nil)
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, EventsResponse{Error: "reading body: " + err.Error()})
+		refuse(w, r, problem.MalformedBody, "reading body: "+err.Error(), nil)
 		return
 	}
 
 	var events []*ce.Event
-	var problems []Problem
+	var problems []EventError
 	switch mode {
 	case "batch":
 		entries, err := ce.ParseBatch(body)
 		if err != nil {
 			s.receive.Failed("invalid", 1)
-			writeJSON(w, http.StatusBadRequest, EventsResponse{Error: err.Error()})
+			refuse(w, r, problem.MalformedBody, err.Error(), nil)
 			return
 		}
 		events = make([]*ce.Event, len(entries))
@@ -132,25 +142,25 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	s.receive.Received(len(events))
 	if len(problems) > 0 {
 		s.receive.Failed("invalid", countIndexes(problems))
-		msg := problems[0].Field + ": " + problems[0].Message
+		msg := problems[0].Field + ": " + problems[0].Detail
 		if len(problems) > 1 {
 			msg = fmt.Sprintf("the event is invalid (%d problems)", len(problems))
 		}
 		if len(events) > 1 {
 			msg = fmt.Sprintf("%d of %d events are invalid; nothing was stored", countIndexes(problems), len(events))
 		}
-		writeJSON(w, http.StatusBadRequest, EventsResponse{Error: msg, Invalid: problems})
+		refuse(w, r, problem.InvalidEvent, msg, problems)
 		return
 	}
 
 	if id, _ := auth.FromContext(r.Context()); id.Job != nil {
 		if problems := bindJob(events, id.Job); len(problems) > 0 {
 			s.receive.Failed("forbidden", countIndexes(problems))
-			msg := "the CI job token does not speak for this evidence: " + problems[0].Field + ": " + problems[0].Message
+			msg := "the CI job token does not speak for this evidence: " + problems[0].Field + ": " + problems[0].Detail
 			if len(events) > 1 {
 				msg = fmt.Sprintf("%d of %d events are not the CI job token's run's evidence; nothing was stored", countIndexes(problems), len(events))
 			}
-			writeJSON(w, http.StatusForbidden, EventsResponse{Error: msg, Invalid: problems})
+			refuse(w, r, problem.NotJobsEvidence, msg, problems)
 			return
 		}
 	}
@@ -159,7 +169,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	var tle *bus.TooLargeError
 	if errors.As(err, &tle) {
 		s.receive.Failed("too_large", len(events))
-		writeJSON(w, http.StatusRequestEntityTooLarge, EventsResponse{Error: tle.Error() + "; nothing was stored"})
+		refuse(w, r, problem.BodyTooLarge, tle.Error()+"; nothing was stored", nil)
 		return
 	}
 	out := EventsResponse{Events: make([]EventResult, len(events))}
@@ -188,11 +198,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	s.receive.Written(out.Stored)
 	if err != nil || failed > 0 {
 		s.receive.Failed("unavailable", len(events)-out.Accepted)
-		out.Error = fmt.Sprintf("%d of %d events were not stored (the event stream did not acknowledge them); the events list says which were stored; retrying the whole request is safe", len(events)-out.Accepted, len(events))
+		detail := fmt.Sprintf("%d of %d events were not stored (the event stream did not acknowledge them); the events list says which were stored; retrying the whole request is safe", len(events)-out.Accepted, len(events))
 		if err != nil {
-			out.Error += ": " + err.Error()
+			detail += ": " + err.Error()
 		}
-		writeJSON(w, http.StatusServiceUnavailable, out)
+		out.Problem = *problem.New(problem.EventsNotStored, detail)
+		problem.Write(w, r, &out)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, out)
@@ -236,7 +247,13 @@ func (s *Server) validateData(e *ce.Event) error {
 	return s.cfg.Catalog.Validate(e.Type, e.Data)
 }
 
-func problemsOf(i int, e *ce.Event, raw []byte, err error) []Problem {
+// refuse answers a request of which nothing was stored with a problem of
+// type t (the counts are 0; errors are the invalid events').
+func refuse(w http.ResponseWriter, r *http.Request, t problem.Type, detail string, errs []EventError) {
+	problem.Write(w, r, &EventsResponse{Problem: *problem.New(t, detail), Errors: errs})
+}
+
+func problemsOf(i int, e *ce.Event, raw []byte, err error) []EventError {
 	id := ""
 	if e != nil {
 		id = e.ID
@@ -256,19 +273,19 @@ func problemsOf(i int, e *ce.Event, raw []byte, err error) []Problem {
 	switch {
 	case errors.As(err, &de):
 		ps := de.DataProblems()
-		out := make([]Problem, len(ps))
+		out := make([]EventError, len(ps))
 		for k, p := range ps {
-			out[k] = Problem{Index: i, ID: id, Field: p.Path, Message: p.Message}
+			out[k] = EventError{Index: i, ID: id, Field: p.Path, Detail: p.Message}
 		}
 		return out
 	case errors.As(err, &fe):
-		return []Problem{{Index: i, ID: id, Field: fe.Field, Message: fe.Message}}
+		return []EventError{{Index: i, ID: id, Field: fe.Field, Detail: fe.Message}}
 	default:
-		return []Problem{{Index: i, ID: id, Field: "(event)", Message: err.Error()}}
+		return []EventError{{Index: i, ID: id, Field: "(event)", Detail: err.Error()}}
 	}
 }
 
-func countIndexes(ps []Problem) int {
+func countIndexes(ps []EventError) int {
 	n, last := 0, -1
 	for _, p := range ps {
 		if p.Index != last {

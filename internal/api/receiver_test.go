@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,10 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/metrics"
 	"github.com/evidencepipeline/evidence/internal/testenv"
+	"github.com/evidencepipeline/evidence/producers/emitter"
 	"github.com/evidencepipeline/evidence/schemas"
 )
 
@@ -50,7 +53,7 @@ func newFixture(t *testing.T, tokens *auth.Tokens, maxBody int64) *fixture {
 		t.Fatal(err)
 	}
 	s := api.New(api.Config{Publisher: bus.NewPublisher(js.JS), Catalog: cat, Tokens: tokens, MaxBodyBytes: maxBody})
-	srv := httptest.NewServer(s)
+	srv := apitest.NewServer(t, s)
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, js: js}
 }
@@ -163,11 +166,11 @@ func TestReceiverRefusals(t *testing.T) {
 			if code != tc.code {
 				t.Fatalf("status %d, want %d (%+v)", code, tc.code, r)
 			}
-			if tc.field != "" && (len(r.Invalid) == 0 || r.Invalid[0].Field != tc.field) {
-				t.Fatalf("problems %+v, want the first naming %q", r.Invalid, tc.field)
+			if tc.field != "" && (len(r.Errors) == 0 || r.Errors[0].Field != tc.field) {
+				t.Fatalf("problems %+v, want the first naming %q", r.Errors, tc.field)
 			}
-			if tc.errHas != "" && !strings.Contains(r.Error, tc.errHas) {
-				t.Fatalf("error %q, want it to contain %q", r.Error, tc.errHas)
+			if tc.errHas != "" && !strings.Contains(r.Detail, tc.errHas) {
+				t.Fatalf("error %q, want it to contain %q", r.Detail, tc.errHas)
 			}
 		})
 	}
@@ -188,12 +191,12 @@ func TestInvalidBatchStoresNothing(t *testing.T) {
 	if code != 400 {
 		t.Fatalf("status %d", code)
 	}
-	if len(r.Invalid) != 2 || r.Invalid[0].Index != 3 || r.Invalid[0].ID != "e-3" || r.Invalid[0].Field != "source" ||
-		r.Invalid[1].Index != 7 || r.Invalid[1].Field != "data/outcome" {
-		t.Fatalf("invalid = %+v", r.Invalid)
+	if len(r.Errors) != 2 || r.Errors[0].Index != 3 || r.Errors[0].ID != "e-3" || r.Errors[0].Field != "source" ||
+		r.Errors[1].Index != 7 || r.Errors[1].Field != "data/outcome" {
+		t.Fatalf("invalid = %+v", r.Errors)
 	}
-	if !strings.Contains(r.Error, "2 of 10 events are invalid; nothing was stored") {
-		t.Fatalf("error = %q", r.Error)
+	if !strings.Contains(r.Detail, "2 of 10 events are invalid; nothing was stored") {
+		t.Fatalf("error = %q", r.Detail)
 	}
 	if n := f.streamCount(t); n != 0 {
 		t.Fatalf("an invalid batch stored %d events", n)
@@ -225,8 +228,8 @@ func TestAccessControl(t *testing.T) {
 			h.Set("Authorization", tc.auth)
 		}
 		code, r := f.post(t, h, body)
-		if code != tc.code || !strings.Contains(r.Error, tc.errHas) {
-			t.Errorf("Authorization %q: %d %q, want %d %q", tc.auth, code, r.Error, tc.code, tc.errHas)
+		if code != tc.code || !strings.Contains(r.Detail, tc.errHas) {
+			t.Errorf("Authorization %q: %d %q, want %d %q", tc.auth, code, r.Detail, tc.code, tc.errHas)
 		}
 	}
 	// Health and metrics stay open.
@@ -286,8 +289,8 @@ func TestPartialStoreIsReported(t *testing.T) {
 			t.Fatalf("event %d: %+v; want the first five stored and the rest refused", i, e)
 		}
 	}
-	if !strings.Contains(r.Error, "3 of 8 events were not stored") {
-		t.Fatalf("error = %q", r.Error)
+	if !strings.Contains(r.Detail, "3 of 8 events were not stored") {
+		t.Fatalf("error = %q", r.Detail)
 	}
 }
 
@@ -299,7 +302,7 @@ func TestMetricsCountTheReceiver(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	s := api.New(api.Config{Publisher: bus.NewPublisher(js.JS), Catalog: cat, Gatherer: reg, Metrics: metrics.New(reg)})
-	srv := httptest.NewServer(s)
+	srv := apitest.NewServer(t, s)
 	defer srv.Close()
 	f := &fixture{srv: srv, js: js}
 	f.post(t, ct(api.MediaBatch), "["+structured("m-1", runData("abcdef1"))+","+structured("m-2", runData("abcdef2"))+"]")
@@ -358,14 +361,33 @@ func TestCDEvents(t *testing.T) {
 	}
 	broken := strings.Replace(string(data), `"artifactId"`, `"artifactID"`, 1)
 	code, r := f.post(t, ct(api.MediaStructured), `{"specversion":"1.0","id":"cde-bad","source":"s","type":"dev.cdevents.service.deployed.0.3.0","data":`+broken+`}`)
-	if code != 400 || len(r.Invalid) == 0 {
+	if code != 400 || len(r.Errors) == 0 {
 		t.Fatalf("broken service.deployed: %d %+v", code, r)
 	}
 	paths := []string{}
-	for _, p := range r.Invalid {
+	for _, p := range r.Errors {
 		paths = append(paths, p.Field)
 	}
 	if !slices.Contains(paths, "data/subject/content/artifactId") {
 		t.Fatalf("problems %v do not name data/subject/content/artifactId", paths)
+	}
+}
+
+// TestEmitterReadsProblems: the producers' client (producers/emitter), told
+// no by the real receiver, reports the problem's detail and each refused
+// event's field, as evidence emit prints them.
+func TestEmitterReadsProblems(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	c := emitter.New(f.srv.URL, "")
+	batch := `[` + structured("ok-1", runData("c0ffee1")) + `,{"specversion":"1.0","id":"bad-1","type":"` + runType + `","data":` + runData("c0ffee1") + `}]`
+	_, err := c.Post(context.Background(), api.MediaBatch, []byte(batch))
+	var ref *emitter.RefusedError
+	if !errors.As(err, &ref) || ref.Status != 400 {
+		t.Fatalf("err %v, want a refusal", err)
+	}
+	// Hand-worked: entry 1 has no source; nothing was stored.
+	if ref.Message != "1 of 2 events are invalid; nothing was stored" || len(ref.Problems) != 1 ||
+		!strings.HasPrefix(ref.Problems[0], "event 1 (bad-1): source: ") {
+		t.Fatalf("message %q, problems %q", ref.Message, ref.Problems)
 	}
 }

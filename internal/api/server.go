@@ -3,6 +3,11 @@
 // Prometheus metrics (/metrics), behind bearer-token access control with
 // roles.
 //
+// Every error answer is an RFC 9457 problem document (internal/problem;
+// docs/api.md#errors), a request that matches no route included. The
+// routes are described in OpenAPI 3.1 (openapi/openapi.yaml, served at GET
+// /v1/openapi.yaml); the tests hold the server to it (apitest).
+//
 // Every answer carries security headers (no sniffing, no caching, no
 // framing). Without tokens (open mode, on loopback only) the server answers
 // only requests whose Host is a loopback name or address, so a web page that
@@ -17,14 +22,17 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/evidencepipeline/evidence/internal/api/openapi"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/metrics"
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/processors/correlate"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
 	"github.com/evidencepipeline/evidence/producers/webhook"
@@ -32,6 +40,16 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/version"
 )
+
+// OpenAPI is the OpenAPI 3.1 description of the API (every route of the
+// server, the webhooks and the live page; openapi/openapi.yaml), served at
+// GET /v1/openapi.yaml.
+var OpenAPI = openapi.YAML
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(OpenAPI)
+}
 
 // Check is one readiness check: nil when the dependency is usable.
 type Check func(ctx context.Context) error
@@ -97,6 +115,7 @@ type Server struct {
 	mux     *http.ServeMux
 	log     *slog.Logger
 	receive *metrics.Stage
+	routes  []string
 }
 
 // New builds the server and its routes.
@@ -115,6 +134,7 @@ func New(cfg Config) *Server {
 	s.Handle("GET /healthz", auth.None, http.HandlerFunc(s.healthz))
 	s.Handle("GET /readyz", auth.None, http.HandlerFunc(s.readyz))
 	s.Handle("GET /metrics", auth.None, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	s.Handle("GET /v1/openapi.yaml", auth.None, http.HandlerFunc(serveOpenAPI))
 	if cfg.Changes != nil {
 		s.Handle("GET /v1/changes", auth.Auditor, http.HandlerFunc(s.listChanges))
 		s.Handle("GET /v1/changes/{id...}", auth.Auditor, http.HandlerFunc(s.getChange))
@@ -134,14 +154,25 @@ func New(cfg Config) *Server {
 // Handle adds a route that requires role (auth.None: open).
 func (s *Server) Handle(pattern string, role auth.Role, h http.Handler) {
 	s.mux.Handle(pattern, s.authorize(role, h))
+	s.routes = append(s.routes, pattern)
 }
 
+// Routes lists the patterns of the routes added, in order (each must be
+// described in OpenAPI).
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
 // ServeHTTP sets the security headers, refuses a request of open mode that
-// is not addressed to loopback, and routes the rest.
+// is not addressed to loopback, answers a request that matches no route
+// with a problem (no-route, or method-not-allowed with its Allow header),
+// and routes the rest.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w.Header())
 	if s.cfg.Tokens == nil && !isLoopbackHost(r.Host) {
 		s.refuseHost(w, r)
+		return
+	}
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		s.noRoute(w, r, h)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -159,11 +190,15 @@ func (s *Server) authorize(role auth.Role, h http.Handler) http.Handler {
 		id, err := s.authenticate(r) // a static token, else a CI job token (jobtoken.go)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="evidence"`)
-			writeError(w, authStatus(err), err.Error())
+			t := problem.Unauthorized
+			if authStatus(err) == http.StatusServiceUnavailable { // the issuer's keys cannot be read now
+				t = problem.Unavailable
+			}
+			fail(w, r, t, err.Error())
 			return
 		}
 		if !id.Allows(role) {
-			writeError(w, http.StatusForbidden, "token "+id.Name+" has role "+string(id.Role)+"; this endpoint needs role "+string(role))
+			fail(w, r, problem.Forbidden, "token "+id.Name+" has role "+string(id.Role)+"; this endpoint needs role "+string(role))
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
@@ -225,13 +260,9 @@ func (s *Server) showsDetails(r *http.Request) bool {
 	return err == nil && id.Role == auth.Admin
 }
 
-// ErrorBody is the JSON body of every error answer.
-type ErrorBody struct {
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, ErrorBody{Error: msg})
+// fail answers with a problem of type t (docs/api.md#errors).
+func fail(w http.ResponseWriter, r *http.Request, t problem.Type, detail string) {
+	problem.Write(w, r, problem.New(t, detail))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -242,4 +273,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	if err := enc.Encode(v); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
 		return
 	}
+}
+
+// invalidParameters answers a request whose parameters are at fault: an
+// invalid-parameter problem listing each, its detail all of them.
+func invalidParameters(w http.ResponseWriter, r *http.Request, errs []problem.FieldError) {
+	details := make([]string, len(errs))
+	for i, e := range errs {
+		details[i] = e.Detail
+	}
+	p := problem.New(problem.InvalidParameter, strings.Join(details, "; "))
+	p.Errors = errs
+	problem.Write(w, r, p)
 }

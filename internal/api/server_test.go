@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/api"
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/config"
@@ -52,7 +53,7 @@ func newWholeServer(t *testing.T, tokens *auth.Tokens) *wholeServer {
 	for _, p := range lv.Patterns() {
 		s.Handle(p, auth.None, lv)
 	}
-	srv := httptest.NewServer(s)
+	srv := apitest.NewServer(t, s)
 	t.Cleanup(func() { lv.Close(); srv.Close() })
 	u, _ := url.Parse(srv.URL)
 	return &wholeServer{srv: srv, port: u.Port(), js: js}
@@ -234,7 +235,7 @@ func readyServer(t *testing.T, tokens *auth.Tokens, natsDown *atomic.Bool) *http
 			return errors.New("dial tcp 10.1.2.3:9000: connect: connection refused")
 		}},
 	})
-	srv := httptest.NewServer(s)
+	srv := apitest.NewServer(t, s)
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/producers/ci"
 )
 
@@ -241,17 +242,18 @@ func getChanges(ctx context.Context, server, path, token string) ([]byte, error)
 	if resp.StatusCode == http.StatusOK {
 		return body, nil
 	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+	// An error answer is a problem document (RFC 9457): its detail is the
+	// message. A 404 of type no-route (or not a problem at all) means the
+	// route is not served: an evidenced without it.
+	if p := problem.Parse(resp.Header.Get("Content-Type"), body); p != nil && !p.Is(problem.NoRoute) {
+		msg := p.Message()
 		switch resp.StatusCode {
 		case http.StatusNotFound, http.StatusBadRequest:
-			return nil, errors.New(e.Error)
+			return nil, errors.New(msg)
 		case http.StatusUnauthorized:
-			return nil, fmt.Errorf("%s (set EVIDENCE_TOKEN to a token with role auditor)", e.Error)
+			return nil, fmt.Errorf("%s (set EVIDENCE_TOKEN to a token with role auditor)", msg)
 		}
-		return nil, fmt.Errorf("evidenced answered %s: %s", resp.Status, e.Error)
+		return nil, fmt.Errorf("evidenced answered %s: %s", resp.Status, msg)
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		return nil, fmt.Errorf("evidenced at %s does not serve change records (404 for %s): is it a version without GET /v1/changes?", base, path)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/internal/tlog"
 )
 
@@ -262,12 +263,9 @@ func (w witnessClient) do(ctx context.Context, method, path string, body []byte)
 		return nil, fmt.Errorf("%s %s: %v", method, redactURL(w.base+path), err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
 		msg := strings.TrimSpace(string(b))
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			msg = e.Error
+		if p := problem.Parse(resp.Header.Get("Content-Type"), b); p != nil {
+			msg = p.Message() // a problem document (docs/api.md#errors)
 		}
 		hint := ""
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {

@@ -173,8 +173,8 @@ func TestEndToEnd(t *testing.T) {
 			if code != 400 {
 				t.Fatalf("invalid event %s (%s): status %d, want 400", ev.id, mode, code)
 			}
-			if len(r.Invalid) == 0 || r.Invalid[0].Field != ev.fault && r.Invalid[0].Field != "ce-"+ev.fault {
-				t.Fatalf("invalid event %s (%s): problems %+v, want one naming %s", ev.id, mode, r.Invalid, ev.fault)
+			if len(r.Errors) == 0 || r.Errors[0].Field != ev.fault && r.Errors[0].Field != "ce-"+ev.fault {
+				t.Fatalf("invalid event %s (%s): problems %+v, want one naming %s", ev.id, mode, r.Errors, ev.fault)
 			}
 			i++
 			continue

@@ -692,8 +692,8 @@ func TestIngestProperty(t *testing.T) {
 		if e.fault != "" {
 			counts[mode].refused++
 			want := e.wantField(binary)
-			if code != 400 || len(resp.Invalid) != 1 || resp.Invalid[0].Field != want {
-				t.Errorf("%s: %d %+v, want 400 naming %q", what, code, resp.Invalid, want)
+			if code != 400 || len(resp.Errors) != 1 || resp.Errors[0].Field != want {
+				t.Errorf("%s: %d %+v, want 400 naming %q", what, code, resp.Errors, want)
 			}
 			if after := o.lastSeq(t); after != before {
 				t.Fatalf("%s: refused, yet the stream went from seq %d to %d", what, before, after)
@@ -727,17 +727,17 @@ func TestIngestProperty(t *testing.T) {
 		before := o.lastSeq(t)
 		code, resp := post(batch[0], "batch", http.Header{"Content-Type": {api.MediaBatch}}, body)
 		if len(invalid) > 0 {
-			ok := code == 400 && len(resp.Invalid) == len(invalid)
-			for _, p := range resp.Invalid {
+			ok := code == 400 && len(resp.Errors) == len(invalid)
+			for _, p := range resp.Errors {
 				ok = ok && invalid[p.Index] == p.Field
 			}
-			if !ok && code == 400 && len(resp.Invalid) == 0 && strings.HasPrefix(resp.Error, "(batch): ") && textFaults(batch) {
+			if !ok && code == 400 && len(resp.Errors) == 0 && strings.HasPrefix(resp.Detail, "(batch): ") && textFaults(batch) {
 				// Defect B2: the batch is refused as a whole, no entry named.
-				b2 = append(b2, fmt.Sprintf("events %d..%d: %s", batch[0].n, batch[len(batch)-1].n, resp.Error))
+				b2 = append(b2, fmt.Sprintf("events %d..%d: %s", batch[0].n, batch[len(batch)-1].n, resp.Detail))
 				ok = !*ingestStrict
 			}
 			if !ok {
-				t.Errorf("batch of events %d..%d with faults %v: %d %+v", batch[0].n, batch[len(batch)-1].n, invalid, code, resp.Invalid)
+				t.Errorf("batch of events %d..%d with faults %v: %d %+v", batch[0].n, batch[len(batch)-1].n, invalid, code, resp.Errors)
 			}
 			if after := o.lastSeq(t); after != before {
 				t.Fatalf("batch refused, yet the stream went from seq %d to %d", before, after)

@@ -182,10 +182,10 @@ func TestIngestRules(t *testing.T) {
 				t.Errorf("%s: status %d (%+v), want %d naming %s", r.name, code, resp, want, r.fault)
 				continue
 			}
-			if len(resp.Invalid) == 0 || resp.Invalid[0].Field != r.fault {
-				t.Errorf("%s: problems %+v, want the first naming %q", r.name, resp.Invalid, r.fault)
-			} else if raw := strings.Contains(r.name, "0xFF") || strings.Contains(r.name, "latin-1"); raw && !strings.Contains(resp.Invalid[0].Message, "UTF-8") {
-				t.Errorf("%s: %q, want it to say the bytes are not UTF-8", r.name, resp.Invalid[0].Message)
+			if len(resp.Errors) == 0 || resp.Errors[0].Field != r.fault {
+				t.Errorf("%s: problems %+v, want the first naming %q", r.name, resp.Errors, r.fault)
+			} else if raw := strings.Contains(r.name, "0xFF") || strings.Contains(r.name, "latin-1"); raw && !strings.Contains(resp.Errors[0].Detail, "UTF-8") {
+				t.Errorf("%s: %q, want it to say the bytes are not UTF-8", r.name, resp.Errors[0].Detail)
 			}
 			continue
 		}

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/auth"
+	"github.com/evidencepipeline/evidence/internal/problem"
 )
 
 // pprofHandler serves Go's profiler (net/http/pprof) under /debug/pprof/.
@@ -32,19 +32,13 @@ func pprofHandler(tokens *auth.Tokens) http.Handler {
 		switch {
 		case err != nil:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="evidence"`)
-			pprofError(w, http.StatusUnauthorized, err.Error())
+			problem.Write(w, r, problem.New(problem.Unauthorized, err.Error()))
 		case id.Role != auth.Admin:
-			pprofError(w, http.StatusForbidden, "token "+id.Name+" has role "+string(id.Role)+"; the profiler needs role admin")
+			problem.Write(w, r, problem.New(problem.Forbidden, "token "+id.Name+" has role "+string(id.Role)+"; the profiler needs role admin"))
 		default:
 			mux.ServeHTTP(w, r)
 		}
 	})
-}
-
-func pprofError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 // startPprof listens on addr (config.Validate has checked that it is

@@ -10,6 +10,7 @@ import (
 
 	"github.com/evidencepipeline/evidence/internal/auth"
 	"github.com/evidencepipeline/evidence/internal/config"
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 )
 
@@ -83,8 +84,9 @@ func TestPprofNeedsTokensOffLoopback(t *testing.T) {
 	if code, _ := get(t, url, "wrong"); code != http.StatusUnauthorized {
 		t.Fatalf("unknown token: %d, want 401", code)
 	}
-	if code, body := get(t, url, "auditor-secret"); code != http.StatusForbidden || !strings.Contains(body, "role admin") {
-		t.Fatalf("auditor token: %d %q, want 403 naming the admin role", code, body)
+	if code, body := get(t, url, "auditor-secret"); code != http.StatusForbidden || !strings.Contains(body, "role admin") ||
+		!strings.Contains(body, `"type":"`+problem.Forbidden.URI()+`"`) {
+		t.Fatalf("auditor token: %d %q, want a 403 forbidden problem naming the admin role", code, body)
 	}
 	if code, body := get(t, url, "admin-secret"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
 		t.Fatalf("admin token: %d %.200q", code, body)

@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/evidencepipeline/evidence/internal/auth"
+	"github.com/evidencepipeline/evidence/internal/problem"
 )
 
 // CookieName is the cookie that carries an auditor's page session, once a
@@ -132,6 +134,15 @@ func (h *Handler) check(token string) (auth.Identity, error) {
 func (h *Handler) denied(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="evidence"`)
+	}
+	if strings.HasPrefix(r.URL.Path, "/live/api/") {
+		// The JSON API answers a problem document, not the page.
+		t := map[int]problem.Type{http.StatusUnauthorized: problem.Unauthorized, http.StatusForbidden: problem.Forbidden}[code]
+		if t.Slug == "" {
+			t = problem.Internal
+		}
+		problem.Write(w, r, problem.New(t, msg))
+		return
 	}
 	h.render(w, code, "denied.html", map[string]any{"Title": http.StatusText(code), "Message": msg})
 }

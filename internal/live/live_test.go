@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/live"
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/internal/store"
 	"github.com/evidencepipeline/evidence/internal/testenv"
 	"github.com/evidencepipeline/evidence/processors/evaluate"
@@ -42,6 +43,22 @@ func TestAccess(t *testing.T) {
 	resp, body := do(t, "GET", e.base+"/live/", nil)
 	if resp.StatusCode != 401 || !strings.Contains(body, "?token=") {
 		t.Errorf("no token: %d %q, want 401 saying how to log in", resp.StatusCode, body)
+	}
+	// The JSON API answers a problem document, not the page.
+	for _, tc := range []struct {
+		h    http.Header
+		code int
+		slug string
+	}{
+		{nil, 401, "unauthorized"},
+		{http.Header{"Authorization": {"Bearer " + e.producer}}, 403, "forbidden"},
+	} {
+		resp, body = do(t, "GET", e.base+"/live/api/posture", tc.h)
+		var p problem.Problem
+		if err := json.Unmarshal([]byte(body), &p); err != nil || resp.StatusCode != tc.code || p.Status != tc.code ||
+			resp.Header.Get("Content-Type") != problem.MediaType || p.Type != problem.TypeBase+tc.slug || p.Detail == "" {
+			t.Errorf("JSON API, %v: %d %s %q, want a %d %s problem", tc.h, resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.code, tc.slug)
+		}
 	}
 	resp, body = do(t, "GET", e.base+"/live/?token="+e.producer, nil)
 	if resp.StatusCode != 403 || !strings.Contains(body, "role producer") || !strings.Contains(body, "auditor") {
@@ -181,7 +198,7 @@ func TestStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	srv := httptest.NewServer(h)
+	srv := apitest.NewServer(t, h) // its answers checked against the API's description
 	defer srv.Close()
 
 	resp, body := do(t, "GET", srv.URL+"/live/", nil)

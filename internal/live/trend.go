@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evidencepipeline/evidence/internal/problem"
 	"github.com/evidencepipeline/evidence/internal/store"
 )
 
@@ -403,7 +404,9 @@ func (h *Handler) trendJSON(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	t, err := h.trend(ctx, r.URL.Query().Get("range"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		p := problem.New(problem.InvalidParameter, err.Error())
+		p.Errors = []problem.FieldError{{Field: "range", Detail: err.Error()}}
+		problem.Write(w, r, p)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -65,6 +65,16 @@ type EventResult struct {
 	Error     string `json:"error"`
 }
 
+// eventProblem is one refused event of an error answer: Detail in a
+// problem document's errors, Message in an older evidenced's invalid.
+type eventProblem struct {
+	Index   int    `json:"index"`
+	ID      string `json:"id"`
+	Field   string `json:"field"`
+	Detail  string `json:"detail"`
+	Message string `json:"message"`
+}
+
 // RefusedError is evidenced refusing the events (a 4xx other than 408 and
 // 429): retrying will not help.
 type RefusedError struct {
@@ -170,17 +180,20 @@ func (c *Client) once(ctx context.Context, hc *http.Client, contentType string, 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	// An error answer is a problem document (RFC 9457; internal/problem):
+	// its detail, and for a 400 the refused events under errors. Error and
+	// Invalid are what an evidenced older than problem documents sent.
 	var answer struct {
 		Result
-		Error   string `json:"error"`
-		Invalid []struct {
-			Index   int    `json:"index"`
-			ID      string `json:"id"`
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"invalid"`
+		Detail  string         `json:"detail"`
+		Errors  []eventProblem `json:"errors"`
+		Error   string         `json:"error"`
+		Invalid []eventProblem `json:"invalid"`
 	}
 	_ = json.Unmarshal(b, &answer)
+	if answer.Detail != "" {
+		answer.Error = answer.Detail
+	}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return &answer.Result, 0, nil
@@ -195,8 +208,8 @@ func (c *Client) once(ctx context.Context, hc *http.Client, contentType string, 
 		if e.Message == "" {
 			e.Message = strings.TrimSpace(string(b))
 		}
-		for _, p := range answer.Invalid {
-			e.Problems = append(e.Problems, fmt.Sprintf("event %d (%s): %s: %s", p.Index, p.ID, p.Field, p.Message))
+		for _, p := range append(answer.Errors, answer.Invalid...) {
+			e.Problems = append(e.Problems, fmt.Sprintf("event %d (%s): %s: %s", p.Index, p.ID, p.Field, p.Detail+p.Message))
 		}
 		return nil, 0, e
 	}

@@ -286,12 +286,12 @@ func TestAccessHandlerSignature(t *testing.T) {
 		t.Errorf("the stream holds %d events, want 2", n)
 	}
 	unsigned := headers("member", "acc-2")
-	if code, r := srv.Post(t, unsigned, body); code != http.StatusUnauthorized || !strings.Contains(r.Error, "X-Hub-Signature-256 header is missing") {
+	if code, r := srv.Post(t, unsigned, body); code != http.StatusUnauthorized || !strings.Contains(r.Detail, "X-Hub-Signature-256 header is missing") {
 		t.Errorf("unsigned: %d %+v, want 401", code, r)
 	}
 	tampered := hdr.Clone()
 	tampered.Set("X-GitHub-Delivery", "acc-3")
-	if code, r := srv.Post(t, tampered, append([]byte(" "), body...)); code != http.StatusUnauthorized || !strings.Contains(r.Error, "does not match") {
+	if code, r := srv.Post(t, tampered, append([]byte(" "), body...)); code != http.StatusUnauthorized || !strings.Contains(r.Detail, "does not match") {
 		t.Errorf("tampered: %d %+v, want 401", code, r)
 	}
 }

@@ -70,7 +70,7 @@ func TestHandler(t *testing.T) {
 	t.Run("unsigned", func(t *testing.T) {
 		h := headers("pull_request", "another")
 		code, r := srv.Post(t, h, body)
-		if code != http.StatusUnauthorized || !strings.Contains(r.Error, "X-Hub-Signature-256 header is missing") {
+		if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "X-Hub-Signature-256 header is missing") {
 			t.Errorf("unsigned: %d %+v, want 401 naming the header", code, r)
 		}
 	})
@@ -79,7 +79,7 @@ func TestHandler(t *testing.T) {
 		h := hdr.Clone()
 		h.Set("X-GitHub-Delivery", "tampered")
 		code, r := srv.Post(t, h, append(bytes.Clone(body), ' '))
-		if code != http.StatusUnauthorized || !strings.Contains(r.Error, "does not match") {
+		if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "does not match") {
 			t.Errorf("tampered: %d %+v, want 401", code, r)
 		}
 	})
@@ -110,7 +110,7 @@ func TestHandler(t *testing.T) {
 		h := headers("pull_request", "bad-1")
 		sign(h, secret, bad)
 		code, r := srv.Post(t, h, bad)
-		if code != http.StatusBadRequest || r.Error != "pull_request.head.sha: missing" {
+		if code != http.StatusBadRequest || r.Detail != "pull_request.head.sha: missing" {
 			t.Errorf("malformed: %d %+v, want 400 naming the field", code, r)
 		}
 	})
@@ -126,7 +126,7 @@ func TestHandlerWithoutSecret(t *testing.T) {
 	hdr := headers("pull_request", "d-1")
 	sign(hdr, secret, body)
 	code, r := srv.Post(t, hdr, body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "EVIDENCE_GITHUB_SECRET") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "EVIDENCE_GITHUB_SECRET") {
 		t.Errorf("no secret: %d %+v, want 401 naming EVIDENCE_GITHUB_SECRET", code, r)
 	}
 	if n := len(srv.StreamEvents(t)); n != 0 {

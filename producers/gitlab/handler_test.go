@@ -42,17 +42,17 @@ func TestHandler(t *testing.T) {
 	}
 
 	code, r = post(h, "guess", body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "X-Gitlab-Token") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "X-Gitlab-Token") {
 		t.Errorf("bad token: %d %+v, want 401 naming the header", code, r)
 	}
 	code, r = post(h, "", body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "missing") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "missing") {
 		t.Errorf("no token: %d %+v, want 401 saying it is missing", code, r)
 	}
 
 	unconfigured := h.Another(t, newProvider(), "")
 	code, r = post(unconfigured, "s3cret", body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "EVIDENCE_GITLAB_TOKEN") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "EVIDENCE_GITLAB_TOKEN") {
 		t.Errorf("no secret configured: %d %+v, want 401 naming EVIDENCE_GITLAB_TOKEN", code, r)
 	}
 	if n := h.StreamCount(t); n != 2 {

@@ -43,17 +43,17 @@ func TestHandler(t *testing.T) {
 	}
 
 	code, r = post(h, webhooktest.SignHex("guess", body), body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "X-Hub-Signature") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "X-Hub-Signature") {
 		t.Errorf("bad signature: %d %+v, want 401 naming the header", code, r)
 	}
 	code, r = post(h, "", body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "neither") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "neither") {
 		t.Errorf("no signature: %d %+v, want 401 saying it is missing", code, r)
 	}
 
 	unconfigured := h.Another(t, newProvider(), "")
 	code, r = post(unconfigured, webhooktest.SignHex("s3cret", body), body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "EVIDENCE_JIRA_SECRET") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "EVIDENCE_JIRA_SECRET") {
 		t.Errorf("no secret configured: %d %+v, want 401 naming EVIDENCE_JIRA_SECRET", code, r)
 	}
 	if n := h.StreamCount(t); n != 3 {

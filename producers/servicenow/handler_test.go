@@ -42,17 +42,17 @@ func TestHandler(t *testing.T) {
 	}
 
 	code, r = post(h, webhooktest.SignBase64("guess", body), body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "X-Evidence-Signature") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "X-Evidence-Signature") {
 		t.Errorf("bad signature: %d %+v, want 401 naming the header", code, r)
 	}
 	code, r = post(h, "", body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "neither") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "neither") {
 		t.Errorf("no signature: %d %+v, want 401 saying it is missing", code, r)
 	}
 
 	unconfigured := h.Another(t, newProvider(), "")
 	code, r = post(unconfigured, webhooktest.SignBase64("s3cret", body), body)
-	if code != http.StatusUnauthorized || !strings.Contains(r.Error, "EVIDENCE_SERVICENOW_SECRET") {
+	if code != http.StatusUnauthorized || !strings.Contains(r.Detail, "EVIDENCE_SERVICENOW_SECRET") {
 		t.Errorf("no secret configured: %d %+v, want 401 naming EVIDENCE_SERVICENOW_SECRET", code, r)
 	}
 	if n := h.StreamCount(t); n != 4 {

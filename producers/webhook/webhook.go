@@ -41,6 +41,7 @@ import (
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/metrics"
+	"github.com/evidencepipeline/evidence/internal/problem"
 )
 
 // ErrBadSignature means the delivery's signature or token does not match
@@ -191,8 +192,11 @@ func NewHandler(c Config) (*Handler, error) {
 // last segment and the first token of its seen markers' keys.
 var providerNameRe = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
-// Response is the JSON body of every answer.
+// Response is the JSON body of every answer. An error answer is a problem
+// document (RFC 9457: the embedded Problem's members are set, content type
+// application/problem+json) whose extension member is the provider.
 type Response struct {
+	problem.Problem
 	Provider string `json:"provider"`
 	// Accepted is the number of events stored (including duplicates of
 	// events already stored, which are not stored twice).
@@ -200,7 +204,6 @@ type Response struct {
 	Duplicates int      `json:"duplicates,omitempty"`
 	Events     []string `json:"events,omitempty"` // types of the events stored
 	Ignored    string   `json:"ignored,omitempty"`
-	Error      string   `json:"error,omitempty"`
 }
 
 func (h *Handler) reply(w http.ResponseWriter, code int, r Response) {
@@ -210,18 +213,35 @@ func (h *Handler) reply(w http.ResponseWriter, code int, r Response) {
 	_ = json.NewEncoder(w).Encode(r)
 }
 
+// refuse answers with a problem of type t naming the provider; errs name
+// the payload's fields at fault.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, t problem.Type, detail string, errs ...problem.FieldError) {
+	out := Response{Problem: *problem.New(t, detail), Provider: h.provider.Name()}
+	out.Errors = errs
+	problem.Write(w, r, &out)
+}
+
+// fieldErrors names the field of err when it is a *ce.Error.
+func fieldErrors(err error) []problem.FieldError {
+	var fe *ce.Error
+	if errors.As(err, &fe) {
+		return []problem.FieldError{{Field: fe.Field, Detail: fe.Message}}
+	}
+	return nil
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer h.stage.Since(start)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.reply(w, http.StatusMethodNotAllowed, Response{Error: "use POST"})
+		h.refuse(w, r, problem.MethodNotAllowed, r.Method+" "+r.URL.Path+": use POST")
 		return
 	}
 	if h.secret == "" {
 		h.stage.Failed("no_secret", 1)
-		h.reply(w, http.StatusUnauthorized, Response{Error: fmt.Sprintf(
-			"the %s webhook secret is not configured on this server (set %s): every delivery is refused", h.provider.Name(), h.provider.SecretEnv())})
+		h.refuse(w, r, problem.WebhookNotConfigured, fmt.Sprintf(
+			"the %s webhook secret is not configured on this server (set %s): every delivery is refused", h.provider.Name(), h.provider.SecretEnv()))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
@@ -229,16 +249,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			h.stage.Failed("too_large", 1)
-			h.reply(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("body over the limit of %d bytes", mbe.Limit)})
+			h.refuse(w, r, problem.BodyTooLarge, fmt.Sprintf("body over the limit of %d bytes", mbe.Limit))
 			return
 		}
-		h.reply(w, http.StatusBadRequest, Response{Error: "reading body: " + err.Error()})
+		h.refuse(w, r, problem.MalformedBody, "reading body: "+err.Error())
 		return
 	}
 	if err := h.provider.Verify(r.Header, body, h.secret); err != nil {
 		h.stage.Failed("signature", 1)
 		h.log.Warn("webhook refused", "reason", err.Error(), "remote", r.RemoteAddr)
-		h.reply(w, http.StatusUnauthorized, Response{Error: err.Error()})
+		h.refuse(w, r, problem.WebhookSignature, err.Error())
 		return
 	}
 	h.stage.Received(1)
@@ -251,13 +271,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		h.stage.Failed("invalid", 1)
-		h.reply(w, http.StatusBadRequest, Response{Error: err.Error()})
+		h.refuse(w, r, problem.InvalidPayload, err.Error(), fieldErrors(err)...)
 		return
 	}
 	if len(events) == 0 {
 		// A translator bug: a delivery it does not ignore has events.
 		h.log.Error("webhook translator produced no events and no error")
-		h.reply(w, http.StatusInternalServerError, Response{Error: "translator produced no events"})
+		h.refuse(w, r, problem.Internal, "translator produced no events")
 		return
 	}
 	for _, e := range events {
@@ -278,7 +298,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// subject and time come from the delivery): its bug, not the
 			// sender's fault. Say so, keep nothing half-done.
 			h.log.Error("webhook translator produced an invalid event", "type", e.Type, "err", err)
-			h.reply(w, http.StatusInternalServerError, Response{Error: "translator produced an invalid event: " + err.Error()})
+			h.refuse(w, r, problem.Internal, "translator produced an invalid event: "+err.Error())
 			return
 		}
 		// What the delivery carries breaks the input rules (a payload
@@ -286,7 +306,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the archive cannot hold, an identifier too long to correlate):
 		// refused now, not dead-lettered after a 202.
 		h.stage.Failed("invalid", 1)
-		h.reply(w, http.StatusBadRequest, Response{Error: fmt.Sprintf("the delivery cannot be kept as evidence (%s event): %v; nothing was stored", e.Type, err)})
+		h.refuse(w, r, problem.InvalidPayload, fmt.Sprintf("the delivery cannot be kept as evidence (%s event): %v; nothing was stored", e.Type, err), fieldErrors(err)...)
 		return
 	}
 	// The seen marker is checked once the signature is verified: it is
@@ -312,18 +332,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var tle *bus.TooLargeError
 	if errors.As(err, &tle) {
 		h.stage.Failed("too_large", 1)
-		h.reply(w, http.StatusRequestEntityTooLarge, Response{Error: tle.Error() + "; nothing was stored"})
+		h.refuse(w, r, problem.BodyTooLarge, tle.Error()+"; nothing was stored")
 		return
 	}
 	if err != nil {
-		h.reply(w, http.StatusServiceUnavailable, Response{Error: "event stream unavailable: " + err.Error()})
+		h.refuse(w, r, problem.Unavailable, "event stream unavailable: "+err.Error())
 		return
 	}
 	out := Response{}
 	for i, p := range res {
 		if p.Err != nil {
 			h.stage.Failed("unavailable", 1)
-			h.reply(w, http.StatusServiceUnavailable, Response{Error: fmt.Sprintf("event %d of %d not stored: %v (the sender should retry the delivery; stored events are not stored twice)", i+1, len(res), p.Err)})
+			h.refuse(w, r, problem.Unavailable, fmt.Sprintf("event %d of %d not stored: %v (the sender should retry the delivery; stored events are not stored twice)", i+1, len(res), p.Err))
 			return
 		}
 		out.Accepted++

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/evidencepipeline/evidence/internal/api/apitest"
 	"github.com/evidencepipeline/evidence/internal/bus"
 	"github.com/evidencepipeline/evidence/internal/ce"
 	"github.com/evidencepipeline/evidence/internal/testenv"
@@ -73,8 +73,7 @@ func Serve(t testing.TB, js *testenv.JetStream, c webhook.Config) *Fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := apitest.NewServer(t, h) // every answer checked against the API's OpenAPI description
 	return &Fixture{JS: js, Seen: c.Seen, URL: srv.URL + "/webhooks/" + c.Provider.Name(), client: srv.Client()}
 }
 
