@@ -89,10 +89,15 @@ func addReportFlags(fs *flag.FlagSet, env Env, period bool) *reportFlags {
 	}
 	if period {
 		f.env = fs.String("env", "production", "the environment deployed to")
-		f.from = fs.String("from", "", "start of the period, included: RFC 3339 time or date (UTC)")
-		f.to = fs.String("to", "", "end of the period, excluded: RFC 3339 time, or a date whose day is included")
+		f.addPeriod(fs)
 	}
 	return f
+}
+
+// addPeriod adds --from and --to.
+func (f *reportFlags) addPeriod(fs *flag.FlagSet) {
+	f.from = fs.String("from", "", "start of the period, included: RFC 3339 time or date (UTC)")
+	f.to = fs.String("to", "", "end of the period, excluded: RFC 3339 time, or a date whose day is included")
 }
 
 // period resolves --env, --from and --to.
@@ -223,6 +228,22 @@ func formatFromOut(out string) string {
 	return ""
 }
 
+// tableFormat is the format of a table report: --format, else the one
+// --out's extension names, else csv.
+func tableFormat(format, out string) (string, error) {
+	f := format
+	if f == "" {
+		f = formatFromOut(out)
+	}
+	if f == "" {
+		f = "csv"
+	}
+	if f != "csv" && f != "json" && f != "xlsx" {
+		return "", fmt.Errorf("--format %q: want csv, json or xlsx", f)
+	}
+	return f, nil
+}
+
 // runReportTable is the population and the sample.
 func runReportTable(ctx context.Context, name string, args []string, env Env) int {
 	fs := flagSet("report "+name, env)
@@ -243,15 +264,9 @@ func runReportTable(ctx context.Context, name string, args []string, env Env) in
 	if err != nil {
 		return fail(env, ExitUsage, "report %s: %v", name, err)
 	}
-	f := *format
-	if f == "" {
-		f = formatFromOut(*out)
-	}
-	if f == "" {
-		f = "csv"
-	}
-	if f != "csv" && f != "json" && f != "xlsx" {
-		return fail(env, ExitUsage, "report %s: --format %q: want csv, json or xlsx", name, f)
+	f, err := tableFormat(*format, *out)
+	if err != nil {
+		return fail(env, ExitUsage, "report %s: %v", name, err)
 	}
 	var plan report.SizePlan
 	var seed string
@@ -459,8 +474,7 @@ func runReportAccess(ctx context.Context, args []string, env Env) int {
 	// A period, but no environment: access is per repository.
 	access := "access"
 	rf.env = &access
-	rf.from = fs.String("from", "", "start of the period, included: RFC 3339 time or date (UTC)")
-	rf.to = fs.String("to", "", "end of the period, excluded: RFC 3339 time, or a date whose day is included")
+	rf.addPeriod(fs)
 	format := fs.String("format", "", "csv, json or xlsx (default: from --out's extension, else csv)")
 	out := fs.String("out", "", "write to this file (default: standard output)")
 	var repos stringList
@@ -480,15 +494,9 @@ func runReportAccess(ctx context.Context, args []string, env Env) int {
 	if *all && len(repos) > 0 {
 		return fail(env, ExitUsage, "report access: --all-repositories and --repository exclude each other")
 	}
-	f := *format
-	if f == "" {
-		f = formatFromOut(*out)
-	}
-	if f == "" {
-		f = "csv"
-	}
-	if f != "csv" && f != "json" && f != "xlsx" {
-		return fail(env, ExitUsage, "report access: --format %q: want csv, json or xlsx", f)
+	f, err := tableFormat(*format, *out)
+	if err != nil {
+		return fail(env, ExitUsage, "report access: %v", err)
 	}
 	q := report.AccessQuery{From: p.From, To: p.To, Repositories: repos, All: *all}
 	for _, s := range strings.Split(*perms, ",") {
